@@ -1,0 +1,177 @@
+"""The typed run config: closed sections, each field documented once, one flat namespace outside."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values never change after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class ModelSection(Section):
+    model_name_or_path: str = Field(
+        description="A local Hugging Face folder, a local .gguf file, an alias from `tunelab models` "
+        "(e.g. smollm2-135m-instruct) or a hub id (needs network).")
+    adapter_name_or_path: str | None = Field(
+        None, description="Folder of a trained adapter to load on top of the model; comma-separated for several.")
+    trust_remote_code: bool = Field(False, description="Allow model code shipped with a hub model to run.")
+    cache_dir: str | None = Field(None, description="Where hub downloads are stored (default: the Hugging Face cache).")
+
+
+class DataSection(Section):
+    dataset: str | None = Field(
+        None, description="Comma-separated names of entries in <dataset_dir>/dataset_info.json to train on.")
+    dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
+    template: str | None = Field(
+        None, description="Named chat template from tunelab's templates/ (see `tunelab templates`); "
+        "leave out to use the model's own chat template.")
+    default_system: str | None = Field(
+        None, description="System prompt used for rows that have none (replaces the template's default).")
+    cutoff_len: PositiveInt = Field(2048, description="Maximum tokens per example; longer ones are truncated "
+                                    "with LLaMA-Factory's prompt/response budget rule, and counted.")
+    max_samples: PositiveInt | None = Field(None, description="Use at most this many rows of each dataset.")
+    train_on_prompt: bool = Field(False, description="Also compute the loss on prompt tokens.")
+    mask_history: bool = Field(False, description="Train only on the last assistant turn of each conversation.")
+    val_size: NonNegativeFloat = Field(
+        0.0, description="Held-out evaluation split: a fraction (<1) or a row count (>=1) of the training rows.")
+    disable_shuffling: bool = Field(False, description="Train on rows in file order instead of shuffling.")
+    on_bad_row: Literal["error", "skip"] = Field(
+        "error", description="'error' stops at the first malformed row; 'skip' skips such rows and counts them "
+        "in the data report.")
+    overwrite_cache: bool = Field(False, description="Accepted for LLaMA-Factory compatibility; tunelab "
+                                  "re-tokenizes on every run, so there is no cache to overwrite.")
+    preprocessing_num_workers: PositiveInt | None = Field(
+        None, description="Processes used to tokenize the data (default: one).")
+
+
+class MethodSection(Section):
+    stage: Literal["pt", "sft", "rm", "ppo", "dpo", "kto"] = Field(
+        "sft", description="Training stage; this version trains 'sft'.")
+    do_train: bool = Field(True, description="Run training (LLaMA-Factory key; must be true for `tunelab train`).")
+    finetuning_type: Literal["lora", "freeze", "full"] = Field(
+        "lora", description="How weights are trained; this version trains 'lora'.")
+
+
+class LoraSection(Section):
+    lora_rank: PositiveInt = Field(8, description="Rank r of the LoRA update.")
+    lora_alpha: PositiveInt | None = Field(None, description="LoRA scale numerator; default 2 x lora_rank.")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    lora_target: str = Field("all", description="'all' linear layers (except the output head), or "
+                             "comma-separated module names such as q_proj,v_proj.")
+
+
+class TrainSection(Section):
+    output_dir: str | None = Field(None, description="Folder for the adapter, logs, plots and the resolved config "
+                                   "(required for training).")
+    overwrite_output_dir: bool = Field(False, description="Allow writing into an output_dir that already "
+                                       "holds a run.")
+    per_device_train_batch_size: PositiveInt = Field(1, description="Examples per step on each device.")
+    gradient_accumulation_steps: PositiveInt = Field(1, description="Steps whose gradients are summed "
+                                                     "before one optimizer update.")
+    learning_rate: PositiveFloat = Field(5e-5, description="Peak learning rate.")
+    num_train_epochs: PositiveFloat = Field(3.0, description="Passes over the training data (ignored when "
+                                            "max_steps is set).")
+    max_steps: int = Field(-1, description="Stop after this many optimizer updates; -1 uses num_train_epochs.")
+    lr_scheduler_type: Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                               "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
+                               "cosine_with_min_lr", "warmup_stable_decay"] = Field(
+        "cosine", description="Learning-rate schedule (transformers' names).")
+    warmup_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of the updates spent warming up.")
+    warmup_steps: NonNegativeInt = Field(0, description="Warm-up updates (overrides warmup_ratio when > 0).")
+    weight_decay: NonNegativeFloat = Field(0.0, description="AdamW weight decay.")
+    max_grad_norm: NonNegativeFloat = Field(1.0, description="Gradient clipping norm (0 disables).")
+    optim: str = Field("adamw_torch", description="Optimizer name as transformers knows it.")
+    seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
+    bf16: bool = Field(False, description="Train in bfloat16 where the hardware is fast at it; on a CPU "
+                       "without bf16 units tunelab trains in float32 and says so.")
+    fp16: bool = Field(False, description="Train in float16 with loss scaling (GPU only).")
+    gradient_checkpointing: bool | None = Field(
+        None, description="Recompute activations in backward to save memory; default: off for models under "
+        "1B parameters (it only costs time there), on above.")
+    disable_gradient_checkpointing: bool = Field(False, description="LLaMA-Factory's switch: true turns "
+                                                 "gradient checkpointing off.")
+    logging_steps: PositiveInt = Field(10, description="Log loss, learning rate and speed every N updates.")
+    save_strategy: Literal["no", "steps", "epoch"] = Field("steps", description="When checkpoints are saved.")
+    save_steps: PositiveInt = Field(500, description="Save a checkpoint every N updates (save_strategy: steps).")
+    save_total_limit: PositiveInt | None = Field(None, description="Keep at most this many checkpoints.")
+    plot_loss: bool = Field(False, description="Write training_loss.png (and the eval loss) at the end.")
+    report_to: str = Field("none", description="Experiment trackers transformers supports "
+                           "(none, tensorboard, wandb, ...), comma-separated.")
+    ddp_timeout: PositiveInt = Field(1800, description="Seconds a distributed process waits for the others.")
+    use_cpu: bool = Field(False, description="Train on the CPU even where a GPU is visible.")
+    dataloader_num_workers: NonNegativeInt = Field(0, description="Worker processes feeding batches.")
+    include_num_input_tokens_seen: bool = Field(True, description="Accepted for LLaMA-Factory compatibility; "
+                                                "tunelab always counts tokens.")
+    include_effective_tokens_per_second: bool = Field(True, description="Accepted for LLaMA-Factory "
+                                                      "compatibility; tunelab always reports tokens/s.")
+
+
+class EvalSection(Section):
+    do_eval: bool = Field(False, description="Evaluate at the end of training (implied by val_size > 0).")
+    eval_strategy: Literal["no", "steps", "epoch"] = Field(
+        "no", description="When to evaluate during training; 'steps' uses eval_steps. With val_size > 0 and "
+        "'no', tunelab evaluates once at the end.")
+    eval_steps: PositiveInt | None = Field(None, description="Evaluate every N updates (default: logging_steps).")
+    per_device_eval_batch_size: PositiveInt = Field(1, description="Examples per evaluation step.")
+
+
+class InferSection(Section):
+    max_new_tokens: PositiveInt = Field(512, description="Most tokens generated for one answer.")
+    do_sample: bool = Field(True, description="Sample (true) or decode greedily (false).")
+    temperature: PositiveFloat = Field(0.95, description="Sampling temperature.")
+    top_p: float = Field(0.7, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    top_k: NonNegativeInt = Field(50, description="Sample among the k most likely tokens (0: no limit).")
+    repetition_penalty: PositiveFloat = Field(1.0, description="Penalty > 1 discourages repeated tokens.")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "model": ModelSection,
+    "data": DataSection,
+    "method": MethodSection,
+    "lora": LoraSection,
+    "train": TrainSection,
+    "eval": EvalSection,
+    "infer": InferSection,
+}
+
+
+class RunConfig(BaseModel):
+    """A whole validated run: one instance per section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model: ModelSection
+    data: DataSection
+    method: MethodSection
+    lora: LoraSection
+    train: TrainSection
+    eval: EvalSection
+    infer: InferSection
+
+    def flat(self) -> dict[str, object]:
+        """All keys and values in the flat (LLaMA-Factory) namespace, in section order."""
+        out: dict[str, object] = {}
+        for name in SECTIONS:
+            out.update(getattr(self, name).model_dump())
+        return out
+
+
+def key_owners() -> dict[str, str]:
+    """Flat key -> name of the section that owns it."""
+    owners: dict[str, str] = {}
+    for section_name, section in SECTIONS.items():
+        for key in section.model_fields:
+            if key in owners:
+                raise RuntimeError(f"config key {key} is defined in two sections")
+            owners[key] = section_name
+    return owners
+
+
+def describe_key(key: str) -> str:
+    """The documentation of one flat key."""
+    section = SECTIONS[key_owners()[key]]
+    return section.model_fields[key].description or ""

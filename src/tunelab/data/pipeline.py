@@ -1,0 +1,163 @@
+"""Registry -> rows -> records -> tokens -> DataBundle(train, eval, report)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunelab.config.schema import DataSection
+from tunelab.data import registry
+from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
+from tunelab.data.errors import DataError
+from tunelab.data.read import read_rows
+from tunelab.data.records import ChatRecord, DatasetReport
+from tunelab.data.template import pair_texts
+from tunelab.data.tokenize import IGNORE_INDEX, build_example
+
+
+@dataclass
+class DataReport:
+    """Per-dataset counts plus the split sizes; written as data_report.json by every run."""
+
+    datasets: list[DatasetReport] = field(default_factory=list)
+    train_examples: int = 0
+    eval_examples: int = 0
+    examples_without_trained_tokens: int = 0
+
+    def totals(self) -> dict[str, int]:
+        """Counts summed over datasets."""
+        keys = ("rows_read", "rows_converted", "truncated", "turns_dropped_for_length", "tokens", "tokens_trained")
+        out = {key: sum(getattr(d, key) for d in self.datasets) for key in keys}
+        out["rows_skipped"] = sum(sum(d.skipped.values()) for d in self.datasets)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"totals": self.totals(), "train_examples": self.train_examples, "eval_examples": self.eval_examples,
+                "examples_without_trained_tokens": self.examples_without_trained_tokens,
+                "datasets": [asdict(d) for d in self.datasets]}
+
+    def write(self, path: Path) -> None:
+        """Save as JSON."""
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@dataclass
+class DataBundle:
+    """Tokenized train and eval sets (datasets.Dataset with input_ids and labels) and their report."""
+
+    train: Any
+    eval: Any
+    report: DataReport
+
+
+def split_names(dataset: str | None) -> list[str]:
+    """'a, b' -> ['a', 'b']."""
+    return [name.strip() for name in (dataset or "").split(",") if name.strip()]
+
+
+def load_records(data: DataSection) -> tuple[list[ChatRecord], DataReport]:
+    """Read and convert every dataset of the config, strictly or skipping bad rows (counted)."""
+    report = DataReport()
+    records: list[ChatRecord] = []
+    for entry in registry.lookup(split_names(data.dataset), data.dataset_dir):
+        dataset_report = DatasetReport(name=entry.name, file=str(entry.path) if entry.path else None)
+        report.datasets.append(dataset_report)
+        records += dataset_records(entry, data, dataset_report)
+    return records, report
+
+
+def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport) -> list[ChatRecord]:
+    """The converted records of one registry entry."""
+    check_supported(entry)
+    rows = read_rows(entry.path, entry.name)
+    if data.max_samples is not None:
+        rows = rows[: data.max_samples]
+    report.rows_read = len(rows)
+    if entry.entry.file_sha1 and entry.path.is_file():
+        actual = registry.sha1_of(entry.path)
+        if actual != entry.entry.file_sha1:
+            report.notes.append(f"file_sha1 in dataset_info.json is {entry.entry.file_sha1} but the file's is {actual}: "
+                                "the file changed since it was registered")
+    note = unmapped_columns_note(rows, entry.entry.columns)
+    if note:
+        report.notes.append(note)
+    records = []
+    for index, row in enumerate(rows, start=1):
+        try:
+            records.append(convert_row(row, entry.entry.columns, entry.name, index))
+        except DataError as exc:
+            if data.on_bad_row == "error":
+                raise DataError(exc.problem, dataset=entry.name, file=str(entry.path), row=index, field=exc.field,
+                                fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
+                                ) from None
+            report.skip(index, f"{exc.field}: {exc.problem}" if exc.field else exc.problem)
+    report.rows_converted = len(records)
+    return records
+
+
+def check_supported(entry: registry.Dataset) -> None:
+    """Entries this version cannot read yet get a clear error instead of a wrong result."""
+    if entry.path is None:
+        raise DataError("loading datasets from a hub is not available in this version of tunelab", dataset=entry.name,
+                        fix="download the file, put it next to dataset_info.json and set file_name")
+    unsupported = [key for key, default in (("formatting", "alpaca"), ("ranking", False), ("subset", None),
+                                            ("folder", None), ("num_samples", None))
+                   if getattr(entry.entry, key) != default]
+    if unsupported:
+        raise DataError(f"{', '.join(unsupported)} is not available in this version of tunelab", dataset=entry.name,
+                        fix="use an alpaca-format SFT file for now")
+
+
+def tokenize_records(records: list[ChatRecord], tokenizer: Any, data: DataSection,
+                     report: DataReport) -> dict[str, list[list[int]]]:
+    """input_ids and labels for every record; truncation and token counts go to the report."""
+    by_name = {d.name: d for d in report.datasets}
+    columns: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
+    for record in records:
+        try:
+            texts = pair_texts(tokenizer, record.as_dicts(data.default_system))
+        except DataError as exc:
+            raise DataError(exc.problem, dataset=record.dataset, row=record.row, fix=exc.fix) from None
+        encoded = tokenizer([t for pair in texts for t in pair], add_special_tokens=False)["input_ids"]
+        pairs = list(zip(encoded[0::2], encoded[1::2]))
+        example = build_example(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history)
+        stats = by_name[record.dataset]
+        stats.truncated += example.truncated
+        stats.turns_dropped_for_length += example.turns_dropped
+        stats.tokens += len(example.input_ids)
+        trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
+        stats.tokens_trained += trained
+        report.examples_without_trained_tokens += trained == 0
+        columns["input_ids"].append(example.input_ids)
+        columns["labels"].append(example.labels)
+    return columns
+
+
+def build_data(data: DataSection, tokenizer: Any, seed: int) -> DataBundle:
+    """The whole data path for a training run."""
+    from datasets import Dataset
+
+    records, report = load_records(data)
+    if not records:
+        raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
+                        ["rows_skipped"] else ""), dataset=data.dataset)
+    dataset = Dataset.from_dict(tokenize_records(records, tokenizer, data, report))
+    train, evaluation = dataset, None
+    if data.val_size > 0:
+        train, evaluation = split(dataset, data.val_size, seed)
+    report.train_examples = len(train)
+    report.eval_examples = len(evaluation) if evaluation is not None else 0
+    return DataBundle(train=train, eval=evaluation, report=report)
+
+
+def split(dataset: Any, val_size: float, seed: int) -> tuple[Any, Any]:
+    """Seeded train/eval split (a fraction or a row count), as LLaMA-Factory does it."""
+    size = int(val_size) if val_size >= 1 else val_size
+    if (size if isinstance(size, int) else max(1, round(size * len(dataset)))) >= len(dataset):
+        raise DataError(f"val_size {val_size} leaves no training rows out of {len(dataset)}",
+                        fix="lower val_size or add data")
+    parts = dataset.train_test_split(test_size=size, seed=seed)
+    return parts["train"], parts["test"]

@@ -1,0 +1,37 @@
+"""Load what a chat/predict run talks to: the base model plus the run's adapter, with the trained template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunelab.config.schema import RunConfig
+from tunelab.model import adapters
+from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
+from tunelab.runtime.logging import info
+
+
+def adapter_paths(config: RunConfig) -> str | None:
+    """adapter_name_or_path, else the adapter a training run with this config saved in output_dir."""
+    if config.model.adapter_name_or_path:
+        return config.model.adapter_name_or_path
+    out = config.train.output_dir
+    if out and (Path(out) / "adapter_config.json").is_file():
+        info(f"using the adapter trained in {out}")
+        return out
+    return None
+
+
+def load_for_inference(config: RunConfig) -> ModelBundle:
+    """The model (with adapters when there are any) and the tokenizer whose template it was trained with."""
+    import torch
+
+    source = resolve(config.model.model_name_or_path, config.model.cache_dir)
+    adapter = adapter_paths(config)
+    first = Path(adapter.split(",")[0].strip()) if adapter else None
+    # a run saves its tokenizer (and chat template) next to the adapter: prefer it, so chat uses what training used
+    tokenizer_dir = first if first and (first / "tokenizer_config.json").is_file() else source.path
+    tokenizer = load_tokenizer(tokenizer_dir, config.data.template, config.model.trust_remote_code)
+    model = load_model(source.path, torch.float32, config.model.trust_remote_code)
+    if adapter:
+        model = adapters.load_adapters(model, adapter)
+    return ModelBundle(tokenizer=tokenizer, model=model, source=source)

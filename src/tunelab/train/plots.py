@@ -1,0 +1,54 @@
+"""Loss curves as PNG files, drawn from run.jsonl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_log(path: Path) -> list[dict]:
+    """The records of a run.jsonl file."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing)."""
+    out, last = [], 0.0
+    for index, value in enumerate(values, start=1):
+        last = weight * last + (1 - weight) * value
+        out.append(last / (1 - weight**index))
+    return out
+
+
+def plot_losses(log_path: Path, out_dir: Path) -> list[Path]:
+    """training_loss.png (raw and smoothed) and, when evaluated, training_eval_loss.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(log_path)
+    written = []
+    for key, name, title in (("loss", "training_loss.png", "training loss"),
+                             ("eval_loss", "training_eval_loss.png", "evaluation loss")):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if not points:
+            continue
+        steps, values = zip(*points)
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        ax.plot(steps, values, color="#9bb7d4" if len(points) > 1 else "#1f77b4", marker="o" if len(points) < 20 else None,
+                label="original")
+        if len(points) > 2 and key == "loss":
+            ax.plot(steps, smooth(list(values)), color="#1f77b4", label="smoothed")
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.set_title(f"{title}: {out_dir.name}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / name)
+        plt.close(fig)
+        written.append(out_dir / name)
+    return written

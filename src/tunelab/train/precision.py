@@ -1,0 +1,38 @@
+"""Which dtypes a run trains in, decided once from the config and the hardware, and said to the user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunelab.config.schema import TrainSection
+from tunelab.runtime import env
+
+
+@dataclass(frozen=True)
+class Precision:
+    """bf16/fp16 autocast flags for the trainer, the dtype the frozen weights are loaded in, and why."""
+
+    bf16: bool
+    fp16: bool
+    use_cpu: bool
+    weights: str  # "bfloat16" | "float16" | "float32"
+    note: str
+
+
+def decide(train: TrainSection) -> Precision:
+    """bf16 where it is fast (GPU with bf16, CPU with AVX512-BF16/AMX), else float32 with a note."""
+    on_gpu = env.cuda_available() and not train.use_cpu
+    if train.bf16:
+        if env.bf16_supported() if on_gpu else env.cpu_has_fast_bf16():
+            where = "GPU" if on_gpu else "CPU (bf16 matrix units found)"
+            return Precision(True, False, not on_gpu, "bfloat16",
+                             f"bf16 on the {where}: frozen weights stored in bf16, trainable weights in float32, "
+                             "bf16 autocast")
+        what = "this GPU" if on_gpu else "this CPU (no AVX512-BF16 or AMX)"
+        return Precision(False, False, not on_gpu, "float32",
+                         f"bf16: true, but {what} has no fast bf16; training in float32 instead")
+    if train.fp16:
+        if on_gpu:
+            return Precision(False, True, False, "float32", "fp16 autocast with loss scaling on the GPU")
+        return Precision(False, False, True, "float32", "fp16: true, but fp16 needs a GPU; training in float32")
+    return Precision(False, False, not on_gpu, "float32", "float32 (set bf16: true for speed on capable hardware)")
