@@ -1,0 +1,124 @@
+"""Shared fixtures: a tiny byte-level BPE tokenizer with a ChatML template and a 2-layer Llama, built in-process."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# Words the tests use, so that the trained merges give multi-byte tokens (and merges across them are possible).
+CORPUS = [
+    "system user assistant",
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face.",
+    "What is the capital of France? Paris is the capital of France.",
+    "Hello there, how are you? I am fine, thanks.",
+    "Who are you? I am tunelab, a small model trained on a tiny set.",
+    "Answer in one word. Translate to French: cat chat, dog chien, bird oiseau.",
+    "line one\n  indented\n   more indented\n\nnext paragraph",
+    "Summarize the text. Give a title. Write a poem about the sea.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_json() -> str:
+    """The serialized `tokenizers` model (trained once per session; deterministic)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(CORPUS, trainer=trainer)
+    return tokenizer.to_str()
+
+
+def chatml_template() -> str:
+    """tunelab's shipped ChatML template (no default system)."""
+    return resources.files("tunelab.templates").joinpath("chatml.jinja").read_text(encoding="utf-8")
+
+
+def make_tokenizer(tokenizer_json: str, chat_template: str | None, pad: bool = True) -> Any:
+    """A PreTrainedTokenizerFast around the tiny BPE model."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    kwargs: dict[str, Any] = {"eos_token": "<|im_end|>"}
+    if pad:
+        kwargs["pad_token"] = "<|endoftext|>"
+    if chat_template is not None:
+        kwargs["chat_template"] = chat_template
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json), **kwargs)
+
+
+@pytest.fixture
+def tiny_tokenizer(tiny_tokenizer_json: str) -> Any:
+    """A fresh tokenizer per test: ChatML chat template, eos <|im_end|>, pad <|endoftext|>."""
+    return make_tokenizer(tiny_tokenizer_json, chatml_template())
+
+
+def make_llama(vocab_size: int, seed: int = 0) -> Any:
+    """A 2-layer Llama small enough to run forward and backward in milliseconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=False, pad_token_id=0, eos_token_id=2, bos_token_id=None)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def tiny_llama(tiny_tokenizer: Any) -> Any:
+    """A fresh, seeded 2-layer Llama (hidden 32, 4 heads, 2 kv heads) over the tiny tokenizer's vocabulary."""
+    return make_llama(len(tiny_tokenizer))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_json: str) -> Path:
+    """A Hugging Face model folder (config.json, weights, tokenizer with chat template); treat as read-only."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = make_tokenizer(tiny_tokenizer_json, chatml_template())
+    make_llama(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_dataset(folder: Path, rows: Any, name: str = "demo", file_name: str = "demo.json",
+                  entry: dict[str, Any] | None = None, raw: str | bytes | None = None) -> Path:
+    """Write a data file (rows as JSON, or raw text/bytes) and register it in folder/dataset_info.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file_name
+    if isinstance(raw, bytes):
+        path.write_bytes(raw)
+    elif raw is not None:
+        path.write_text(raw, encoding="utf-8")
+    else:
+        path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    info_path = folder / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info[name] = {"file_name": file_name, **(entry or {})}
+    info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty dataset_dir for a test."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_dataset(data_dir: Path) -> Any:
+    """write_dataset bound to this test's data_dir: make_dataset(rows, name=..., file_name=..., entry=..., raw=...)."""
+
+    def make(rows: Any = None, **kwargs: Any) -> Path:
+        return write_dataset(data_dir, rows, **kwargs)
+
+    return make
