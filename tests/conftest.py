@@ -80,6 +80,12 @@ def tiny_llama(tiny_tokenizer: Any) -> Any:
     return make_llama(len(tiny_tokenizer))
 
 
+@pytest.fixture
+def make_tiny_llama(tiny_tokenizer: Any) -> Any:
+    """make_tiny_llama(seed=0): more tiny Llamas (same seed, same weights) when a test needs two."""
+    return lambda seed=0: make_llama(len(tiny_tokenizer), seed)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_json: str) -> Path:
     """A Hugging Face model folder (config.json, weights, tokenizer with chat template); treat as read-only."""

@@ -29,6 +29,15 @@ def test_chat_without_adapter_uses_the_base_model(tmp_path):
     assert result.stdout.strip()
 
 
+def test_chat_repl_keeps_history_until_clear(trained_run):
+    out, _ = trained_run
+    result = tunelab("chat", QUICKSTART, f"output_dir={out}", "max_new_tokens=8",
+                     stdin="Who are you?\nAnd again?\n/clear\nHello\n/exit\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("assistant> ") == 3
+    assert "(conversation cleared)" in result.stderr
+
+
 def test_models_lists_the_embedded_alias():
     result = tunelab("models", "--json")
     assert result.returncode == 0

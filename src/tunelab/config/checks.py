@@ -1,57 +1,99 @@
-"""Checks that need several keys at once; each returns the problems it finds, with the fix."""
+"""Checks that need several keys at once; each returns the problems it finds, with the fix.
+
+Each check reads the sections it needs; a check whose sections failed validation is skipped, so
+field problems and combination problems are reported together.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, Literal
 
 from tunelab.config.errors import Problem
-from tunelab.config.schema import RunConfig
 
 SUPPORTED_STAGES = ("sft",)
 SUPPORTED_METHODS = ("lora",)
 
+Check = Callable[[Any], list[Problem]]
 
-def cross_checks(config: RunConfig, purpose: Literal["train", "infer"]) -> list[Problem]:
-    """All problems of combination, for a config meant for training or for inference."""
-    problems = method_checks(config)
+
+def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer"]) -> list[Problem]:
+    """All problems of combination among the sections that validated."""
+    config = SimpleNamespace(**sections)
+    checks: list[Check] = [stage_check, method_check]
     if purpose == "train":
-        problems += train_checks(config)
+        checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
+                   eval_data_check, checkpointing_check]
+    problems: list[Problem] = []
+    for check in checks:
+        try:
+            problems += check(config)
+        except AttributeError:  # a section it reads did not validate; its own problems are reported
+            continue
     return problems
 
 
-def method_checks(config: RunConfig) -> list[Problem]:
-    """Stage and fine-tuning method must be ones this version implements."""
-    problems = []
-    if config.method.stage not in SUPPORTED_STAGES:
-        problems.append(Problem("stage", f"stage {config.method.stage!r} is not available in this version of "
-                                         f"tunelab; use one of: {', '.join(SUPPORTED_STAGES)}"))
-    if config.method.finetuning_type not in SUPPORTED_METHODS:
-        problems.append(Problem("finetuning_type", f"{config.method.finetuning_type!r} is not available in this "
-                                f"version of tunelab; use one of: {', '.join(SUPPORTED_METHODS)}"))
-    return problems
+def stage_check(config: Any) -> list[Problem]:
+    if config.method.stage in SUPPORTED_STAGES:
+        return []
+    return [Problem("stage", f"stage {config.method.stage!r} is not available in this version of tunelab; use one "
+                             f"of: {', '.join(SUPPORTED_STAGES)}")]
 
 
-def train_checks(config: RunConfig) -> list[Problem]:
-    """Problems that only matter when training."""
-    train, data, ev = config.train, config.data, config.eval
+def method_check(config: Any) -> list[Problem]:
+    if config.method.finetuning_type in SUPPORTED_METHODS:
+        return []
+    return [Problem("finetuning_type", f"{config.method.finetuning_type!r} is not available in this version of "
+                                       f"tunelab; use one of: {', '.join(SUPPORTED_METHODS)}")]
+
+
+def do_train_check(config: Any) -> list[Problem]:
+    if config.method.do_train:
+        return []
+    return [Problem("do_train", "false, but `tunelab train` trains; set do_train: true")]
+
+
+def required_for_training(config: Any) -> list[Problem]:
     problems = []
-    if not config.method.do_train:
-        problems.append(Problem("do_train", "false, but `tunelab train` trains; set do_train: true"))
-    if not train.output_dir:
+    if not config.train.output_dir:
         problems.append(Problem("output_dir", "required for training; e.g. output_dir: saves/my-run"))
-    if not data.dataset:
+    if not config.data.dataset:
         problems.append(Problem("dataset", "required for training; name entries of "
-                                           f"{data.dataset_dir}/dataset_info.json, e.g. dataset: identity"))
-    if train.bf16 and train.fp16:
-        problems.append(Problem("bf16", "bf16 and fp16 are both true; keep one"))
-    if train.max_steps == 0 or train.max_steps < -1:
-        problems.append(Problem("max_steps", "must be a positive number of updates, or -1 to use num_train_epochs"))
-    if data.val_size >= 1 and data.val_size != int(data.val_size):
-        problems.append(Problem("val_size", f"{data.val_size} is neither a fraction below 1 nor a whole row count"))
-    if ev.eval_strategy != "no" and data.val_size == 0:
-        problems.append(Problem("eval_strategy", f"{ev.eval_strategy!r} needs evaluation data; set val_size "
-                                                 "(e.g. 0.1) or eval_strategy: no"))
-    if train.gradient_checkpointing and train.disable_gradient_checkpointing:
-        problems.append(Problem("gradient_checkpointing", "true, but disable_gradient_checkpointing is true too; "
-                                                          "keep one"))
+                                           f"{config.data.dataset_dir}/dataset_info.json, e.g. dataset: identity"))
     return problems
+
+
+def precision_check(config: Any) -> list[Problem]:
+    if config.train.bf16 and config.train.fp16:
+        return [Problem("bf16", "bf16 and fp16 are both true; keep one")]
+    return []
+
+
+def max_steps_check(config: Any) -> list[Problem]:
+    if config.train.max_steps == 0 or config.train.max_steps < -1:
+        return [Problem("max_steps", "must be a positive number of updates, or -1 to use num_train_epochs")]
+    return []
+
+
+def val_size_check(config: Any) -> list[Problem]:
+    val_size = config.data.val_size
+    if val_size >= 1 and val_size != int(val_size):
+        return [Problem("val_size", f"{val_size} is neither a fraction below 1 nor a whole row count")]
+    return []
+
+
+def eval_data_check(config: Any) -> list[Problem]:
+    strategy = config.eval.eval_strategy
+    if strategy != "no" and config.data.val_size == 0:
+        return [Problem("eval_strategy", f"{strategy!r} needs evaluation data; set val_size (e.g. 0.1) or "
+                                         "eval_strategy: no")]
+    return []
+
+
+def checkpointing_check(config: Any) -> list[Problem]:
+    if config.train.gradient_checkpointing and config.train.disable_gradient_checkpointing:
+        return [Problem("gradient_checkpointing", "true, but disable_gradient_checkpointing is true too; keep one")]
+    return []
+
+

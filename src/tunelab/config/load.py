@@ -66,11 +66,21 @@ def parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
         if not sep or not key.strip():
             problems.append(Problem(item, "an override must look like key=value, e.g. learning_rate=5e-5"))
             continue
-        try:
-            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            values[key.strip()] = raw
+        values[key.strip()] = override_value(raw)
     return values, problems
+
+
+def override_value(raw: str) -> Any:
+    """A YAML scalar (1e-4, true, null) where the text is one; otherwise the text exactly as typed."""
+    if not raw.strip():
+        return None
+    if "#" in raw:
+        return raw  # YAML would drop everything after ' #' as a comment
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    return raw if isinstance(value, (dict, list)) else value
 
 
 def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
@@ -80,7 +90,9 @@ def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Pro
     problems: list[Problem] = []
     for key, value in flat.items():
         name = RENAMED.get(key, key)
-        if name in owners:
+        if name != key and name in flat:
+            problems.append(Problem(key, f"old name of {name}, which is set too; keep only {name}"))
+        elif name in owners:
             per_section[owners[name]][name] = value
         elif name in llamafactory_keys():
             problems.append(Problem(key, "a LLaMA-Factory key that tunelab does not support yet; remove it "
@@ -114,12 +126,10 @@ def build(flat: dict[str, Any], purpose: Purpose = "train", source: str | None =
             sections[name] = cls(**per_section[name])
         except ValidationError as exc:
             problems.extend(pydantic_problems(exc))
-    if len(sections) == len(SECTIONS):
-        config = RunConfig(**sections)
-        problems.extend(cross_checks(config, purpose))
+    problems.extend(cross_checks(sections, purpose))
     if problems:
         raise ConfigError(problems, source)
-    return config
+    return RunConfig(**sections)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,

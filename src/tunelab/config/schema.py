@@ -18,7 +18,7 @@ Strategy = Annotated[Literal["no", "steps", "epoch"], BeforeValidator(yaml_no)]
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values never change after validation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), coerce_numbers_to_str=True)
 
 
 class ModelSection(Section):
@@ -89,7 +89,8 @@ class TrainSection(Section):
                                "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
                                "cosine_with_min_lr", "warmup_stable_decay"] = Field(
         "cosine", description="Learning-rate schedule (transformers' names).")
-    warmup_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of the updates spent warming up.")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the updates spent warming up "
+                                "(below 1).")
     warmup_steps: NonNegativeInt = Field(0, description="Warm-up updates (overrides warmup_ratio when > 0).")
     weight_decay: NonNegativeFloat = Field(0.0, description="AdamW weight decay.")
     max_grad_norm: NonNegativeFloat = Field(1.0, description="Gradient clipping norm (0 disables).")

@@ -7,8 +7,10 @@ class DataError(Exception):
     """Bad data or a bad dataset registry entry."""
 
     def __init__(self, problem: str, *, dataset: str | None = None, file: str | None = None,
-                 row: int | None = None, field: str | None = None, fix: str | None = None) -> None:
+                 row: int | None = None, field: str | None = None, fix: str | None = None,
+                 kind: str | None = None) -> None:
         self.problem, self.dataset, self.file, self.row, self.field, self.fix = problem, dataset, file, row, field, fix
+        self.kind = kind or problem  # the problem without row-specific values: how skipped rows are grouped
         super().__init__(self.render())
 
     def where(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,11 @@ def load_records(data: DataSection) -> tuple[list[ChatRecord], DataReport]:
     """Read and convert every dataset of the config, strictly or skipping bad rows (counted)."""
     report = DataReport()
     records: list[ChatRecord] = []
-    for entry in registry.lookup(split_names(data.dataset), data.dataset_dir):
+    names = split_names(data.dataset)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"dataset lists {', '.join(repeated)} more than once", fix="name each dataset once")
+    for entry in registry.lookup(names, data.dataset_dir):
         dataset_report = DatasetReport(name=entry.name, file=str(entry.path) if entry.path else None)
         report.datasets.append(dataset_report)
         records += dataset_records(entry, data, dataset_report)
@@ -93,7 +98,8 @@ def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetR
                 raise DataError(exc.problem, dataset=entry.name, file=str(entry.path), row=index, field=exc.field,
                                 fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
                                 ) from None
-            report.skip(index, f"{exc.field}: {exc.problem}" if exc.field else exc.problem)
+            prefix = f"{exc.field}: " if exc.field else ""
+            report.skip(index, prefix + exc.kind, prefix + exc.problem)
     report.rows_converted = len(records)
     return records
 
@@ -195,7 +201,7 @@ def build_data(data: DataSection, tokenizer: Any, seed: int) -> DataBundle:
 def split(dataset: Any, val_size: float, seed: int) -> tuple[Any, Any]:
     """Seeded train/eval split (a fraction or a row count), as LLaMA-Factory does it."""
     size = int(val_size) if val_size >= 1 else val_size
-    if (size if isinstance(size, int) else max(1, round(size * len(dataset)))) >= len(dataset):
+    if (size if isinstance(size, int) else math.ceil(size * len(dataset))) >= len(dataset):
         raise DataError(f"val_size {val_size} leaves no training rows out of {len(dataset)}",
                         fix="lower val_size or add data")
     parts = dataset.train_test_split(test_size=size, seed=seed)

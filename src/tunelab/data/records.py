@@ -57,9 +57,8 @@ class DatasetReport:
     tokens_trained: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def skip(self, row: int, reason: str) -> None:
-        """Count a skipped row under its reason."""
-        key = reason.split(";")[0]
-        self.skipped[key] = self.skipped.get(key, 0) + 1
+    def skip(self, row: int, reason: str, detail: str = "") -> None:
+        """Count a skipped row under its reason; the first 100 are kept with their details."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
         if len(self.skipped_rows) < 100:
-            self.skipped_rows.append(RowIssue(self.name, row, reason))
+            self.skipped_rows.append(RowIssue(self.name, row, detail or reason))

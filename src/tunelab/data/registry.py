@@ -84,7 +84,9 @@ def read_registry(dataset_dir: Path) -> dict[str, dict]:
         raise DataError(f"no {REGISTRY_FILE} in {dataset_dir}", file=str(path),
                         fix="set dataset_dir to the folder holding it, or create one with `tunelab data register`")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", file=str(path), fix="save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path),
                         fix="fix the JSON syntax") from None
@@ -116,6 +118,9 @@ def lookup(names: list[str], dataset_dir: str | Path) -> list[Dataset]:
             raise DataError(f"no entry named {name!r} in {registry_path}{suggest(name, raw)}",
                             fix=f"add it (tunelab data register FILE --name {name}) or use one of: "
                                 f"{', '.join(sorted(raw)) or 'none yet'}")
+        if not isinstance(raw[name], dict):
+            raise DataError(f"the entry must be an object with file_name etc., got {type(raw[name]).__name__}",
+                            dataset=name, file=str(registry_path), fix='write it as {"file_name": "data.json"}')
         try:
             entry = DatasetEntry(**raw[name])
         except ValidationError as exc:

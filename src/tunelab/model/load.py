@@ -44,6 +44,12 @@ def local_options() -> str:
             "with config.json, or a local .gguf file")
 
 
+def looks_local(name: str) -> bool:
+    """True for strings that are clearly meant as paths: ./x, /x, ~/x, or whose first part is a local folder."""
+    first = name.split("/")[0]
+    return name.startswith((".", "/", "~")) or ("/" in name and Path(first).is_dir())
+
+
 def resolve(name_or_path: str, cache_dir: str | None = None) -> ResolvedModel:
     """Find the Hugging Face folder for a path, GGUF file, alias or hub id (downloading or converting once)."""
     path = Path(name_or_path).expanduser()
@@ -58,6 +64,9 @@ def resolve(name_or_path: str, cache_dir: str | None = None) -> ResolvedModel:
         return ResolvedModel(cached_conversion(path, registry.gguf_cache_path(path)), name_or_path, "gguf")
     if name_or_path in registry.aliases():
         return ResolvedModel(resolve_alias(registry.aliases()[name_or_path]), name_or_path, "alias")
+    if looks_local(name_or_path):
+        raise ModelError(f"model_name_or_path: {path} does not exist; give an existing model folder or .gguf file"
+                         f"\n{local_options()}")
     if HUB_ID.match(name_or_path):
         return ResolvedModel(download(name_or_path, cache_dir), name_or_path, "hub")
     hint = suggest(name_or_path, list(registry.aliases()))

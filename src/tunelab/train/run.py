@@ -23,8 +23,12 @@ from tunelab.train.callbacks import ProgressLine, StepLog
 from tunelab.train.precision import Precision, decide
 from tunelab.train.stages import BUILDERS
 
-RUN_FILES = (paths.CONFIG, paths.LOG, paths.METRICS, paths.LOSS_PNG, paths.EVAL_LOSS_PNG, paths.DATA_REPORT,
-             "adapter_model.safetensors", "adapter_config.json", "trainer_state.json")
+# files that mark a folder as holding a run, and the other files a run writes (replaced on overwrite)
+RUN_MARKS = (paths.CONFIG, paths.LOG, paths.METRICS, "adapter_model.safetensors", "adapter_config.json",
+             "trainer_state.json", "training_args.bin")
+RUN_FILES = RUN_MARKS + (paths.LOSS_PNG, paths.EVAL_LOSS_PNG, paths.DATA_REPORT, "README.md", "tokenizer.json",
+                         "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                         "generation_config.json")
 LARGE_MODEL_PARAMETERS = 1_000_000_000
 
 
@@ -34,10 +38,13 @@ class RunError(Exception):
 
 def prepare_output_dir(output_dir: Path, overwrite: bool) -> None:
     """Refuse to mix two runs in one folder unless overwrite_output_dir is set, then clear the old run's files."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunError(f"output_dir: {output_dir} is a file; give a folder path")
     existing = [name for name in RUN_FILES if (output_dir / name).exists()]
     existing += sorted(p.name for p in output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
-    if existing and not overwrite:
-        raise RunError(f"output_dir: {output_dir} already holds a run ({', '.join(existing[:4])}); set "
+    marks = [name for name in existing if name in RUN_MARKS or name.startswith("checkpoint-")]
+    if marks and not overwrite:
+        raise RunError(f"output_dir: {output_dir} already holds a run ({', '.join(marks[:4])}); set "
                        "overwrite_output_dir: true to replace it, or choose another output_dir")
     for name in existing:
         target = output_dir / name

@@ -103,3 +103,17 @@ def test_dataset_info_must_be_an_object(data_dir: Path) -> None:
 def test_sha1_of_matches_hashlib(make_dataset: Any) -> None:
     path = make_dataset(ROWS)
     assert sha1_of(path) == hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_an_entry_that_is_not_an_object_is_named(data_dir: Path) -> None:
+    data_dir.mkdir()
+    (data_dir / "dataset_info.json").write_text('{"demo": "demo.json"}')
+    with pytest.raises(DataError, match="dataset 'demo'"):
+        lookup(["demo"], data_dir)
+
+
+def test_non_utf8_dataset_info_is_a_data_error(data_dir: Path) -> None:
+    data_dir.mkdir()
+    (data_dir / "dataset_info.json").write_bytes('{"demo": {"file_name": "caf\xe9.json"}}'.encode("latin-1"))
+    with pytest.raises(DataError, match="dataset_info.json"):
+        lookup(["demo"], data_dir)

@@ -21,7 +21,7 @@ def text_field(row: dict[str, Any], column: str | None, required: bool = False) 
         return ""
     if not isinstance(value, str):
         raise DataError(f"expected text, got {type(value).__name__} {value!r:.60}", field=column,
-                        fix="make the value a string")
+                        fix="make the value a string", kind=f"expected text, got {type(value).__name__}")
     return value
 
 
@@ -36,7 +36,7 @@ def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
     for index, pair in enumerate(history):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
             raise DataError(f"item {index} is not a [prompt, response] pair of strings", field=f"{column}[{index}]",
-                            fix='write it as ["question", "answer"]')
+                            fix='write it as ["question", "answer"]', kind="not a [prompt, response] pair")
         turns += [Message("user", pair[0]), Message("assistant", pair[1])]
     return turns
 
