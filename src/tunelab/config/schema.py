@@ -104,6 +104,9 @@ class TrainSection(Section):
         "1B parameters (it only costs time there), on above.")
     disable_gradient_checkpointing: bool = Field(False, description="LLaMA-Factory's switch: true turns "
                                                  "gradient checkpointing off.")
+    padding_free: bool = Field(True, description="Concatenate each batch into one row instead of padding it: "
+                               "examples never attend to each other and the loss is the same, with no compute "
+                               "spent on padding (falls back to padding for models that cannot).")
     logging_steps: PositiveInt = Field(10, description="Log loss, learning rate and speed every N updates.")
     save_strategy: Strategy = Field("steps", description="When checkpoints are saved.")
     save_steps: PositiveInt = Field(500, description="Save a checkpoint every N updates (save_strategy: steps).")

@@ -64,6 +64,17 @@ def load_adapters(model: Any, paths: str, trainable: bool = False) -> Any:
     return peft_model
 
 
+def keep_input_dtype(model: Any) -> int:
+    """Stop PEFT from casting each LoRA input to the adapter's float32 dtype; under autocast the LoRA
+    matmuls run in bf16 anyway, so that cast only copies activations. Returns the layers changed."""
+    changed = 0
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+            changed += 1
+    return changed
+
+
 def count_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from tunelab.data.tokenize import IGNORE_INDEX
 
-CHUNK_TOKENS = 2048
+CHUNK_TOKENS = 128  # measured on CPU: chunks of 128 rows keep the fp32 logits in cache (2048: 1.7x slower)
 
 
 def base_model(model: Any) -> Any:
@@ -92,11 +92,11 @@ def selective_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: torch
     Prompt and padding positions never reach the output head, so their logits are never computed.
     """
     base = base_model(model)
-    attention_mask = inputs.get("attention_mask")
-    if attention_mask is not None and bool(attention_mask.all()):
-        attention_mask = None  # no padding: let attention take its causal fast path
-    hidden = base.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention_mask,
-                                use_cache=False).last_hidden_state
+    model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+    mask = model_inputs.get("attention_mask")
+    if mask is not None and bool(mask.all()):
+        model_inputs["attention_mask"] = None  # no padding: let attention take its causal fast path
+    hidden = base.get_decoder()(**model_inputs, use_cache=False).last_hidden_state
     labels = inputs["labels"][:, 1:]
     keep = labels != IGNORE_INDEX
     total = chunked_cross_entropy_sum(hidden[:, :-1][keep], base.get_output_embeddings().weight, labels[keep])

@@ -20,6 +20,8 @@ from tunelab.runtime.logging import info, quiet_libraries, warn
 from tunelab.train import plots
 from tunelab.train.args import training_arguments
 from tunelab.train.callbacks import ProgressLine, StepLog
+from tunelab.model.attention import use_packed_attention
+from tunelab.train.loss import base_model, supports_selective_loss
 from tunelab.train.precision import Precision, decide
 from tunelab.train.stages import BUILDERS
 
@@ -93,6 +95,8 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
         model = adapters.load_adapters(model, config.model.adapter_name_or_path, trainable=True)
     else:
         model = adapters.apply_lora(model, config.lora)
+    if precision.bf16 or precision.fp16:
+        adapters.keep_input_dtype(model)  # autocast decides the matmul dtype; PEFT's cast would only copy
     trainable, total = adapters.count_parameters(model)
     info(f"LoRA: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
     return ModelBundle(tokenizer=tokenizer, model=model, source=source), data
@@ -110,6 +114,9 @@ def train(config: RunConfig) -> dict[str, Any]:
     model_bundle, data_bundle = load_for_training(config, precision)
     data_bundle.report.write(paths.output_file(output_dir, paths.DATA_REPORT))
     checkpointing = use_gradient_checkpointing(config, adapters.count_parameters(model_bundle.model)[1])
+    if config.train.padding_free and supports_selective_loss(model_bundle.model):
+        if use_packed_attention(base_model(model_bundle.model)):
+            info("padding-free batches: each batch is one row, examples attend only to themselves")
     args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing)
     step_log = StepLog(paths.output_file(output_dir, paths.LOG))
     trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, [step_log, ProgressLine(step_log)])

@@ -27,9 +27,9 @@ class TunelabTrainer(Trainer):
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         """Selective cross-entropy normalised by the tokens of the whole accumulated batch."""
-        if not self.selective or return_outputs:
+        if not self.selective:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = selective_loss(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
-        return loss
+        return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only

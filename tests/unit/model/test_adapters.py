@@ -87,3 +87,13 @@ def test_adapters_train_in_float32_over_bf16_frozen_weights(make_tiny_llama: Any
     model = apply_lora(make_tiny_llama().to(torch.bfloat16), LoraSection())
     dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
     assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+
+
+def test_keep_input_dtype_turns_off_peft_input_casting(make_tiny_llama) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from tunelab.model.adapters import keep_input_dtype
+
+    model = get_peft_model(make_tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    assert keep_input_dtype(model) == 4  # 2 layers x (q_proj, v_proj)
+    assert all(not m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled"))
