@@ -29,7 +29,8 @@ class TunelabTrainer(Trainer):
         """Selective cross-entropy normalised by the tokens of the whole accumulated batch."""
         if not self.selective:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = selective_loss(model, inputs, num_items_in_batch)
+        with self.accelerator.autocast():  # accelerate puts autocast around model.forward, which we bypass
+            loss = selective_loss(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
         return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only
