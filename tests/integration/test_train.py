@@ -109,3 +109,14 @@ def test_malformed_row_names_file_row_and_field(tmp_path):
     assert "dataset 'bad'" in result.stderr and "bad.json" in result.stderr
     assert "row 2" in result.stderr and "field output" in result.stderr and "on_bad_row: skip" in result.stderr
     assert not (tmp_path / "o" / "adapter_model.safetensors").exists()
+
+
+def test_tokens_seen_counts_every_real_token(tmp_path):
+    out = tmp_path / "one-epoch"
+    result = tunelab("train", QUICKSTART, f"output_dir={out}", "val_size=0", "eval_strategy=no", "max_steps=1",
+                     "per_device_train_batch_size=64", "gradient_accumulation_steps=1", "logging_steps=1",
+                     "disable_shuffling=true", "plot_loss=false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((out / "run.jsonl").read_text().splitlines()[0])
+    report = json.loads((out / "data_report.json").read_text())
+    assert record["tokens_seen"] == report["totals"]["tokens"]  # the whole dataset in one batch, eos included

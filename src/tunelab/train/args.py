@@ -22,8 +22,9 @@ def report_targets(report_to: str) -> list[str] | str:
     return names or "none"
 
 
-def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, gradient_checkpointing: bool) -> Any:
-    """TrainingArguments for the HF Trainer."""
+def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, gradient_checkpointing: bool,
+                       padding_free: bool = False) -> Any:
+    """TrainingArguments for the HF Trainer (padding_free: batches carry no padding, so every token counts)."""
     from transformers import TrainingArguments
 
     train = config.train
@@ -55,7 +56,8 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         ddp_timeout=train.ddp_timeout,
         dataloader_num_workers=train.dataloader_num_workers,
         train_sampling_strategy="sequential" if config.data.disable_shuffling else "random",
-        include_num_input_tokens_seen="non_padding",
+        # without an attention mask transformers counts tokens != pad id, and pad is often eos: count all
+        include_num_input_tokens_seen="all" if padding_free else "non_padding",
         remove_unused_columns=False,
         disable_tqdm=True,
         **eval_settings(config, has_eval),

@@ -114,10 +114,11 @@ def train(config: RunConfig) -> dict[str, Any]:
     model_bundle, data_bundle = load_for_training(config, precision)
     data_bundle.report.write(paths.output_file(output_dir, paths.DATA_REPORT))
     checkpointing = use_gradient_checkpointing(config, adapters.count_parameters(model_bundle.model)[1])
-    if config.train.padding_free and supports_selective_loss(model_bundle.model):
-        if use_packed_attention(base_model(model_bundle.model)):
-            info("padding-free batches: each batch is one row, examples attend only to themselves")
-    args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing)
+    packed = (config.train.padding_free and supports_selective_loss(model_bundle.model)
+              and use_packed_attention(base_model(model_bundle.model)))
+    if packed:
+        info("padding-free batches: each batch is one row, examples attend only to themselves")
+    args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing, packed)
     step_log = StepLog(paths.output_file(output_dir, paths.LOG))
     trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, [step_log, ProgressLine(step_log)])
     info(f"training: {trainer.args.max_steps if trainer.args.max_steps > 0 else 'epochs'} "

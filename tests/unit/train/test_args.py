@@ -95,3 +95,14 @@ def test_gradient_checkpointing_is_non_reentrant(tmp_path: Path) -> None:
     assert args.gradient_checkpointing is True
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
     assert arguments(tmp_path).gradient_checkpointing is False
+
+
+def test_token_counting_follows_the_batch_layout(tmp_path: Path) -> None:
+    from tunelab.config.load import build
+    from tunelab.train.args import training_arguments
+    from tunelab.train.precision import Precision
+
+    config = build({"model_name_or_path": "m", "dataset": "d", "output_dir": str(tmp_path)})
+    fp32 = Precision(False, False, True, "float32", "")
+    assert training_arguments(config, fp32, False, False, padding_free=True).include_num_input_tokens_seen == "all"
+    assert training_arguments(config, fp32, False, False).include_num_input_tokens_seen == "non_padding"

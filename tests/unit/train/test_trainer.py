@@ -73,3 +73,22 @@ def test_accumulated_gradients_equal_one_big_batch(trainer: Any, tiny_tokenizer:
     summed.backward()
     for name, grad in accumulated.items():
         torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, msg=name)
+
+
+def test_bf16_training_step_runs_under_autocast(tmp_path: Path, tiny_tokenizer: Any, make_tiny_llama: Any) -> None:
+    """bf16 frozen weights + float32 LoRA without PEFT's input casts only work inside autocast; the
+    selective loss bypasses model.forward (where accelerate puts autocast), so the trainer must add it."""
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    from tunelab.model.adapters import keep_input_dtype
+
+    model = apply_lora(make_tiny_llama().to(torch.bfloat16), LoraSection(lora_rank=4))
+    assert keep_input_dtype(model) > 0
+    data = DataBundle(train=Dataset.from_list(examples(tiny_tokenizer)), eval=None, report=DataReport())
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=True, report_to="none",
+                             per_device_train_batch_size=2, max_steps=1, save_strategy="no",
+                             remove_unused_columns=False, disable_tqdm=True)
+    bundle = ModelBundle(tokenizer=tiny_tokenizer, model=model, source=ResolvedModel(tmp_path, "tiny", "folder"))
+    result = BUILDERS["sft"](bundle, data, args, []).train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
