@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -13,8 +14,11 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
-    """Exponential moving average with bias correction (TensorBoard's smoothing)."""
+def smooth(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing); by default the weight
+    grows with the number of points (0.34 for 16 points, 0.9 from about 150), so short runs are not flattened."""
+    if weight is None:
+        weight = 1.8 * (1 / (1 + math.exp(-0.05 * len(values))) - 0.5)
     out, last = [], 0.0
     for index, value in enumerate(values, start=1):
         last = weight * last + (1 - weight) * value

@@ -121,8 +121,9 @@ def train(config: RunConfig) -> dict[str, Any]:
     args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing, packed)
     step_log = StepLog(paths.output_file(output_dir, paths.LOG))
     trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, [step_log, ProgressLine(step_log)])
-    info(f"training: {trainer.args.max_steps if trainer.args.max_steps > 0 else 'epochs'} "
-         f"{'steps' if trainer.args.max_steps > 0 else config.train.num_train_epochs}, output in {output_dir}")
+    length = (f"{trainer.args.max_steps} steps" if trainer.args.max_steps > 0
+              else f"{config.train.num_train_epochs:g} epochs")
+    info(f"training for {length}, output in {output_dir}")
     result = trainer.train()
     metrics = finish(config, trainer, result, step_log, data_bundle, started)
     return metrics

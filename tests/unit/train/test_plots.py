@@ -47,3 +47,10 @@ def test_no_eval_png_without_eval_loss(tmp_path: Path) -> None:
 def test_no_png_without_a_log(tmp_path: Path) -> None:
     assert plot_losses(tmp_path / "run.jsonl", tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_smoothing_weight_grows_with_the_number_of_points() -> None:
+    short = smooth([4.0] + [0.0] * 15)
+    long = smooth([4.0] + [0.0] * 199)
+    assert short[4] < 0.1  # 16 points: light smoothing follows a falling curve
+    assert long[4] > 0.5  # 200 points: heavy smoothing
