@@ -29,13 +29,11 @@ def print_models(as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="tunelab model aliases (model_name_or_path: ALIAS)")
-    for column in ("alias", "architecture", "parameters", "source", "installed", "cached"):
-        table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(row[c] for c in ("alias", "architecture", "parameters", "source", "installed", "cached")))
-    Console().print(table)
-    print("Also accepted: a local Hugging Face folder, a local .gguf file, or a hub id (needs network).")
+        print(row["alias"])
+        print(f"  architecture: {row['architecture']}, {row['parameters']} parameters")
+        for key in ("source", "installed", "cached"):
+            print(f"  {key + ':':<13} {row[key]}")
+        print(f"  {'hub id:':<13} {row['hub_id']} (the original weights, where a hub is reachable)")
+    print("\nUse one as model_name_or_path: ALIAS. Also accepted: a local Hugging Face folder, a local .gguf "
+          "file, or a hub id (needs network).")

