@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from .clirun import QUICKSTART, tunelab
 
 
@@ -29,13 +31,19 @@ def test_chat_without_adapter_uses_the_base_model(tmp_path):
     assert result.stdout.strip()
 
 
-def test_chat_repl_keeps_history_until_clear(trained_run):
+def test_chat_repl_commands(trained_run, tmp_path):
     out, _ = trained_run
+    saved = tmp_path / "chat.json"
     result = tunelab("chat", QUICKSTART, f"output_dir={out}", "max_new_tokens=8",
-                     stdin="Who are you?\nAnd again?\n/clear\nHello\n/exit\n")
+                     stdin=f"/system You are terse.\n/set temperature=0.2\nWho are you?\n/retry\nAnd again?\n"
+                           f"/save {saved}\n/clear\nHello\n/exit\n")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("assistant> ") == 3
-    assert "(conversation cleared)" in result.stderr
+    assert result.stdout.count("assistant> ") == 4
+    for text in ("(system prompt set)", "temperature = 0.2", "(conversation cleared)", "(saved 4 messages"):
+        assert text in result.stderr, text
+    messages = json.loads(saved.read_text())["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert messages[0]["content"] == "You are terse." and messages[1]["content"] == "Who are you?"
 
 
 def test_models_lists_the_embedded_alias():

@@ -14,6 +14,7 @@ from tunelab.config.aliases import RENAMED
 from tunelab.config.checks import cross_checks
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.schema import SECTIONS, RunConfig, key_owners
+from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
 
 Purpose = Literal["train", "infer"]
@@ -68,19 +69,6 @@ def parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
             continue
         values[key.strip()] = override_value(raw)
     return values, problems
-
-
-def override_value(raw: str) -> Any:
-    """A YAML scalar (1e-4, true, null) where the text is one; otherwise the text exactly as typed."""
-    if not raw.strip():
-        return None
-    if "#" in raw:
-        return raw  # YAML would drop everything after ' #' as a comment
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-    return raw if isinstance(value, (dict, list)) else value
 
 
 def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Problem]]:

@@ -54,24 +54,35 @@ class HFEngine:
         return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        """The answer as text pieces while it is generated."""
+        """The answer as text pieces while it is generated; closing the iterator early (Ctrl-C in the
+        consumer) stops generation at the next token."""
         import threading
 
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         tokenizer = self.bundle.tokenizer
         inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                return_dict=True)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = threading.Event()
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                return stop.is_set()
+
         if self.seed is not None:
             torch.manual_seed(self.seed)
 
         def work() -> None:
             with torch.inference_mode():
-                self.bundle.model.generate(**inputs, streamer=streamer, **generation_kwargs(self.settings, tokenizer))
+                self.bundle.model.generate(**inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]),
+                                           **generation_kwargs(self.settings, tokenizer))
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        yield from streamer
-        thread.join()
+        try:
+            yield from streamer
+        finally:
+            stop.set()
+            thread.join()
