@@ -157,19 +157,12 @@ def tokenize_chunk(records: list[ChatRecord], tokenizer: Any, data: DataSection)
 def tokenize_records(records: list[ChatRecord], tokenizer: Any, data: DataSection,
                      report: DataReport) -> dict[str, list[list[int]]]:
     """input_ids and labels for every record, in order (in worker processes for large data)."""
-    workers = data.preprocessing_num_workers or 1
-    if workers > 1 and len(records) >= PARALLEL_MIN_ROWS:
-        from concurrent.futures import ProcessPoolExecutor
-        from functools import partial
-        from multiprocessing import get_context
-
-        size = -(-len(records) // (workers * 4))
-        pieces = [records[i:i + size] for i in range(0, len(records), size)]
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            chunks = list(pool.map(partial(tokenize_chunk, tokenizer=tokenizer, data=data), pieces))
-    else:
-        chunks = [tokenize_chunk(records, tokenizer, data)]
     by_name = {d.name: d for d in report.datasets}
+    try:
+        chunks = tokenize_all(records, tokenizer, data)
+    except DataError as exc:  # name the file too: the records only know their dataset
+        raise DataError(exc.problem, dataset=exc.dataset, file=by_name[exc.dataset].file if exc.dataset in by_name
+                        else None, row=exc.row, field=exc.field, fix=exc.fix, kind=exc.kind) from None
     columns: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
     for chunk in chunks:
         columns["input_ids"] += chunk.input_ids
@@ -179,6 +172,21 @@ def tokenize_records(records: list[ChatRecord], tokenizer: Any, data: DataSectio
             for key, value in counts.items():
                 setattr(by_name[name], key, getattr(by_name[name], key) + value)
     return columns
+
+
+def tokenize_all(records: list[ChatRecord], tokenizer: Any, data: DataSection) -> list[TokenizedChunk]:
+    """Tokenized chunks in record order: in worker processes from PARALLEL_MIN_ROWS rows on, else here."""
+    workers = data.preprocessing_num_workers or 1
+    if workers > 1 and len(records) >= PARALLEL_MIN_ROWS:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+        from multiprocessing import get_context
+
+        size = -(-len(records) // (workers * 4))
+        pieces = [records[i:i + size] for i in range(0, len(records), size)]
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            return list(pool.map(partial(tokenize_chunk, tokenizer=tokenizer, data=data), pieces))
+    return [tokenize_chunk(records, tokenizer, data)]
 
 
 def build_data(data: DataSection, tokenizer: Any, seed: int) -> DataBundle:

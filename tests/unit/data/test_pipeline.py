@@ -233,3 +233,18 @@ def test_few_rows_are_tokenized_in_process(tiny_tokenizer: Any, monkeypatch: pyt
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
     columns, _ = tokenize_with(two_dataset_records(5), tiny_tokenizer, preprocessing_num_workers=4)
     assert len(columns["input_ids"]) == 5
+
+
+def test_a_template_error_names_dataset_file_and_row(tiny_tokenizer: Any) -> None:
+    import copy
+
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    # rewrites earlier assistant turns once later ones follow, so turn-by-turn rendering cannot work
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}[old]"
+                               "{% else %}{{ m['content'] }}{% endif %}{% endfor %}")
+    turns = (Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d"))
+    record = ChatRecord(messages=turns, dataset="chats", row=7)
+    report = DataReport(datasets=[DatasetReport(name="chats", file="data/chats.json")])
+    with pytest.raises(DataError) as excinfo:
+        tokenize_records([record], tokenizer, DataSection(dataset="chats"), report)
+    assert str(excinfo.value).startswith("dataset 'chats' (data/chats.json), row 7: the chat template does not render")
