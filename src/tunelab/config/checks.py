@@ -18,13 +18,15 @@ SUPPORTED_METHODS = ("lora",)
 Check = Callable[[Any], list[Problem]]
 
 
-def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer"]) -> list[Problem]:
+def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict"]) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     config = SimpleNamespace(**sections)
     checks: list[Check] = [stage_check, method_check]
     if purpose == "train":
         checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
-                   eval_data_check, checkpointing_check]
+                   eval_data_check, checkpointing_check, eval_dataset_in_training]
+    if purpose == "predict":
+        checks += [required_for_predict]
     problems: list[Problem] = []
     for check in checks:
         try:
@@ -97,3 +99,19 @@ def checkpointing_check(config: Any) -> list[Problem]:
     return []
 
 
+
+
+def eval_dataset_in_training(config: Any) -> list[Problem]:
+    if config.data.eval_dataset:
+        return [Problem("eval_dataset", "used by `tunelab predict`; evaluation during training uses val_size in "
+                                        "this version: remove it or set val_size")]
+    return []
+
+
+def required_for_predict(config: Any) -> list[Problem]:
+    problems = []
+    if not config.train.output_dir:
+        problems.append(Problem("output_dir", "required: generated_predictions.jsonl is written there"))
+    if not (config.data.eval_dataset or config.data.dataset):
+        problems.append(Problem("eval_dataset", "required: name the datasets to answer (or set dataset)"))
+    return problems

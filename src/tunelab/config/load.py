@@ -17,7 +17,7 @@ from tunelab.config.schema import SECTIONS, RunConfig, key_owners
 from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
 
-Purpose = Literal["train", "infer"]
+Purpose = Literal["train", "infer", "predict"]
 
 
 @lru_cache(maxsize=1)

@@ -34,6 +34,9 @@ class ModelSection(Section):
 class DataSection(Section):
     dataset: str | None = Field(
         None, description="Comma-separated names of entries in <dataset_dir>/dataset_info.json to train on.")
+    eval_dataset: str | None = Field(
+        None, description="Comma-separated datasets that `tunelab predict` answers (default: dataset); "
+        "evaluation during training uses val_size in this version.")
     dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
     template: str | None = Field(
         None, description="Named chat template from tunelab's templates/ (see `tunelab templates`); "

@@ -67,6 +67,29 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return repl(engine, config.data.default_system)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.infer.load import load_for_inference
+    from tunelab.infer.predict import PREDICTIONS, REPORT, predict
+    from tunelab.runtime.logging import info, quiet_libraries, warn
+
+    quiet_libraries()
+    config = load_config(args.config, args.overrides, purpose="predict")
+
+    def progress(report: object, total: int) -> None:
+        info(f"predict: {report.written}/{total} rows, {report.generated_tokens / max(report.seconds, 1e-9):,.0f} "
+             f"generated tokens/s, elapsed {report.seconds:.0f}s")
+
+    report = predict(config, load_for_inference(config), progress)
+    out = config.train.output_dir
+    if report.too_long:
+        ids = ", ".join(r["id"] for r in report.too_long[:10])
+        warn(f"{len(report.too_long)} rows not answered: their prompt is longer than cutoff_len ({ids}"
+             f"{', ...' if len(report.too_long) > 10 else ''}); see {out}/{REPORT}")
+    info(f"{report.written} rows answered, {report.resumed} already there; {out}/{PREDICTIONS}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tunelab.interfaces.listing import print_models
 
@@ -115,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the resolved config (defaults included)")
     add_config_args(config, required=False)
     config.add_argument("--keys", action="store_true", help="list every supported key with its description")
-    config.add_argument("--purpose", choices=["train", "infer"], default="train",
+    config.add_argument("--purpose", choices=["train", "infer", "predict"], default="train",
                         help="validate as a training config (default) or an inference one")
     config.set_defaults(func=cmd_config)
 
@@ -125,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--compare", action="store_true", help="answer each --prompt with the base model and with "
                       "the fine-tuned one, side by side")
     chat.set_defaults(func=cmd_chat)
+
+    predict = commands.add_parser("predict", help="answer every row of eval_dataset into "
+                                  "<output_dir>/generated_predictions.jsonl (resumable)")
+    add_config_args(predict)
+    predict.set_defaults(func=cmd_predict)
 
     models = commands.add_parser("models", help="list model aliases and whether they are installed and cached")
     models.add_argument("--json", action="store_true")

@@ -1,0 +1,145 @@
+"""Batch prediction: an answer for every row of the eval dataset(s), written to generated_predictions.jsonl.
+
+Prompts are rendered with the chat template, sorted by length (so batches hold similar lengths and
+little padding), left-padded and generated with the KV cache. Lines are appended batch by batch, so a
+rerun after an interruption skips the rows already written. Rows whose prompt is longer than
+cutoff_len are listed in predict_report.json, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunelab.config.schema import DataSection, InferSection, RunConfig
+from tunelab.data.pipeline import load_records
+from tunelab.data.records import ChatRecord
+from tunelab.infer.hf_engine import generation_kwargs
+from tunelab.model.load import ModelBundle
+
+PREDICTIONS = "generated_predictions.jsonl"
+REPORT = "predict_report.json"
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """One row to answer: its id, the prompt messages, the reference answer and the prompt's token ids."""
+
+    id: str
+    dataset: str
+    messages: list[dict[str, str]]
+    label: str
+    input_ids: list[int]
+
+
+@dataclass
+class PredictReport:
+    """What happened to the rows: written, already there (resumed), too long."""
+
+    rows: int = 0
+    written: int = 0
+    resumed: int = 0
+    too_long: list[dict[str, Any]] = field(default_factory=list)
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        speed = self.generated_tokens / self.seconds if self.seconds else 0.0
+        return {"rows": self.rows, "written": self.written, "resumed": self.resumed,
+                "too_long": self.too_long, "generated_tokens": self.generated_tokens,
+                "seconds": round(self.seconds, 2), "generated_tokens_per_s": round(speed, 1)}
+
+
+def prediction_settings(infer: InferSection) -> InferSection:
+    """Greedy decoding unless the config sets do_sample itself."""
+    return infer if "do_sample" in infer.model_fields_set else infer.model_copy(update={"do_sample": False})
+
+
+def prompt_rows(records: list[ChatRecord], tokenizer: Any, data: DataSection) -> list[PromptRow]:
+    """Every record as a prompt (all turns but the last answer) and its reference answer."""
+    rows = []
+    for record in records:
+        messages = record.as_dicts(data.default_system)
+        prompt = messages[:-1]
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)
+        rows.append(PromptRow(id=f"{record.dataset}:{record.row}", dataset=record.dataset, messages=prompt,
+                              label=messages[-1]["content"], input_ids=list(ids["input_ids"])))
+    return rows
+
+
+def done_ids(path: Path) -> set[str]:
+    """Ids already in a predictions file (a torn last line from an interruption is ignored)."""
+    if not path.is_file():
+        return set()
+    ids = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            ids.add(json.loads(line)["id"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return ids
+
+
+def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSection) -> list[tuple[str, int]]:
+    """(answer text, generated token count) for a batch of prompts, left-padded."""
+    import torch
+
+    tokenizer = bundle.tokenizer
+    longest = max(len(r.input_ids) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (longest - len(r.input_ids)) + r.input_ids for r in rows])
+    mask = torch.tensor([[0] * (longest - len(r.input_ids)) + [1] * len(r.input_ids) for r in rows])
+    with torch.inference_mode():
+        output = bundle.model.generate(input_ids=input_ids, attention_mask=mask,
+                                       **generation_kwargs(settings, tokenizer))
+    answers = []
+    for row in output[:, longest:]:
+        tokens = row.tolist()
+        if tokenizer.eos_token_id in tokens:
+            tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
+        answers.append((tokenizer.decode(tokens, skip_special_tokens=True).strip(), len(tokens)))
+    return answers
+
+
+def predict(config: RunConfig, bundle: ModelBundle, progress: Any = None) -> PredictReport:
+    """Answer every eval row into <output_dir>/generated_predictions.jsonl; resumes where a run stopped."""
+    import torch
+
+    out_dir = Path(config.train.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PREDICTIONS
+    data = config.data.model_copy(update={"dataset": config.data.eval_dataset or config.data.dataset})
+    records, _ = load_records(data)
+    rows = prompt_rows(records, bundle.tokenizer, data)
+    report = PredictReport(rows=len(rows))
+    report.too_long = [{"id": r.id, "prompt_tokens": len(r.input_ids), "cutoff_len": data.cutoff_len}
+                       for r in rows if len(r.input_ids) > data.cutoff_len]
+    finished = done_ids(path)
+    todo = [r for r in rows if r.id not in finished and len(r.input_ids) <= data.cutoff_len]
+    report.resumed = len(rows) - len(report.too_long) - len(todo)
+    todo.sort(key=lambda r: len(r.input_ids), reverse=True)
+    settings = prediction_settings(config.infer)
+    if config.train.seed is not None:
+        torch.manual_seed(config.train.seed)
+    size = config.eval.per_device_eval_batch_size
+    bundle.model.eval()
+    started = time.time()
+    with path.open("a", encoding="utf-8") as handle:
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            for row, (text, count) in zip(batch, generate_batch(bundle, batch, settings)):
+                prompt = bundle.tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=False)
+                handle.write(json.dumps({"id": row.id, "dataset": row.dataset, "prompt": prompt, "predict": text,
+                                         "label": row.label}, ensure_ascii=False) + "\n")
+                report.generated_tokens += count
+            handle.flush()
+            report.written += len(batch)
+            report.seconds = time.time() - started
+            if progress is not None:
+                progress(report, len(todo))
+    (out_dir / REPORT).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
