@@ -26,11 +26,12 @@ REPORT = "predict_report.json"
 
 @dataclass(frozen=True)
 class PromptRow:
-    """One row to answer: its id, the prompt messages, the reference answer and the prompt's token ids."""
+    """One row to answer: its id, the prompt messages and their rendered text and token ids, the reference answer."""
 
     id: str
     dataset: str
     messages: list[dict[str, str]]
+    prompt: str
     label: str
     input_ids: list[int]
 
@@ -65,9 +66,12 @@ def prompt_rows(records: list[ChatRecord], tokenizer: Any, data: DataSection) ->
     for record in records:
         messages = record.as_dicts(data.default_system)
         prompt = messages[:-1]
-        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)
+        # rendered once: the text goes into the predictions file, its tokens into the model
+        # (what apply_chat_template(tokenize=True) does: no extra special tokens around the rendered text)
+        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         rows.append(PromptRow(id=f"{record.dataset}:{record.row}", dataset=record.dataset, messages=prompt,
-                              label=messages[-1]["content"], input_ids=list(ids["input_ids"])))
+                              prompt=text, label=messages[-1]["content"], input_ids=list(ids)))
     return rows
 
 
@@ -123,8 +127,7 @@ def predict(config: RunConfig, bundle: ModelBundle, progress: Any = None) -> Pre
     report.resumed = len(rows) - len(report.too_long) - len(todo)
     todo.sort(key=lambda r: len(r.input_ids), reverse=True)
     settings = prediction_settings(config.infer)
-    if config.train.seed is not None:
-        torch.manual_seed(config.train.seed)
+    torch.manual_seed(config.train.seed)
     size = config.eval.per_device_eval_batch_size
     bundle.model.eval()
     started = time.time()
@@ -132,8 +135,7 @@ def predict(config: RunConfig, bundle: ModelBundle, progress: Any = None) -> Pre
         for start in range(0, len(todo), size):
             batch = todo[start:start + size]
             for row, (text, count) in zip(batch, generate_batch(bundle, batch, settings)):
-                prompt = bundle.tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=False)
-                handle.write(json.dumps({"id": row.id, "dataset": row.dataset, "prompt": prompt, "predict": text,
+                handle.write(json.dumps({"id": row.id, "dataset": row.dataset, "prompt": row.prompt, "predict": text,
                                          "label": row.label}, ensure_ascii=False) + "\n")
                 report.generated_tokens += count
             handle.flush()

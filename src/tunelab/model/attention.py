@@ -57,5 +57,6 @@ def use_packed_attention(model: Any) -> bool:
 
 def uses_packed_attention(model: Any) -> bool:
     """True when the model (or the one under a PEFT wrapper) runs the packed SDPA attention."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(getattr(base, "config", None), "_attn_implementation", None) == NAME
+    from tunelab.model.adapters import base_model
+
+    return getattr(getattr(base_model(model), "config", None), "_attn_implementation", None) == NAME

@@ -14,13 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.model.adapters import base_model
 
 CHUNK_TOKENS = 128  # measured on CPU: chunks of 128 rows keep the fp32 logits in cache (2048: 1.7x slower)
-
-
-def base_model(model: Any) -> Any:
-    """The transformers model under a PEFT wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def supports_selective_loss(model: Any) -> bool:

@@ -14,14 +14,14 @@ from tunelab.config.load import dump_yaml
 from tunelab.config.schema import RunConfig
 from tunelab.data.pipeline import DataBundle, build_data
 from tunelab.model import adapters
+from tunelab.model.attention import use_packed_attention
 from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, quiet_libraries, warn
 from tunelab.train import plots
 from tunelab.train.args import training_arguments
 from tunelab.train.callbacks import ProgressLine, StepLog
-from tunelab.model.attention import use_packed_attention
-from tunelab.train.loss import base_model, supports_selective_loss
+from tunelab.train.loss import supports_selective_loss
 from tunelab.train.precision import Precision, decide
 from tunelab.train.stages import BUILDERS
 
@@ -115,7 +115,7 @@ def train(config: RunConfig) -> dict[str, Any]:
     data_bundle.report.write(paths.output_file(output_dir, paths.DATA_REPORT))
     checkpointing = use_gradient_checkpointing(config, adapters.count_parameters(model_bundle.model)[1])
     packed = (config.train.padding_free and supports_selective_loss(model_bundle.model)
-              and use_packed_attention(base_model(model_bundle.model)))
+              and use_packed_attention(adapters.base_model(model_bundle.model)))
     if packed:
         info("padding-free batches: each batch is one row, examples attend only to themselves")
     args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing, packed)

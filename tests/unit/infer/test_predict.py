@@ -34,6 +34,7 @@ def test_prompt_rows_hold_everything_but_the_answer(tiny_tokenizer: Any) -> None
     expected = tiny_tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=True,
                                                   return_dict=True)["input_ids"]
     assert row.input_ids == list(expected)
+    assert row.prompt == tiny_tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=False)
 
 
 def test_eval_dataset_is_for_predict_not_training() -> None:
