@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from tunelab.config.errors import Problem
+from tunelab.config.eval_checks import eval_checks
 
 SUPPORTED_STAGES = ("sft",)
 SUPPORTED_METHODS = ("lora",)
@@ -18,7 +19,7 @@ SUPPORTED_METHODS = ("lora",)
 Check = Callable[[Any], list[Problem]]
 
 
-def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict"]) -> list[Problem]:
+def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict", "eval"]) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     config = SimpleNamespace(**sections)
     checks: list[Check] = [stage_check, method_check]
@@ -27,6 +28,8 @@ def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "p
                    eval_data_check, checkpointing_check, eval_dataset_in_training]
     if purpose == "predict":
         checks += [required_for_predict]
+    if purpose == "eval":
+        checks += [eval_checks]
     problems: list[Problem] = []
     for check in checks:
         try:

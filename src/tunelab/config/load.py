@@ -17,7 +17,7 @@ from tunelab.config.schema import SECTIONS, RunConfig, key_owners
 from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
 
-Purpose = Literal["train", "infer", "predict"]
+Purpose = Literal["train", "infer", "predict", "eval"]
 
 
 @lru_cache(maxsize=1)
@@ -90,11 +90,21 @@ def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Pro
     return per_section, problems
 
 
+def location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the user writes it: eval_tasks[1].metrics."""
+    if not loc:
+        return "config"
+    text = str(loc[0])
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
 def pydantic_problems(exc: ValidationError) -> list[Problem]:
     """Turn pydantic's errors into Problems keyed by the flat key."""
     problems = []
     for err in exc.errors():
-        key = str(err["loc"][0]) if err["loc"] else "config"
+        key = location(err["loc"])
         if err["type"] == "missing":
             problems.append(Problem(key, "required; add it to the YAML or pass " f"{key}=..."))
             continue

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, parse_entries
 
 
 def yaml_no(value: object) -> object:
@@ -132,7 +134,23 @@ class EvalSection(Section):
         "no", description="When to evaluate during training; 'steps' uses eval_steps. With val_size > 0 and "
         "'no', tunelab evaluates once at the end.")
     eval_steps: PositiveInt | None = Field(None, description="Evaluate every N updates (default: logging_steps).")
-    per_device_eval_batch_size: PositiveInt = Field(1, description="Examples per evaluation step.")
+    per_device_eval_batch_size: PositiveInt = Field(1, description="Examples per evaluation step "
+                                                    "(also the batch of `tunelab predict` and `tunelab eval`).")
+    eval_tasks: list[Any] = Field(
+        default_factory=list, description="`tunelab eval` tasks: name, type, dataset, metrics, extractor, ... "
+        "(see docs/evaluation.md).")
+    eval_models: list[Any] = Field(
+        default_factory=list, description="Models `tunelab eval --compare` puts side by side (default: the base "
+        "model, and the base model with adapter_name_or_path).")
+
+    # The entries are validated one by one (config.eval_checks), so every bad entry is reported at once.
+    def tasks(self) -> list[EvalTaskSpec]:
+        """eval_tasks as typed specs (valid once the config has passed its checks)."""
+        return [t for t in parse_entries("eval_tasks", self.eval_tasks, EvalTaskSpec)[0] if t is not None]
+
+    def models(self) -> list[EvalModelSpec]:
+        """eval_models as typed specs."""
+        return [m for m in parse_entries("eval_models", self.eval_models, EvalModelSpec)[0] if m is not None]
 
 
 class InferSection(Section):

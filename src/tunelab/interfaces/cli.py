@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from tunelab import __version__
 from tunelab.config.errors import ConfigError
+from tunelab.interfaces.eval_cli import add_eval_parsers, route
 
 EXIT_CONFIG = 2
 EXIT_ERROR = 1
@@ -17,11 +18,12 @@ EXIT_ERROR = 1
 def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions whose message is the whole story: printed without a traceback."""
     from tunelab.data.errors import DataError
+    from tunelab.eval.errors import EvalError
     from tunelab.model.adapters import AdapterError
     from tunelab.model.load import ModelError
     from tunelab.train.run import RunError
 
-    return DataError, ModelError, AdapterError, RunError
+    return DataError, ModelError, AdapterError, RunError, EvalError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the resolved config (defaults included)")
     add_config_args(config, required=False)
     config.add_argument("--keys", action="store_true", help="list every supported key with its description")
-    config.add_argument("--purpose", choices=["train", "infer", "predict"], default="train",
+    config.add_argument("--purpose", choices=["train", "infer", "predict", "eval"], default="train",
                         help="validate as a training config (default) or an inference one")
     config.set_defaults(func=cmd_config)
 
@@ -162,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
+    add_eval_parsers(commands, add_config_args)
+
     templates = commands.add_parser("templates", help="list the named chat templates (template: NAME)")
     templates.set_defaults(func=cmd_templates)
     return parser
@@ -184,5 +188,5 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tunelab` console script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(route(sys.argv[1:] if argv is None else list(argv)))
     return run(args.func, args)

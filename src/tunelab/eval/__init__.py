@@ -1,0 +1,1 @@
+"""Evaluation: task metrics, answer extraction, multiple choice by logits, perplexity, reports."""

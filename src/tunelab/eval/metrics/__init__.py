@@ -1,0 +1,1 @@
+"""Metric functions by task kind: text (BLEU/ROUGE), classify, sets, rank."""

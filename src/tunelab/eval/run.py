@@ -1,0 +1,225 @@
+"""`tunelab eval`: every task for every model, predictions reused when up to date, one report.
+
+Order of work: every task is prepared first (datasets read, references checked, predictions files
+matched, benchmark folders parsed), so bad input stops the run before a model loads. Then each model is
+loaded once and runs every task; results land in <output_dir>/<model>/<task>/ and the report in
+<output_dir>/eval_results.{json,md,png} with per-row comparisons in <output_dir>/rows/<task>.jsonl.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec
+from tunelab.config.schema import RunConfig
+from tunelab.data.pipeline import load_records
+from tunelab.eval.errors import EvalError
+from tunelab.eval.predictions import match_to_dataset, read_predictions
+from tunelab.eval.reuse import answers_from_run, prediction_fingerprint, reuse_or_reset, save_fingerprint
+from tunelab.eval.score import Answer, TaskScore, gold_values, score_task
+from tunelab.runtime.logging import info, warn
+
+
+@dataclass
+class PreparedTask:
+    """A task checked and ready: its dataset rows with references, or its texts, or its answers from a file."""
+
+    spec: EvalTaskSpec
+    expected: list[Answer] | None = None
+    answers: list[Answer] | None = None  # from a `predictions:` file
+    texts: list[tuple[str, str]] | None = None  # perplexity
+
+
+def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
+    """The models to evaluate: the configured one, or for --compare eval_models (default: base and base + adapter)."""
+    base = config.model.model_name_or_path
+    adapter = config.model.adapter_name_or_path
+    if not compare:
+        return [EvalModelSpec(name="fine-tuned" if adapter else "model", adapter_name_or_path=adapter)]
+    if config.eval.eval_models:
+        return config.eval.models()
+    if not adapter:
+        raise EvalError("--compare needs models to compare: set adapter_name_or_path (compared with the bare "
+                        f"{base}) or list eval_models")
+    return [EvalModelSpec(name="base"), EvalModelSpec(name="fine-tuned", adapter_name_or_path=adapter)]
+
+
+def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
+    """The task dataset's rows as answers-to-be, each with its reference; rows without one are an error."""
+    data = config.data.model_copy(update={"dataset": task.dataset})
+    records, _ = load_records(data)
+    answers, empty = [], []
+    for record in records:
+        messages = record.as_dicts(config.data.default_system)
+        last = messages[-1]
+        row_id = f"{record.dataset}:{record.row}"
+        if last["role"] != "assistant" or not last["content"].strip():
+            empty.append(row_id)
+        prompt = "\n".join(m["content"] for m in messages[:-1] if m["role"] == "user")
+        answers.append(Answer(id=row_id, prompt=prompt, label=last["content"], predict=""))
+    if empty:
+        raise EvalError(f"task {task.name}: {len(empty)} of {len(answers)} rows of dataset {task.dataset} have no "
+                        f"reference answer (first: {empty[0]}); put the expected answer in the response column "
+                        "(output), or use a perplexity task for plain text")
+    if not answers:
+        raise EvalError(f"task {task.name}: dataset {task.dataset} has no rows")
+    return answers
+
+
+def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
+    """Check and load every task's inputs before any model is loaded."""
+    from tunelab.eval.choice import load_questions, load_shots
+    from tunelab.eval.perplexity import dataset_texts
+
+    prepared = []
+    for task in config.eval.tasks():
+        item = PreparedTask(task)
+        if task.type == "perplexity":
+            item.texts = dataset_texts(task.dataset, config.data.dataset_dir, config.data.max_samples)
+        elif task.type == "choice_logits":
+            questions = load_questions(task.task_dir, task.split, task.subjects)
+            if task.n_shot:
+                load_shots(task.task_dir, sorted({q.subject for q in questions}))
+        else:
+            item.expected = expected_answers(config, task)
+            gold_values(task, item.expected)
+            if task.predictions:
+                if compare:
+                    raise EvalError(f"task {task.name}: predictions names one file, which cannot stand for several "
+                                    "models under --compare; remove it to generate each model's answers")
+                item.answers = match_to_dataset(read_predictions(task.predictions), item.expected, task.predictions)
+        prepared.append(item)
+    return prepared
+
+
+def model_config(config: RunConfig, model: EvalModelSpec, out: Path) -> RunConfig:
+    """The run config of one compared model, writing into its own folder."""
+    section = config.model.model_copy(update={
+        "model_name_or_path": model.model_name_or_path or config.model.model_name_or_path,
+        "adapter_name_or_path": model.adapter_name_or_path})
+    data = config.data.model_copy(update={"template": model.template or config.data.template})
+    train = config.train.model_copy(update={"output_dir": str(out)})
+    return config.model_copy(update={"model": section, "data": data, "train": train})
+
+
+def needs_model(prepared: list[PreparedTask]) -> bool:
+    """Whether any task must run the model (a task scoring a predictions file does not)."""
+    return any(item.answers is None for item in prepared)
+
+
+def evaluate(config: RunConfig, compare: bool = False) -> dict[str, dict[str, TaskScore]]:
+    """Run every task for every model; returns model -> task -> score and writes the report."""
+    from tunelab.eval.report import write_report
+
+    out = Path(config.train.output_dir)
+    models = compared_models(config, compare)
+    prepared = prepare(config, compare)
+    results: dict[str, dict[str, TaskScore]] = {}
+    for model in models:
+        info(f"model {model.name}: {model.model_name_or_path or config.model.model_name_or_path}"
+             + (f" + {model.adapter_name_or_path}" if model.adapter_name_or_path else ""))
+        results[model.name] = run_model(model_config(config, model, out / model.name), prepared)
+        gc.collect()
+    write_report(out, results, prepared)
+    return results
+
+
+def run_model(config: RunConfig, prepared: list[PreparedTask]) -> dict[str, TaskScore]:
+    """Every task for one model (loaded only when a task needs it)."""
+    from tunelab.infer.load import load_for_inference
+
+    bundle = load_for_inference(config) if needs_model(prepared) else None
+    scores = {}
+    for item in prepared:
+        folder = Path(config.train.output_dir) / item.spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        score = run_task(config, bundle, item, folder)
+        score.details["seconds"] = round(time.time() - started, 2)
+        write_task(folder, score)
+        info(f"  {item.spec.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items())
+             + f" ({score.scored} rows, {len(score.unextracted)} unextracted)")
+        scores[item.spec.name] = score
+    return scores
+
+
+def run_task(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -> TaskScore:
+    """One task for one model."""
+    task = item.spec
+    if task.type == "perplexity":
+        return run_perplexity(config, bundle, item)
+    if task.type == "choice_logits":
+        return run_choice(config, bundle, task)
+    answers = item.answers
+    details: dict[str, Any] = {}
+    if answers is None:
+        answers, details = generate(config, bundle, item, folder)
+    score = score_task(task, answers)
+    score.details.update(details)
+    return score
+
+
+def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -> tuple[list[Answer], dict[str, Any]]:
+    """The model's answers to the task's rows via `tunelab predict`, reusing an up-to-date predictions file."""
+    from tunelab.infer.predict import PREDICTIONS, predict
+
+    task = item.spec
+    data = config.data.model_copy(update={"eval_dataset": task.dataset, "dataset": task.dataset})
+    infer = config.infer.model_copy(update={"max_new_tokens": task.max_new_tokens or config.infer.max_new_tokens})
+    run_config = config.model_copy(update={"data": data, "infer": infer,
+                                           "train": config.train.model_copy(update={"output_dir": str(folder)})})
+    fingerprint = prediction_fingerprint(run_config)
+    if reuse_or_reset(folder, fingerprint):
+        info(f"  {task.name}: reusing {folder / PREDICTIONS} (same model, data and settings)")
+    last = [0.0]
+
+    def progress(report: Any, total: int) -> None:
+        if time.time() - last[0] >= 5 or report.written == total:
+            last[0] = time.time()
+            info(f"  {task.name}: {report.written}/{total} rows, "
+                 f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
+
+    report = predict(run_config, bundle, progress)
+    save_fingerprint(folder, fingerprint)
+    answers, too_long = answers_from_run(folder / PREDICTIONS, item.expected)
+    if too_long:
+        warn(f"  {task.name}: {len(too_long)} rows longer than cutoff_len were not answered; they score as wrong")
+    return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens}
+
+
+def run_perplexity(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskScore:
+    """Perplexity of the model on the task's texts."""
+    from tunelab.eval.perplexity import perplexity
+
+    result = perplexity(bundle, item.texts, config.data.cutoff_len, config.eval.per_device_eval_batch_size)
+    return TaskScore(item.spec.name, "perplexity", {"perplexity": result.perplexity}, len(item.texts),
+                     rows=result.rows, details={"tokens": result.tokens})
+
+
+def run_choice(config: RunConfig, bundle: Any, task: EvalTaskSpec) -> TaskScore:
+    """Multiple choice by logits on an MMLU / C-Eval / CMMLU folder."""
+    from tunelab.eval.choice import evaluate_choice
+
+    result = evaluate_choice(bundle, task.task_dir, split=task.split, n_shot=task.n_shot, lang=task.lang,
+                             batch_size=config.eval.per_device_eval_batch_size, cutoff_len=config.data.cutoff_len,
+                             subjects=task.subjects)
+    summary = result.to_dict()
+    rows = [{**record, "label": record.get("answer")} for record in result.records]
+    unanswered = list(result.too_long)
+    score = TaskScore(task.name, "choice_logits", {"accuracy": result.average}, result.questions, rows=rows,
+                      details={k: v for k, v in summary.items() if k not in ("records", "average")})
+    score.unextracted = unanswered  # questions too long even without shots: scored wrong
+    return score
+
+
+def write_task(folder: Path, score: TaskScore) -> None:
+    """score.json and rows.jsonl of one model's task."""
+    (folder / "score.json").write_text(json.dumps(score.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    with (folder / "rows.jsonl").open("w", encoding="utf-8") as handle:
+        for row in score.rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

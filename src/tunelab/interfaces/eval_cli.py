@@ -1,0 +1,114 @@
+"""`tunelab eval CONFIG`, `tunelab eval score FILE` and `tunelab eval extract`: thin wrappers over tunelab.eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
+
+
+def route(argv: list[str]) -> list[str]:
+    """`eval score ...` -> the hidden `eval-score` command (so `eval CONFIG` keeps its plain form)."""
+    if len(argv) >= 2 and argv[0] == "eval" and argv[1] in SUBCOMMANDS:
+        return [SUBCOMMANDS[argv[1]]] + argv[2:]
+    return argv
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.eval.run import evaluate
+    from tunelab.runtime.logging import info, quiet_libraries
+
+    quiet_libraries()
+    config = load_config(args.config, args.overrides, purpose="eval")
+    evaluate(config, compare=args.compare)
+    info(f"report: {Path(config.train.output_dir) / 'eval_results.md'} (also .json, .png; per-row: rows/)")
+    return 0
+
+
+def parse_spec(text: str | None) -> Any:
+    """An extractor given on the command line: a name, or a JSON object."""
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"tunelab: --extractor is not valid JSON ({exc.msg}); e.g. "
+                         "'{\"name\": \"regex\", \"pattern\": \"答案[:：](?P<answer>.+)\"}'") from None
+
+
+def cmd_eval_score(args: argparse.Namespace) -> int:
+    from tunelab.config.eval_checks import task_problems
+    from tunelab.config.errors import ConfigError
+    from tunelab.config.eval_tasks import EvalTaskSpec
+    from tunelab.eval.predictions import file_answers, read_predictions
+    from tunelab.eval.score import score_task
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    task = EvalTaskSpec(name=Path(args.predictions).stem, type=args.type, dataset="-", metrics=metrics,
+                        extractor=parse_spec(args.extractor), labels=args.labels.split(",") if args.labels else None)
+    problems = task_problems("command line", task)
+    if problems:
+        raise ConfigError(problems)
+    score = score_task(task, file_answers(read_predictions(args.predictions)))
+    summary = score.to_dict()
+    for name, value in score.metrics.items():
+        print(f"{name}: {value:.4f}")
+    print(f"rows: {score.scored} scored, {len(score.unextracted)} unextracted"
+          + (f" ({', '.join(score.unextracted[:10])}{' ...' if len(score.unextracted) > 10 else ''})"
+             if score.unextracted else ""))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if args.rows:
+        with Path(args.rows).open("w", encoding="utf-8") as handle:
+            for row in score.rows:
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    return 0
+
+
+def cmd_eval_extract(args: argparse.Namespace) -> int:
+    from tunelab.config.errors import ConfigError, Problem
+    from tunelab.eval.extract import ExtractorError, build_extractor
+
+    try:
+        extractor = build_extractor(parse_spec(args.extractor))
+    except ExtractorError as exc:
+        raise ConfigError([Problem("--extractor", str(exc))]) from None
+    text = sys.stdin.read() if args.text == "-" else args.text
+    value = extractor(text, args.prompt or "")
+    print(json.dumps(value, ensure_ascii=False) if value is not None else "(nothing extracted)")
+    return 0 if value is not None else 1
+
+
+def add_eval_parsers(commands: Any, add_config_args: Any) -> None:
+    """The eval command and its two helpers."""
+    evaluate = commands.add_parser("eval", help="score a model (or --compare several) on eval_tasks; also "
+                                   "`eval score FILE` and `eval extract`", description="tunelab eval CONFIG "
+                                   "[key=value ...] [--compare] | tunelab eval score PREDICTIONS.jsonl --metrics "
+                                   "... | tunelab eval extract --extractor NAME --text ...")
+    add_config_args(evaluate)
+    evaluate.add_argument("--compare", action="store_true", help="evaluate eval_models (default: the base model "
+                          "and base + adapter_name_or_path) side by side")
+    evaluate.set_defaults(func=cmd_eval)
+
+    score = commands.add_parser("eval-score", help="(tunelab eval score) score a generated_predictions.jsonl")
+    score.add_argument("predictions", help="generated_predictions.jsonl (tunelab's or LLaMA-Factory's)")
+    score.add_argument("--metrics", help="comma list, e.g. bleu-4,rouge-1,rouge-2,rouge-l (default: the type's)")
+    score.add_argument("--type", default="generation", choices=["generation", "classification", "choice",
+                                                                "extraction", "ranking", "retrieval"])
+    score.add_argument("--extractor", help="extractor name or JSON object (default: the type's)")
+    score.add_argument("--labels", help="classification: comma list of allowed labels")
+    score.add_argument("--json", help="write the scores to this JSON file")
+    score.add_argument("--rows", help="write per-row scores to this JSONL file")
+    score.set_defaults(func=cmd_eval_score)
+
+    extract = commands.add_parser("eval-extract", help="(tunelab eval extract) try an extractor on a text")
+    extract.add_argument("--extractor", required=True, help="name (text, first_line, regex, choice, number, json, "
+                         "list) or JSON object with parameters")
+    extract.add_argument("--text", required=True, help="the generated text ('-' reads standard input)")
+    extract.add_argument("--prompt", help="the prompt (the choice extractor reads option texts from it)")
+    extract.set_defaults(func=cmd_eval_extract)
