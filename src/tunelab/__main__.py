@@ -2,4 +2,5 @@
 
 from tunelab.interfaces.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes (spawn) import this module without running the CLI
+    raise SystemExit(main())

@@ -188,5 +188,11 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tunelab` console script."""
-    args = build_parser().parse_args(route(sys.argv[1:] if argv is None else list(argv)))
+    parser = build_parser()
+    args, extra = parser.parse_known_args(route(sys.argv[1:] if argv is None else list(argv)))
+    # key=value overrides may also follow the flags (`eval cfg.yaml --compare lr=1`); anything else is an error
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return run(args.func, args)

@@ -119,3 +119,12 @@ def test_env_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["env", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["packages"]["torch"].startswith("2.") and "cpu_fast_bf16" in info
+
+
+def test_overrides_may_follow_flags(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", str(config_file), "--purpose", "infer", "learning_rate=1e-4", "seed=3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["learning_rate"] == pytest.approx(1e-4) and printed["seed"] == 3
+    with pytest.raises(SystemExit):
+        main(["config", str(config_file), "--purpose", "infer", "--nope"])
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err
