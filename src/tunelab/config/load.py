@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from tunelab.config.aliases import RENAMED
 from tunelab.config.checks import cross_checks
 from tunelab.config.errors import ConfigError, Problem
+from tunelab.config.lf_eval import EVAL_KEYS, from_llamafactory_eval
 from tunelab.config.schema import SECTIONS, RunConfig, key_owners
 from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
@@ -82,6 +83,9 @@ def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Pro
             problems.append(Problem(key, f"old name of {name}, which is set too; keep only {name}"))
         elif name in owners:
             per_section[owners[name]][name] = value
+        elif name in EVAL_KEYS:
+            problems.append(Problem(key, "a key of LLaMA-Factory's eval config (llamafactory-cli eval); run this "
+                                         "config with `tunelab eval`"))
         elif name in llamafactory_keys():
             problems.append(Problem(key, "a LLaMA-Factory key that tunelab does not support yet; remove it "
                                          "(see `tunelab config --keys` for what is supported)"))
@@ -136,6 +140,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     flat = read_yaml(path) if path is not None else {}
     values, problems = parse_overrides(overrides or [])
     flat.update(values)
+    if purpose == "eval":
+        flat, eval_problems = from_llamafactory_eval(flat)
+        problems += eval_problems
     return build(flat, purpose, str(path) if path else None, problems)
 
 

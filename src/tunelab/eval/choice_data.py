@@ -42,9 +42,42 @@ def data_root(task_dir: str | Path) -> Path:
     if not root.is_dir():
         raise ChoiceError(f"task_dir: {root} is not a folder; give the benchmark folder (the one holding "
                           "dev/ and test/ or data/)")
-    if not any((root / split).is_dir() for split in ("dev", "val", "test")) and (root / "data").is_dir():
+    has_splits = any((root / split).is_dir() for split in ("dev", "val", "test"))
+    archives = sorted(root.glob("*.zip"))
+    if not has_splits and not (root / "data").is_dir() and len(archives) == 1:
+        root = unzipped(archives[0])  # LLaMA-Factory's evaluation/<task>/ folders ship the CSVs zipped
+        has_splits = any((root / split).is_dir() for split in ("dev", "val", "test"))
+    if not has_splits and (root / "data").is_dir():
         return root / "data"
     return root
+
+
+def unzipped(archive: Path) -> Path:
+    """The archive extracted once into tunelab's cache (keyed by its content), extracted atomically."""
+    import hashlib
+    import shutil
+    import tempfile
+    import zipfile
+
+    from tunelab.runtime.env import cache_dir
+
+    digest = hashlib.sha1(archive.read_bytes()).hexdigest()[:12]
+    target = cache_dir() / "eval" / f"{archive.stem}-{digest}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as handle:
+            handle.extractall(staging)
+    except zipfile.BadZipFile:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ChoiceError(f"task_dir: {archive} is not a readable zip file; unzip it by hand or download it again") from None
+    try:
+        staging.rename(target)
+    except OSError:  # another process extracted it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def missing_split_hint(root: Path, split: str) -> str:
