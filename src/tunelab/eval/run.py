@@ -176,13 +176,10 @@ def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
     fingerprint = prediction_fingerprint(run_config)
     if reuse_or_reset(folder, fingerprint):
         info(f"  {task.name}: reusing {folder / PREDICTIONS} (same model, data and settings)")
-    last = [0.0]
+    rows_progress = progress_line(task.name, "rows")
 
     def progress(report: Any, total: int) -> None:
-        if time.time() - last[0] >= 5 or report.written == total:
-            last[0] = time.time()
-            info(f"  {task.name}: {report.written}/{total} rows, "
-                 f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
+        rows_progress(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
 
     report = predict(run_config, bundle, progress)
     save_fingerprint(folder, fingerprint)
@@ -192,11 +189,28 @@ def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
     return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens}
 
 
+def progress_line(task: str, unit: str) -> Any:
+    """A progress printer (done/total, rate, ETA) that speaks at most every 5 seconds, and at the end."""
+    started, last = time.time(), [0.0]
+
+    def show(done: int, total: int, extra: str = "") -> None:
+        now = time.time()
+        if now - last[0] < 5 and done < total:
+            return
+        last[0] = now
+        elapsed = now - started
+        eta = elapsed / done * (total - done) if done else 0.0
+        info(f"  {task}: {done}/{total} {unit}" + (f", {extra}" if extra else "")
+             + f", elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+    return show
+
+
 def run_perplexity(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskScore:
     """Perplexity of the model on the task's texts."""
     from tunelab.eval.perplexity import perplexity
 
-    result = perplexity(bundle, item.texts, config.data.cutoff_len, config.eval.per_device_eval_batch_size)
+    result = perplexity(bundle, item.texts, config.data.cutoff_len, config.eval.per_device_eval_batch_size,
+                        progress_line(item.spec.name, "windows"))
     return TaskScore(item.spec.name, "perplexity", {"perplexity": result.perplexity}, len(item.texts),
                      rows=result.rows, details={"tokens": result.tokens})
 
@@ -207,7 +221,7 @@ def run_choice(config: RunConfig, bundle: Any, task: EvalTaskSpec) -> TaskScore:
 
     result = evaluate_choice(bundle, task.task_dir, split=task.split, n_shot=task.n_shot, lang=task.lang,
                              batch_size=config.eval.per_device_eval_batch_size, cutoff_len=config.data.cutoff_len,
-                             subjects=task.subjects)
+                             subjects=task.subjects, progress=progress_line(task.name, "questions"))
     summary = result.to_dict()
     rows = [{**record, "label": record.get("answer")} for record in result.records]
     unanswered = list(result.too_long)
