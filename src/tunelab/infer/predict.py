@@ -1,9 +1,10 @@
 """Batch prediction: an answer for every row of the eval dataset(s), written to generated_predictions.jsonl.
 
 Prompts are rendered with the chat template, sorted by length (so batches hold similar lengths and
-little padding), left-padded and generated with the KV cache. Lines are appended batch by batch, so a
-rerun after an interruption skips the rows already written. Rows whose prompt is longer than
-cutoff_len are listed in predict_report.json, never dropped silently.
+little padding) and decoded batch by batch with `batch_generate.generate`, which drops a row from the
+batch as soon as its answer ends. Lines are appended batch by batch, so a rerun after an interruption
+skips the rows already written. Rows whose prompt is longer than cutoff_len are listed in
+predict_report.json, never dropped silently.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from tunelab.config.schema import DataSection, InferSection, RunConfig
 from tunelab.data.pipeline import load_records
 from tunelab.data.records import ChatRecord
-from tunelab.infer.hf_engine import generation_kwargs
+from tunelab.infer.batch_generate import GenRequest, generate
 from tunelab.model.load import ModelBundle
 
 PREDICTIONS = "generated_predictions.jsonl"
@@ -88,24 +89,28 @@ def done_ids(path: Path) -> set[str]:
     return ids
 
 
-def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSection) -> list[tuple[str, int]]:
-    """(answer text, generated token count) for a batch of prompts, left-padded."""
-    import torch
+def stop_tokens(bundle: ModelBundle) -> frozenset[int]:
+    """The tokens that end an answer: the tokenizer's eos and the generation config's (SmolLM2: <|im_end|>)."""
+    ids = {bundle.tokenizer.eos_token_id}
+    config_eos = getattr(getattr(bundle.model, "generation_config", None), "eos_token_id", None)
+    ids.update(config_eos if isinstance(config_eos, (list, tuple, set)) else [config_eos])
+    return frozenset(i for i in ids if i is not None)
 
+
+def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSection) -> list[tuple[str, int]]:
+    """(answer text, generated token count with the stop token) for a batch of prompts, decoded together."""
     tokenizer = bundle.tokenizer
-    longest = max(len(r.input_ids) for r in rows)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (longest - len(r.input_ids)) + r.input_ids for r in rows])
-    mask = torch.tensor([[0] * (longest - len(r.input_ids)) + [1] * len(r.input_ids) for r in rows])
-    with torch.inference_mode():
-        output = bundle.model.generate(input_ids=input_ids, attention_mask=mask,
-                                       **generation_kwargs(settings, tokenizer))
+    stop = stop_tokens(bundle)
+    sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k} \
+        if settings.do_sample else {}
+    requests = [GenRequest(input_ids=r.input_ids, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
+                           repetition_penalty=settings.repetition_penalty, stop_token_ids=stop, **sampling)
+                for r in rows]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers = []
-    for row in output[:, longest:]:
-        tokens = row.tolist()
-        if tokenizer.eos_token_id in tokens:
-            tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
-        answers.append((tokenizer.decode(tokens, skip_special_tokens=True).strip(), len(tokens)))
+    for result in generate(bundle.model, requests, pad):
+        count = len(result.token_ids) + (result.finish_reason == "stop")
+        answers.append((tokenizer.decode(result.token_ids, skip_special_tokens=True).strip(), count))
     return answers
 
 

@@ -92,6 +92,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.interfaces.api.serve import ServeError, address, batch_size, serve
+    from tunelab.runtime.logging import quiet_libraries
+
+    quiet_libraries()
+    config = load_config(args.config, args.overrides, purpose="infer")
+    try:
+        where, max_batch = address(args.host, args.port, args.api_key), batch_size(args.max_batch, config)
+    except ServeError as exc:
+        print(f"tunelab: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    serve(config, where, max_batch)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tunelab.interfaces.listing import print_models
 
@@ -155,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   "<output_dir>/generated_predictions.jsonl (resumable)")
     add_config_args(predict)
     predict.set_defaults(func=cmd_predict)
+
+    api = commands.add_parser("api", help="serve the model over an OpenAI-compatible HTTP API")
+    add_config_args(api)
+    api.add_argument("--host", help="address to listen on (default API_HOST, else 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default API_PORT, else 8000)")
+    api.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default API_KEY, else no key)")
+    api.add_argument("--max-batch", type=int, help="most requests answered in one batch "
+                     "(default per_device_eval_batch_size, at least 8)")
+    api.set_defaults(func=cmd_api)
 
     models = commands.add_parser("models", help="list model aliases and whether they are installed and cached")
     models.add_argument("--json", action="store_true")

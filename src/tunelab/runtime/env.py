@@ -28,6 +28,12 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty()
 
 
+def api_env() -> dict[str, str]:
+    """LLaMA-Factory's API server settings that are set: API_HOST, API_PORT, API_KEY (as host, port, key)."""
+    names = {"host": "API_HOST", "port": "API_PORT", "key": "API_KEY"}
+    return {key: os.environ[name] for key, name in names.items() if os.environ.get(name)}
+
+
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""

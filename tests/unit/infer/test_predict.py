@@ -46,3 +46,30 @@ def test_eval_dataset_is_for_predict_not_training() -> None:
     with pytest.raises(ConfigError) as excinfo:
         build({"model_name_or_path": "m"}, purpose="predict")
     assert {p.key for p in excinfo.value.problems} == {"output_dir", "eval_dataset"}
+
+
+def test_generate_batch_stops_at_eos_and_equals_hf_generate(tiny_tokenizer: Any, tiny_llama: Any) -> None:
+    import torch
+
+    from tunelab.infer.batch_generate import GenRequest, generate
+    from tunelab.infer.predict import PromptRow, generate_batch, stop_tokens
+    from tunelab.model.load import ModelBundle
+
+    eos = tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    texts = ["Hello there", "What is the capital of France? Paris is"]
+    rows = [PromptRow(id=str(i), dataset="d", messages=[], prompt=t, label="",
+                      input_ids=tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for i, t in enumerate(texts)]
+    # a second eos id in the generation config (as <|im_end|> next to <|endoftext|>): row 0's 4th free token
+    extra = generate(tiny_llama, [GenRequest(rows[0].input_ids, 4)], 0)[0].token_ids[3]
+    tiny_llama.generation_config.eos_token_id = [eos, extra]
+    bundle = ModelBundle(tokenizer=tiny_tokenizer, model=tiny_llama, source=None)
+    assert stop_tokens(bundle) == {eos, extra}
+    answers = generate_batch(bundle, rows, prediction_settings(InferSection(max_new_tokens=10)))
+    assert answers[0][1] <= 4
+    for row, (text, count) in zip(rows, answers):
+        with torch.inference_mode():
+            out = tiny_llama.generate(torch.tensor([row.input_ids]), max_new_tokens=10, do_sample=False,
+                                      eos_token_id=[eos, extra], pad_token_id=0)[0, len(row.input_ids):].tolist()
+        assert count == len(out)  # the stop token counts as generated
+        assert text == tiny_tokenizer.decode(out[:-1] if out[-1] in (eos, extra) else out,
+                                             skip_special_tokens=True).strip()

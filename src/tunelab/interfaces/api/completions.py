@@ -1,0 +1,69 @@
+"""POST /v1/completions: raw prompts continued without the chat template."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from tunelab.interfaces.api.chat import chunker, sse
+from tunelab.interfaces.api.errors import APIError, error_body
+from tunelab.interfaces.api.protocol import CompletionRequest
+from tunelab.interfaces.api.run import Prompt, Run, collect, events, new_id, start, usage
+from tunelab.interfaces.api.sampling import answer_length, sampling_fields
+from tunelab.interfaces.api.state import Server
+
+
+def prompts_of(server: Server, body: CompletionRequest) -> list[Prompt]:
+    """Each prompt tokenized as the tokenizer does by default (its BOS included), with its answer length."""
+    prompts = []
+    for i, text in enumerate(body.prompts()):
+        ids = list(server.tokenizer(text)["input_ids"])
+        if not ids:
+            raise APIError(400, f"prompt[{i}] is empty; give some text to continue", param="prompt",
+                           code="invalid_value")
+        length = answer_length(len(ids), body.max_tokens, server.settings.max_new_tokens, server.limits, "prompt",
+                               "max_tokens")
+        prompts.append(Prompt(ids, length))
+    return prompts
+
+
+async def completion(server: Server, body: CompletionRequest, request: Request) -> Response:
+    """Continue the prompt(s): n choices each, whole or as a stream."""
+    server.check_model(body.model)
+    body.refuse_unsupported()
+    prompts = prompts_of(server, body)
+    run = start(server.engine, server.tokenizer, prompts, body.n, sampling_fields(body, server.settings),
+                body.stop_list(), server.stop_ids, body.seed)
+    prompt_tokens = sum(len(p.ids) for p in prompts)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(stream_completion(server.model_id, run, prompt_tokens, include_usage),
+                                 media_type="text/event-stream")
+    answers = await collect(run, request)
+    choices = [{"index": i, "text": a.text, "logprobs": None, "finish_reason": a.finish_reason}
+               for i, a in enumerate(answers)]
+    return JSONResponse({"id": new_id("cmpl"), "object": "text_completion", "created": run.created,
+                         "model": server.model_id, "system_fingerprint": None, "choices": choices,
+                         "usage": usage(prompt_tokens, sum(a.tokens for a in answers))})
+
+
+async def stream_completion(model_id: str, run: Run, prompt_tokens: int, include_usage: bool) -> AsyncIterator[str]:
+    """The SSE stream of text deltas, a finish chunk per choice, usage when asked, then [DONE]."""
+    chunk = chunker("text_completion", new_id("cmpl"), run.created, model_id, include_usage)
+
+    completion_tokens = 0
+    async for event in events(run):
+        kind, i = event[0], event[1]
+        if kind == "error":
+            yield sse(error_body(500, event[2], code="generation_failed"))
+            return
+        if kind == "text":
+            yield chunk([{"index": i, "text": event[2], "logprobs": None, "finish_reason": None}])
+            continue
+        completion_tokens += event[3]
+        yield chunk([{"index": i, "text": "", "logprobs": None, "finish_reason": event[2]}])
+    if include_usage:
+        yield chunk([], usage(prompt_tokens, completion_tokens))
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,132 @@
+"""One request's way through the engine: its choices queued as jobs, their events read back on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from tunelab.interfaces.api.engine import Engine, Job, gen_request
+from tunelab.interfaces.api.errors import APIError
+from tunelab.interfaces.api.sampling import choice_seed
+from tunelab.interfaces.api.textstream import IncrementalDecoder, StopText
+
+# How often a non-streaming request checks whether its client is still there.
+DISCONNECT_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids to continue and how many new tokens at most."""
+
+    ids: list[int]
+    max_new_tokens: int
+
+
+@dataclass
+class Answer:
+    """What one choice produced, for non-streaming replies."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    tokens: int = 0
+
+
+@dataclass
+class Run:
+    """The jobs of one request and the queue their events arrive on."""
+
+    jobs: list[Job]
+    events: asyncio.Queue
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def cancel(self) -> None:
+        """Free the batch rows of every job (the client left)."""
+        for job in self.jobs:
+            job.cancelled.set()
+
+
+def new_id(prefix: str) -> str:
+    """An OpenAI-style object id."""
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def emitter(loop: asyncio.AbstractEventLoop, events: asyncio.Queue) -> Any:
+    """A thread-safe function putting an event on the request's queue (a no-op once the loop has closed)."""
+
+    def emit(event: tuple[Any, ...]) -> None:
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+        except RuntimeError:
+            pass  # the server is shutting down: nobody is waiting for this event
+
+    return emit
+
+
+def start(engine: Engine, tokenizer: Any, prompts: list[Prompt], n: int, fields: dict[str, Any], stops: list[str],
+          stop_ids: frozenset[int], seed: int | None) -> Run:
+    """Queue n choices per prompt (choice index = prompt index x n + i) and return their Run."""
+    events: asyncio.Queue = asyncio.Queue()
+    emit = emitter(asyncio.get_running_loop(), events)
+    jobs = []
+    for p, prompt in enumerate(prompts):
+        for i in range(n):
+            request = gen_request(input_ids=prompt.ids, max_new_tokens=prompt.max_new_tokens,
+                                  stop_token_ids=stop_ids, seed=choice_seed(seed, i), **fields)
+            jobs.append(Job(request=request, choice=p * n + i, emit=emit, decoder=IncrementalDecoder(tokenizer),
+                            stop_text=StopText(stops), stop_ids=stop_ids))
+    engine.submit(jobs)
+    return Run(jobs=jobs, events=events)
+
+
+async def collect(run: Run, request: Request) -> list[Answer]:
+    """Wait for every choice to finish; a client that leaves meanwhile cancels the jobs."""
+    answers = [Answer() for _ in run.jobs]
+    pending = len(run.jobs)
+    while pending:
+        try:
+            event = await asyncio.wait_for(run.events.get(), DISCONNECT_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            if await request.is_disconnected():
+                run.cancel()
+                raise APIError(499, "the client closed the request") from None
+            continue
+        pending -= apply(event, answers)
+    return answers
+
+
+def apply(event: tuple[Any, ...], answers: list[Answer]) -> int:
+    """Record one event in the answers; 1 when it finished a choice."""
+    kind, choice = event[0], event[1]
+    if kind == "error":
+        raise APIError(500, event[2], code="generation_failed")
+    if kind == "text":
+        answers[choice].text += event[2]
+        return 0
+    answers[choice].finish_reason, answers[choice].tokens = event[2], event[3]
+    return 1
+
+
+async def events(run: Run) -> AsyncIterator[tuple[Any, ...]]:
+    """Every event of the run until all choices are done; leaving early (client gone) cancels the jobs."""
+    pending = len(run.jobs)
+    try:
+        while pending:
+            event = await run.events.get()
+            if event[0] in ("done", "error"):
+                pending -= 1
+            yield event
+    finally:
+        if pending:
+            run.cancel()
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI's usage object."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}

@@ -1,0 +1,130 @@
+"""`tunelab api` on the real SmolLM2, driven with the official openai client: answers, streams, errors, key,
+and 16 concurrent streaming clients that each get the answer they get alone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from .clirun import QUICKSTART, REPO
+
+KEY = "test-key"
+MODEL = "smollm2-135m-instruct"
+QUESTIONS = ["What is the capital of France?", "Name a color.", "What is 2+2?", "Say hello.",
+             "What is the largest ocean?", "Name a fruit.", "Who wrote Hamlet?", "What do bees make?",
+             "What is the boiling point of water?", "Name a planet.", "What is the opposite of hot?",
+             "Translate 'cat' to French.", "How many days are in a week?", "What language is spoken in Spain?",
+             "Name a musical instrument.", "What is ice made of?"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API on a free loopback port, serving the base model (empty output_dir), with an API key."""
+    port = free_port()
+    out = tmp_path_factory.mktemp("api")
+    log = (out / "server.log").open("w")
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "tunelab", "api", QUICKSTART, f"output_dir={out / 'none'}",
+                                "cutoff_len=512", "--port", str(port), "--api-key", KEY, "--max-batch", "16"],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (out / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer /health within 180 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def client(server: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0, timeout=120)
+
+
+def ask(client: openai.OpenAI, question: str, max_tokens: int = 16) -> str:
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}],
+                                           max_tokens=max_tokens, temperature=0)
+    return reply.choices[0].message.content
+
+
+def ask_streaming(client: openai.OpenAI, question: str, max_tokens: int = 16) -> tuple[str, list]:
+    chunks = list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}],
+                                                 max_tokens=max_tokens, temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks
+
+
+def test_models_and_a_plain_answer(client):
+    assert [m.id for m in client.models.list()] == [MODEL]
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTIONS[0]}],
+                                           max_tokens=16)
+    assert "Paris" in reply.choices[0].message.content
+    assert reply.usage.completion_tokens <= 16 and reply.usage.prompt_tokens > 10
+
+
+def test_stream_with_usage_equals_the_plain_answer(client):
+    text, chunks = ask_streaming(client, QUESTIONS[2])
+    assert text == ask(client, QUESTIONS[2])
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_errors(client):
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "word " * 600}])
+    assert too_long.value.code == "context_length_exceeded" and "512" in too_long.value.message
+
+
+def test_api_key(server):
+    assert httpx.get(f"{server}/v1/models").status_code == 401
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0).models.list()
+    assert httpx.get(f"{server}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+def test_sixteen_concurrent_streams_get_their_own_answers(server, client):
+    alone = {q: ask(client, q) for q in QUESTIONS}
+    got: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def worker(question: str) -> None:
+        try:
+            got[question] = ask_streaming(client, question)[0]
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(q,)) for q in QUESTIONS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert got == alone
+    assert httpx.get(f"{server}/health").json()["largest_batch"] > 1
