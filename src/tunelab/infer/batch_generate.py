@@ -92,6 +92,15 @@ def generate(model: Any, requests: list[GenRequest], pad_id: int,
     return [results[i] for i in range(len(requests))]
 
 
+def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
+    """The tokens that end an answer: the tokenizer's eos and the model's generation-config eos id(s)
+    (SmolLM2 ends a turn with <|im_end|>)."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(eos if isinstance(eos, (list, tuple, set)) else [eos])
+    return frozenset(i for i in ids if isinstance(i, int))
+
+
 def check_request(index: int, request: GenRequest) -> None:
     """Reject requests the loop cannot run, naming the request and the fix."""
     problems = []

@@ -18,7 +18,7 @@ from typing import Any
 from tunelab.config.schema import DataSection, InferSection, RunConfig
 from tunelab.data.pipeline import load_records
 from tunelab.data.records import ChatRecord
-from tunelab.infer.batch_generate import GenRequest, generate
+from tunelab.infer.batch_generate import GenRequest, generate, stop_token_ids
 from tunelab.model.load import ModelBundle
 
 PREDICTIONS = "generated_predictions.jsonl"
@@ -89,18 +89,10 @@ def done_ids(path: Path) -> set[str]:
     return ids
 
 
-def stop_tokens(bundle: ModelBundle) -> frozenset[int]:
-    """The tokens that end an answer: the tokenizer's eos and the generation config's (SmolLM2: <|im_end|>)."""
-    ids = {bundle.tokenizer.eos_token_id}
-    config_eos = getattr(getattr(bundle.model, "generation_config", None), "eos_token_id", None)
-    ids.update(config_eos if isinstance(config_eos, (list, tuple, set)) else [config_eos])
-    return frozenset(i for i in ids if i is not None)
-
-
 def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSection) -> list[tuple[str, int]]:
     """(answer text, generated token count with the stop token) for a batch of prompts, decoded together."""
     tokenizer = bundle.tokenizer
-    stop = stop_tokens(bundle)
+    stop = stop_token_ids(bundle.tokenizer, bundle.model)
     sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k} \
         if settings.do_sample else {}
     requests = [GenRequest(input_ids=r.input_ids, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,

@@ -52,7 +52,8 @@ def test_generate_batch_stops_at_eos_and_equals_hf_generate(tiny_tokenizer: Any,
     import torch
 
     from tunelab.infer.batch_generate import GenRequest, generate
-    from tunelab.infer.predict import PromptRow, generate_batch, stop_tokens
+    from tunelab.infer.batch_generate import stop_token_ids
+    from tunelab.infer.predict import PromptRow, generate_batch
     from tunelab.model.load import ModelBundle
 
     eos = tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -63,7 +64,7 @@ def test_generate_batch_stops_at_eos_and_equals_hf_generate(tiny_tokenizer: Any,
     extra = generate(tiny_llama, [GenRequest(rows[0].input_ids, 4)], 0)[0].token_ids[3]
     tiny_llama.generation_config.eos_token_id = [eos, extra]
     bundle = ModelBundle(tokenizer=tiny_tokenizer, model=tiny_llama, source=None)
-    assert stop_tokens(bundle) == {eos, extra}
+    assert stop_token_ids(tiny_tokenizer, tiny_llama) == {eos, extra}
     answers = generate_batch(bundle, rows, prediction_settings(InferSection(max_new_tokens=10)))
     assert answers[0][1] <= 4
     for row, (text, count) in zip(rows, answers):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.config.schema import InferSection
+from tunelab.infer.batch_generate import stop_token_ids
 from tunelab.interfaces.api.engine import Engine
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.sampling import Limits, model_context
@@ -29,15 +30,6 @@ class Server:
         if name is not None and name != self.model_id:
             raise APIError(404, f"The model '{name}' does not exist: this server serves '{self.model_id}' "
                                 f"(GET /v1/models lists it)", param="model", code="model_not_found")
-
-
-def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
-    """The tokenizer's eos and the model's generation-config eos id(s): any of them ends an answer."""
-    ids = {tokenizer.eos_token_id}
-    generation = getattr(model, "generation_config", None)
-    eos = getattr(generation, "eos_token_id", None)
-    ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
-    return frozenset(i for i in ids if isinstance(i, int))
 
 
 def build_server(tokenizer: Any, model: Any, settings: InferSection, model_id: str, cutoff_len: int,
