@@ -16,6 +16,15 @@ def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
+def generation_prompt(tokenizer: Any, messages: list[dict[str, Any]],
+                      tools: list[dict[str, Any]] | None = None) -> tuple[str, list[int]]:
+    """The text and token ids the model continues: the messages (and tools) through the chat template, ending
+    with the generation prompt. The text carries its own special tokens, so none are added around it (what
+    apply_chat_template(tokenize=True) gives; adding them again would double a BOS)."""
+    text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+    return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def pair_texts(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, str]]:
     """(prompt text, response text) for each assistant turn, in order.
 

@@ -14,6 +14,7 @@ from typing import Any
 from tunelab.eval.choice_data import (  # noqa: F401 - re-exported: the public API of multiple choice
     LETTERS, ChoiceError, Question, load_questions, load_shots,
 )
+from tunelab.data.template import generation_prompt
 from tunelab.runtime.suggest import suggest
 
 # lang -> (text opening the first user message, text closing every question), as in LLaMA-Factory 0.9.5
@@ -101,9 +102,7 @@ def choice_messages(question: Question, shots: list[Question], lang: str) -> lis
 
 def render_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of the messages through the model's own chat template, ending with the generation prompt."""
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    # the template already wrote any BOS it wants; adding special tokens again would double it
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return generation_prompt(tokenizer, messages)[1]
 
 
 def fitted_prompt(question: Question, shots: list[Question], tokenizer: Any, lang: str,

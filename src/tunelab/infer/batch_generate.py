@@ -101,6 +101,14 @@ def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
     return frozenset(i for i in ids if isinstance(i, int))
 
 
+def sampling_fields(settings: Any) -> dict[str, Any]:
+    """GenRequest's decoding fields from an infer section: temperature, top_p and top_k only when it samples."""
+    fields: dict[str, Any] = {"do_sample": settings.do_sample, "repetition_penalty": settings.repetition_penalty}
+    if settings.do_sample:
+        fields.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+    return fields
+
+
 def check_request(index: int, request: GenRequest) -> None:
     """Reject requests the loop cannot run, naming the request and the fix."""
     problems = []

@@ -18,7 +18,8 @@ from typing import Any
 from tunelab.config.schema import DataSection, InferSection, RunConfig
 from tunelab.data.pipeline import load_records
 from tunelab.data.records import ChatRecord
-from tunelab.infer.batch_generate import GenRequest, generate, stop_token_ids
+from tunelab.data.template import generation_prompt
+from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
 from tunelab.model.load import ModelBundle
 
 PREDICTIONS = "generated_predictions.jsonl"
@@ -68,11 +69,9 @@ def prompt_rows(records: list[ChatRecord], tokenizer: Any, data: DataSection) ->
         messages = record.as_dicts(data.default_system)
         prompt = messages[:-1]
         # rendered once: the text goes into the predictions file, its tokens into the model
-        # (what apply_chat_template(tokenize=True) does: no extra special tokens around the rendered text)
-        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        text, ids = generation_prompt(tokenizer, prompt)
         rows.append(PromptRow(id=f"{record.dataset}:{record.row}", dataset=record.dataset, messages=prompt,
-                              prompt=text, label=messages[-1]["content"], input_ids=list(ids)))
+                              prompt=text, label=messages[-1]["content"], input_ids=ids))
     return rows
 
 
@@ -93,11 +92,8 @@ def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSe
     """(answer text, generated token count with the stop token) for a batch of prompts, decoded together."""
     tokenizer = bundle.tokenizer
     stop = stop_token_ids(bundle.tokenizer, bundle.model)
-    sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k} \
-        if settings.do_sample else {}
-    requests = [GenRequest(input_ids=r.input_ids, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
-                           repetition_penalty=settings.repetition_penalty, stop_token_ids=stop, **sampling)
-                for r in rows]
+    requests = [GenRequest(input_ids=r.input_ids, max_new_tokens=settings.max_new_tokens, stop_token_ids=stop,
+                           **sampling_fields(settings)) for r in rows]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers = []
     for result in generate(bundle.model, requests, pad):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tunelab.data.template import generation_prompt
 from tunelab.infer.tools import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import ChatRequest, Message
@@ -98,10 +99,7 @@ def render(tokenizer: Any, body: ChatRequest) -> list[int]:
     check_order(body.messages)
     tools = [tool.model_dump(exclude_none=True) for tool in body.tools] if body.use_tools() else None
     try:
-        text = tokenizer.apply_chat_template(template_messages(body.messages), tools=tools,
-                                             add_generation_prompt=True, tokenize=False)
+        return generation_prompt(tokenizer, template_messages(body.messages), tools)[1]
     except Exception as exc:  # noqa: BLE001 - jinja's TemplateError and raise_exception() in templates
         raise APIError(400, f"the model's chat template refused the messages: {exc}", param="messages",
                        code="invalid_messages") from exc
-    # what apply_chat_template(tokenize=True) does: the rendered text carries its own special tokens
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.config.schema import InferSection
+from tunelab.infer.batch_generate import sampling_fields as settings_fields
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import Sampling
 
@@ -53,14 +54,11 @@ def answer_length(prompt_tokens: int, asked: int | None, default: int, limits: L
 
 def sampling_fields(body: Sampling, settings: InferSection) -> dict[str, Any]:
     """GenRequest sampling fields: request values over the config's; temperature 0 means greedy."""
-    do_sample = settings.do_sample if body.temperature is None else body.temperature > 0
-    fields: dict[str, Any] = {"do_sample": do_sample,
-                              "repetition_penalty": body.repetition_penalty or settings.repetition_penalty}
-    if do_sample:
-        fields.update(temperature=body.temperature or settings.temperature,
-                      top_p=body.top_p if body.top_p is not None else settings.top_p,
-                      top_k=body.top_k if body.top_k is not None else settings.top_k)
-    return fields
+    update = {name: getattr(body, name) for name in ("temperature", "top_p", "top_k", "repetition_penalty")
+              if getattr(body, name) is not None}
+    if body.temperature is not None:
+        update["do_sample"] = body.temperature > 0
+    return settings_fields(settings.model_copy(update=update))
 
 
 def choice_seed(seed: int | None, choice: int) -> int | None:
