@@ -235,14 +235,24 @@ def score_choices(model: Any, tokenizer: Any, prompts: list[ChoicePrompt], batch
     return summarise(prompts, probs)
 
 
-def evaluate_choice(bundle: Any, task_dir: str | Path, split: str = "test", n_shot: int = 5, lang: str = "en",
-                    batch_size: int = 8, cutoff_len: int = 2048, subjects: list[str] | None = None,
-                    progress: Progress | None = None) -> ChoiceResult:
-    """Read a benchmark folder, prompt each question n_shot-shot and score it with bundle.model."""
-    check_settings(n_shot, lang, cutoff_len, batch_size)
+def read_choice_task(task_dir: str | Path, split: str, n_shot: int,
+                     subjects: list[str] | None) -> tuple[list[Question], dict[str, list[Question]]]:
+    """A split's questions and their subjects' dev rows, checked (enough shots per subject) before a model runs."""
     questions = load_questions(task_dir, split, subjects)
     keys = list(dict.fromkeys(q.subject for q in questions))
     shots = load_shots(task_dir, keys) if n_shot > 0 else {}
+    check_shots(questions, shots, n_shot)
+    return questions, shots
+
+
+def evaluate_choice(bundle: Any, task_dir: str | Path, split: str = "test", n_shot: int = 5, lang: str = "en",
+                    batch_size: int = 8, cutoff_len: int = 2048, subjects: list[str] | None = None,
+                    progress: Progress | None = None,
+                    loaded: tuple[list[Question], dict[str, list[Question]]] | None = None) -> ChoiceResult:
+    """Read a benchmark folder (unless `loaded` holds read_choice_task's result), prompt each question
+    n_shot-shot and score it with bundle.model."""
+    check_settings(n_shot, lang, cutoff_len, batch_size)
+    questions, shots = loaded or read_choice_task(task_dir, split, n_shot, subjects)
     prompts = choice_prompts(questions, shots, bundle.tokenizer, n_shot, lang, cutoff_len)
     result = score_choices(bundle.model, bundle.tokenizer, prompts, batch_size, progress)
     settings = {"task_dir": str(task_dir), "split": split, "n_shot": n_shot, "lang": lang,

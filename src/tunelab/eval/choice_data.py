@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunelab.eval.errors import EvalError
 from tunelab.runtime.suggest import suggest
 
 LETTERS = ("A", "B", "C", "D")
@@ -14,7 +15,7 @@ MMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
 NO_TEST_ANSWERS = "C-Eval's test split has no answers; evaluate split: val"
 
 
-class ChoiceError(Exception):
+class ChoiceError(EvalError):
     """A benchmark folder, file, row or setting that cannot be evaluated; the message says how to fix it."""
 
 

@@ -33,6 +33,7 @@ class PreparedTask:
     expected: list[Answer] | None = None
     answers: list[Answer] | None = None  # from a `predictions:` file
     texts: list[tuple[str, str]] | None = None  # perplexity
+    benchmark: tuple[list[Any], dict[str, list[Any]]] | None = None  # choice_logits: questions, dev rows
 
 
 def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
@@ -73,7 +74,7 @@ def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
 
 def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
     """Check and load every task's inputs before any model is loaded."""
-    from tunelab.eval.choice import load_questions, load_shots
+    from tunelab.eval.choice import read_choice_task
     from tunelab.eval.perplexity import dataset_texts
 
     prepared = []
@@ -82,9 +83,7 @@ def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
         if task.type == "perplexity":
             item.texts = dataset_texts(task.dataset, config.data.dataset_dir, config.data.max_samples)
         elif task.type == "choice_logits":
-            questions = load_questions(task.task_dir, task.split, task.subjects)
-            if task.n_shot:
-                load_shots(task.task_dir, sorted({q.subject for q in questions}))
+            item.benchmark = read_choice_task(task.task_dir, task.split, task.n_shot, task.subjects)
         else:
             item.expected = expected_answers(config, task)
             gold_values(task, item.expected)
@@ -154,7 +153,7 @@ def run_task(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
     if task.type == "perplexity":
         return run_perplexity(config, bundle, item)
     if task.type == "choice_logits":
-        return run_choice(config, bundle, task)
+        return run_choice(config, bundle, item)
     answers = item.answers
     details: dict[str, Any] = {}
     if answers is None:
@@ -215,13 +214,15 @@ def run_perplexity(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskSc
                      rows=result.rows, details={"tokens": result.tokens})
 
 
-def run_choice(config: RunConfig, bundle: Any, task: EvalTaskSpec) -> TaskScore:
-    """Multiple choice by logits on an MMLU / C-Eval / CMMLU folder."""
+def run_choice(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskScore:
+    """Multiple choice by logits on an MMLU / C-Eval / CMMLU folder (read once, in prepare)."""
     from tunelab.eval.choice import evaluate_choice
 
+    task = item.spec
     result = evaluate_choice(bundle, task.task_dir, split=task.split, n_shot=task.n_shot, lang=task.lang,
                              batch_size=config.eval.per_device_eval_batch_size, cutoff_len=config.data.cutoff_len,
-                             subjects=task.subjects, progress=progress_line(task.name, "questions"))
+                             subjects=task.subjects, progress=progress_line(task.name, "questions"),
+                             loaded=item.benchmark)
     summary = result.to_dict()
     rows = [{**record, "label": record.get("answer")} for record in result.records]
     unanswered = list(result.too_long)

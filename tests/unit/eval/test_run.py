@@ -125,3 +125,14 @@ def test_config_problems_are_reported_together() -> None:
         assert expected in text, expected
     with pytest.raises(ConfigError, match="eval_tasks: required for `tunelab eval`"):
         build({"model_name_or_path": "m", "output_dir": "o"}, purpose="eval")
+
+
+def test_too_few_dev_rows_stop_before_the_model_loads(tmp_path: Path) -> None:
+    from tunelab.eval.choice import ChoiceError
+
+    folder = Path(__file__).resolve().parents[3] / "examples" / "data" / "mmlu_mini"  # 2 dev rows per subject
+    config = build({"model_name_or_path": "not/loaded", "output_dir": str(tmp_path),
+                    "eval_tasks": [{"name": "m", "type": "choice_logits", "task_dir": str(folder), "n_shot": 3}]},
+                   purpose="eval")
+    with pytest.raises(ChoiceError, match="2 dev rows .* but n_shot is 3"):
+        evaluate(config)

@@ -66,3 +66,12 @@ def test_extract_prints_json_or_says_nothing(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out == "(nothing extracted)\n"
     assert main(["eval", "extract", "--extractor", '{"name": "regex", "pattern": "("}', "--text", "x"]) == 2
     assert "--extractor: regex pattern '(' does not compile" in capsys.readouterr().err
+
+
+def test_eval_with_a_missing_benchmark_folder_is_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"model_name_or_path: not/loaded\noutput_dir: {tmp_path / 'out'}\neval_tasks:\n"
+                      f"  - {{name: m, type: choice_logits, task_dir: {tmp_path / 'nope'}}}\n", encoding="utf-8")
+    assert main(["eval", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"task_dir: {tmp_path / 'nope'} is not a folder" in err and "Traceback" not in err
