@@ -58,6 +58,32 @@ class DataSection(Section):
         "in the data report.")
     overwrite_cache: bool = Field(False, description="Accepted for LLaMA-Factory compatibility; tunelab "
                                   "re-tokenizes on every run, so there is no cache to overwrite.")
+    tool_format: str | None = Field(
+        None, description="How tool descriptions and calls are written into the prompt: default, glm4, llama3, "
+        "mistral, qwen (default: the template's own).")
+    enable_thinking: bool | None = Field(
+        True, description="Reasoning templates (qwen3, ...): true trains the model to think (an empty thought "
+        "is added to answers without one, and trained); false removes thoughts and masks the empty one.")
+    preserve_thinking: bool = Field(
+        False, description="Reasoning templates: keep the thoughts of earlier turns (with mask_history).")
+    packing: bool | None = Field(
+        None, description="Concatenate examples into rows of cutoff_len tokens (default: on for stage pt, "
+        "off for sft).")
+    neat_packing: bool = Field(
+        False, description="SFT packing where packed examples never attend to each other and position ids "
+        "restart per example.")
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = Field(
+        "concat", description="How several datasets are combined: one after the other, or interleaved until the "
+        "smallest (under) or largest (over) is used up.")
+    interleave_probs: str | None = Field(
+        None, description="Comma-separated sampling probabilities of the datasets when interleaving.")
+    streaming: bool = Field(False, description="Read the data lazily instead of loading it into memory "
+                            "(needs max_steps).")
+    buffer_size: PositiveInt = Field(16384, description="Rows in the shuffle buffer when streaming.")
+    tokenized_path: str | None = Field(
+        None, description="Folder where the tokenized data is saved on the first run and loaded from on later runs.")
+    media_dir: str | None = Field(None, description="Folder that relative image/video/audio paths start from "
+                                  "(default: dataset_dir).")
     preprocessing_num_workers: PositiveInt | None = Field(
         None, description="Processes used to tokenize the data (default: one; used from 20,000 rows on, below that starting them costs more than it saves).")
 

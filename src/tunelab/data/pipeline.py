@@ -13,7 +13,7 @@ from tunelab.data import registry
 from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
 from tunelab.data.read import read_rows
-from tunelab.data.records import ChatRecord, DatasetReport
+from tunelab.data.records import Sample, DatasetReport
 from tunelab.data.template import pair_texts
 from tunelab.data.tokenize import IGNORE_INDEX, build_example
 
@@ -59,10 +59,10 @@ def split_names(dataset: str | None) -> list[str]:
     return [name.strip() for name in (dataset or "").split(",") if name.strip()]
 
 
-def load_records(data: DataSection) -> tuple[list[ChatRecord], DataReport]:
+def load_records(data: DataSection) -> tuple[list[Sample], DataReport]:
     """Read and convert every dataset of the config, strictly or skipping bad rows (counted)."""
     report = DataReport()
-    records: list[ChatRecord] = []
+    records: list[Sample] = []
     names = split_names(data.dataset)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -74,7 +74,7 @@ def load_records(data: DataSection) -> tuple[list[ChatRecord], DataReport]:
     return records, report
 
 
-def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport) -> list[ChatRecord]:
+def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport) -> list[Sample]:
     """The converted records of one registry entry."""
     check_supported(entry)
     rows = read_rows(entry.path, entry.name)
@@ -130,7 +130,7 @@ class TokenizedChunk:
     without_trained_tokens: int = 0
 
 
-def tokenize_chunk(records: list[ChatRecord], tokenizer: Any, data: DataSection) -> TokenizedChunk:
+def tokenize_chunk(records: list[Sample], tokenizer: Any, data: DataSection) -> TokenizedChunk:
     """Render, tokenize and truncate records; counts are kept per dataset."""
     chunk = TokenizedChunk()
     for record in records:
@@ -154,7 +154,7 @@ def tokenize_chunk(records: list[ChatRecord], tokenizer: Any, data: DataSection)
     return chunk
 
 
-def tokenize_records(records: list[ChatRecord], tokenizer: Any, data: DataSection,
+def tokenize_records(records: list[Sample], tokenizer: Any, data: DataSection,
                      report: DataReport) -> dict[str, list[list[int]]]:
     """input_ids and labels for every record, in order (in worker processes for large data)."""
     by_name = {d.name: d for d in report.datasets}
@@ -174,7 +174,7 @@ def tokenize_records(records: list[ChatRecord], tokenizer: Any, data: DataSectio
     return columns
 
 
-def tokenize_all(records: list[ChatRecord], tokenizer: Any, data: DataSection) -> list[TokenizedChunk]:
+def tokenize_all(records: list[Sample], tokenizer: Any, data: DataSection) -> list[TokenizedChunk]:
     """Tokenized chunks in record order: in worker processes from PARALLEL_MIN_ROWS rows on, else here."""
     workers = data.preprocessing_num_workers or 1
     if workers > 1 and len(records) >= PARALLEL_MIN_ROWS:

@@ -141,8 +141,8 @@ def test_unknown_key_without_a_close_match_has_no_suggestion() -> None:
 
 def test_llamafactory_key_is_named_as_unsupported_not_unknown() -> None:
     with pytest.raises(ConfigError) as excinfo:
-        build({**MINIMAL, "neat_packing": True})
-    message = problems_of(excinfo)["neat_packing"]
+        build({**MINIMAL, "ppo_buffer_size": 4})
+    message = problems_of(excinfo)["ppo_buffer_size"]
     assert "LLaMA-Factory key that tunelab does not support" in message
     assert "remove it" in message and "tunelab config --keys" in message
     assert "unknown" not in message
@@ -175,13 +175,13 @@ def test_several_problems_are_reported_together_in_file_order(tmp_path: Path) ->
         dataset: demo
         output_dir: out
         learning_rat: 1.0e-4
-        neat_packing: true
+        ppo_buffer_size: 4
         lora_rank: many
         """)
     with pytest.raises(ConfigError) as excinfo:
         load_config(path, ["cutoff_len=-1", "oops"])
     error = excinfo.value
-    assert [p.key for p in error.problems] == ["oops", "learning_rat", "neat_packing", "cutoff_len", "lora_rank"]
+    assert [p.key for p in error.problems] == ["oops", "learning_rat", "ppo_buffer_size", "cutoff_len", "lora_rank"]
     assert str(error).splitlines()[0] == f"the config {path} has 5 problems"
     assert "  learning_rat: unknown key; did you mean learning_rate?" in str(error).splitlines()
 

@@ -12,7 +12,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data import pipeline
 from tunelab.data.errors import DataError
 from tunelab.data.pipeline import DataReport, build_data, load_records, split_names, tokenize_records
-from tunelab.data.records import ChatRecord, DatasetReport, Message
+from tunelab.data.records import Sample, DatasetReport, Message
 from tunelab.data.tokenize import IGNORE_INDEX
 
 GOOD = {"instruction": "What is the capital of France?", "output": "Paris"}
@@ -196,12 +196,12 @@ def test_data_report_is_written_as_json(make_dataset: Any, data_dir: Path, tiny_
     assert saved["train_examples"] == 1
 
 
-def two_dataset_records(count: int) -> list[ChatRecord]:
-    return [ChatRecord(messages=(Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}, thanks.")),
+def two_dataset_records(count: int) -> list[Sample]:
+    return [Sample.chat(messages=(Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}, thanks.")),
                        dataset="a" if i % 3 else "b", row=i + 1) for i in range(count)]
 
 
-def tokenize_with(records: list[ChatRecord], tokenizer: Any, **values: Any) -> tuple[dict[str, Any], DataReport]:
+def tokenize_with(records: list[Sample], tokenizer: Any, **values: Any) -> tuple[dict[str, Any], DataReport]:
     report = DataReport(datasets=[DatasetReport(name="a"), DatasetReport(name="b")])
     return tokenize_records(records, tokenizer, DataSection(**values), report), report
 
@@ -243,7 +243,7 @@ def test_a_template_error_names_dataset_file_and_row(tiny_tokenizer: Any) -> Non
     tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}[old]"
                                "{% else %}{{ m['content'] }}{% endif %}{% endfor %}")
     turns = (Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d"))
-    record = ChatRecord(messages=turns, dataset="chats", row=7)
+    record = Sample.chat(messages=turns, dataset="chats", row=7)
     report = DataReport(datasets=[DatasetReport(name="chats", file="data/chats.json")])
     with pytest.raises(DataError) as excinfo:
         tokenize_records([record], tokenizer, DataSection(dataset="chats"), report)

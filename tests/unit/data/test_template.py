@@ -9,7 +9,7 @@ import pytest
 from tunelab.config.schema import DataSection
 from tunelab.data.errors import DataError
 from tunelab.data.pipeline import DataReport, tokenize_records
-from tunelab.data.records import ChatRecord, DatasetReport, Message
+from tunelab.data.records import Sample, DatasetReport, Message
 from tunelab.data.template import pair_texts
 from tunelab.data.tokenize import IGNORE_INDEX
 from tunelab.model.load import template_text
@@ -28,10 +28,10 @@ MULTI = [{"role": "system", "content": "Answer in one word."},
 CONVERSATIONS = pytest.mark.parametrize("messages", [SINGLE, MULTI], ids=["single-turn", "multi-turn"])
 
 
-def record_of(messages: list[dict[str, str]], dataset: str = "demo", row: int = 1) -> ChatRecord:
+def record_of(messages: list[dict[str, str]], dataset: str = "demo", row: int = 1) -> Sample:
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""
     turns = tuple(Message(m["role"], m["content"]) for m in messages if m["role"] != "system")  # type: ignore[arg-type]
-    return ChatRecord(messages=turns, dataset=dataset, row=row, system=system)
+    return Sample.chat(messages=turns, dataset=dataset, row=row, system=system)
 
 
 def tokenize(tokenizer: Any, messages: list[dict[str, str]], **values: Any) -> tuple[list[int], list[int]]:

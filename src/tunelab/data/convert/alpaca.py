@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.data.errors import DataError
-from tunelab.data.records import ChatRecord, Message
+from tunelab.data.records import Message, Sample
 from tunelab.data.registry import Columns
 
 
@@ -41,8 +41,8 @@ def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
     return turns
 
 
-def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int) -> ChatRecord:
-    """One alpaca row -> ChatRecord ('instruction\\ninput' as the user turn, LLaMA-Factory's join)."""
+def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int) -> Sample:
+    """One alpaca row -> Sample ('instruction\\ninput' as the user turn, LLaMA-Factory's join)."""
     query = [t for t in (text_field(row, columns.prompt), text_field(row, columns.query)) if t]
     if not query:
         raise DataError(f"the prompt is empty ({columns.prompt!r} and {columns.query!r} are both empty)",
@@ -51,9 +51,9 @@ def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int)
     if not response.strip():
         raise DataError("the response is empty", field=columns.response,
                         fix="write the answer the model should learn, or remove the row")
-    messages = history_turns(row, columns.history) + [Message("user", "\n".join(query)),
-                                                      Message("assistant", response)]
-    return ChatRecord(messages=tuple(messages), dataset=dataset, row=index, system=text_field(row, columns.system))
+    prompt = history_turns(row, columns.history) + [Message("user", "\n".join(query))]
+    return Sample(prompt=tuple(prompt), response=(Message("assistant", response),), dataset=dataset, row=index,
+                  system=text_field(row, columns.system))
 
 
 def unmapped_columns_note(rows: list[dict[str, Any]], columns: Columns) -> str | None:

@@ -8,14 +8,14 @@ import pytest
 
 from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.records import ChatRecord, Message
+from tunelab.data.records import Sample, Message
 from tunelab.data.registry import Columns
 
 DEFAULT = Columns()
 WITH_HISTORY_AND_SYSTEM = Columns(history="history", system="system")
 
 
-def turns(record: ChatRecord) -> list[tuple[str, str]]:
+def turns(record: Sample) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in record.messages]
 
 
