@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,15 @@ def tiny_tokenizer_json() -> str:
     return tokenizer.to_str()
 
 
+CHATML = ("{%- for message in messages -%}"
+          "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+          "{%- endfor -%}"
+          "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}")
+
+
 def chatml_template() -> str:
-    """tunelab's shipped ChatML template (no default system)."""
-    return resources.files("tunelab.templates").joinpath("chatml.jinja").read_text(encoding="utf-8")
+    """A plain Hugging Face ChatML template (no default system), as a model would ship it."""
+    return CHATML
 
 
 def make_tokenizer(tokenizer_json: str, chat_template: str | None, pad: bool = True) -> Any:

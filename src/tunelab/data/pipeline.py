@@ -10,11 +10,12 @@ from typing import Any
 
 from tunelab.config.schema import DataSection
 from tunelab.data import registry
+from tunelab.data.chat_template import for_tokenizer
+from tunelab.data.encode import EncodeOptions, Encoder
 from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
 from tunelab.data.read import read_rows
 from tunelab.data.records import Sample, DatasetReport
-from tunelab.data.template import pair_texts
 from tunelab.data.tokenize import IGNORE_INDEX, build_example
 
 
@@ -130,17 +131,25 @@ class TokenizedChunk:
     without_trained_tokens: int = 0
 
 
+def sample_encoder(tokenizer: Any, data: DataSection) -> Encoder:
+    """The encoder of a run: its template (named or the model's own) and the data keys that shape encoding."""
+    template = for_tokenizer(tokenizer, data.template, data.tool_format)
+    if data.train_on_prompt and template.options.efficient_eos:
+        raise DataError(f"train_on_prompt: the {template.name} template ends each example with a single EOS "
+                        "(efficient_eos), which cannot be combined with training on the prompt (as in "
+                        "LLaMA-Factory)", field="train_on_prompt", fix="set train_on_prompt: false or use another "
+                        "template")
+    options = EncodeOptions(data.default_system, data.enable_thinking, data.preserve_thinking, data.mask_history)
+    return Encoder(tokenizer, template, options)
+
+
 def tokenize_chunk(records: list[Sample], tokenizer: Any, data: DataSection) -> TokenizedChunk:
-    """Render, tokenize and truncate records; counts are kept per dataset."""
+    """Encode, truncate and label records; counts are kept per dataset."""
     chunk = TokenizedChunk()
-    for record in records:
-        try:
-            texts = pair_texts(tokenizer, record.as_dicts(data.default_system))
-        except DataError as exc:
-            raise DataError(exc.problem, dataset=record.dataset, row=record.row, fix=exc.fix) from None
-        encoded = tokenizer([t for pair in texts for t in pair], add_special_tokens=False)["input_ids"]
-        example = build_example(list(zip(encoded[0::2], encoded[1::2])), data.cutoff_len, data.train_on_prompt,
-                                data.mask_history)
+    encoder = sample_encoder(tokenizer, data)
+    eos_id = tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
+    for record, pairs in zip(records, encoder.pairs(records)):
+        example = build_example(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history, eos_id)
         trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
         counts = chunk.counts.setdefault(record.dataset, {"truncated": 0, "turns_dropped_for_length": 0,
                                                           "tokens": 0, "tokens_trained": 0})

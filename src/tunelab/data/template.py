@@ -1,14 +1,12 @@
-"""Render conversations with the tokenizer's own chat template, split into (prompt, response) text pairs.
+"""Render conversations with the tokenizer's chat template: what chat, predict and the API feed the model.
 
-The tokenizer's Jinja template is the single source of truth: the pairs concatenate to exactly what
-`tokenizer.apply_chat_template(messages)` renders, which is what chat, predict and the API feed the model.
+The template installed in the tokenizer (data.chat_template.install) renders the same slots training encodes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tunelab.data.errors import DataError
 
 
 def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
@@ -23,26 +21,3 @@ def generation_prompt(tokenizer: Any, messages: list[dict[str, Any]],
     apply_chat_template(tokenize=True) gives; adding them again would double a BOS)."""
     text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
     return text, list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def pair_texts(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """(prompt text, response text) for each assistant turn, in order.
-
-    The prompt of turn k is what the template adds between the end of response k-1 and the start of
-    response k (system, user turn, generation prompt); the response is the assistant text with the
-    template's end-of-turn tokens.
-    """
-    pairs = []
-    done = ""
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        prefix = render(tokenizer, messages[:index], add_generation_prompt=True)
-        full = render(tokenizer, messages[: index + 1])
-        if not prefix.startswith(done) or not full.startswith(prefix):
-            raise DataError("the chat template does not render this conversation turn by turn (an earlier turn "
-                            "renders differently once later turns follow)", fix="use a template without history "
-                            "rewriting, e.g. template: chatml")
-        pairs.append((prefix[len(done):], full[len(prefix):]))
-        done = full
-    return pairs

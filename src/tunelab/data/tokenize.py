@@ -31,14 +31,16 @@ def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int
 
 
 def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_on_prompt: bool = False,
-                  mask_history: bool = False) -> Example:
+                  mask_history: bool = False, eos_id: int | None = None) -> Example:
     """Concatenate (prompt ids, response ids) turns under the cutoff; only responses are labelled.
 
     With mask_history only the last turn is labelled, and turns are budgeted from the last one back.
+    With eos_id (templates with efficient_eos) one EOS ends the example and is trained, and each later
+    prompt's first label is the EOS closing the previous answer (LLaMA-Factory's SupervisedDatasetProcessor).
     """
     input_ids: list[int] = []
     labels: list[int] = []
-    total = 0
+    total = 1 if eos_id is not None else 0
     truncated = False
     kept = 0
     ordered = pairs[::-1] if mask_history else pairs
@@ -50,7 +52,12 @@ def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, tra
         source, target = source[:source_len], target[:target_len]
         total += source_len + target_len
         kept += 1
-        source_labels = list(source) if train_on_prompt else [IGNORE_INDEX] * source_len
+        if train_on_prompt:
+            source_labels = list(source)
+        elif eos_id is not None and turn != 0:
+            source_labels = [eos_id] + [IGNORE_INDEX] * (source_len - 1)
+        else:
+            source_labels = [IGNORE_INDEX] * source_len
         target_labels = [IGNORE_INDEX] * target_len if mask_history and turn != 0 else list(target)
         if mask_history:
             input_ids = source + target + input_ids
@@ -58,5 +65,8 @@ def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, tra
         else:
             input_ids += source + target
             labels += source_labels + target_labels
+    if eos_id is not None:
+        input_ids.append(eos_id)
+        labels.append(eos_id)
     dropped = len(pairs) - kept
     return Example(input_ids, labels, truncated or dropped > 0, dropped)

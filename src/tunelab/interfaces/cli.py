@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from tunelab import __version__
 from tunelab.config.errors import ConfigError
+from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
 
 EXIT_CONFIG = 2
@@ -133,7 +134,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    from tunelab.model.load import template_names
+    from tunelab.data.chat_template import template_names
 
     print("\n".join(template_names()))
     return 0
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.set_defaults(func=cmd_env)
 
     add_eval_parsers(commands, add_config_args)
+    add_data_parsers(commands)
 
     templates = commands.add_parser("templates", help="list the named chat templates (template: NAME)")
     templates.set_defaults(func=cmd_templates)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -113,32 +112,22 @@ def download(repo_id: str, cache_dir: str | None) -> Path:
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})\n{local_options()}") from None
 
 
-def template_text(name: str) -> str:
-    """The Jinja source of a named template from tunelab/templates."""
-    names = template_names()
-    if name not in names:
-            raise ModelError(f"template: unknown template {name!r}{suggest(name, names)}; available: {', '.join(names)}")
-    return resources.files("tunelab.templates").joinpath(f"{name}.jinja").read_text(encoding="utf-8")
-
-
-def template_names() -> list[str]:
-    """Names of the shipped chat templates."""
-    files = resources.files("tunelab.templates").iterdir()
-    return sorted(f.name[:-6] for f in files if f.name.endswith(".jinja"))
-
-
 def load_tokenizer(path: Path, template: str | None = None, trust_remote_code: bool = False) -> Any:
-    """The tokenizer with the chat template training and inference will both use."""
+    """The tokenizer with the chat template training and inference will both use (named, or the model's own),
+    with LLaMA-Factory's fixes for the template's EOS, pad and stop words."""
     from transformers import AutoTokenizer
 
+    from tunelab.data.chat_template import install, template_names
+    from tunelab.data.errors import DataError
+
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if template:
-        tokenizer.chat_template = template_text(template)
-    if not tokenizer.chat_template:
+    if not template and not tokenizer.chat_template:
         raise ModelError(f"template: the model in {path} has no chat template; name one with template: NAME "
                          f"({', '.join(template_names())})")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        install(tokenizer, template)
+    except DataError as exc:
+        raise ModelError(f"template: {exc.problem}; {exc.fix}") from None
     return tokenizer
 
 

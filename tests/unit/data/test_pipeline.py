@@ -218,10 +218,12 @@ def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
 
 def test_a_data_error_in_a_worker_keeps_its_message(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "PARALLEL_MIN_ROWS", 2)
-    tiny_tokenizer.chat_template = "{{ messages[-1]['content'] }}"  # renders only the last turn
+    records = two_dataset_records(3)
+    records[0] = Sample.chat(messages=(Message("user", "Weather?"), Message("function", "{not json")),
+                             dataset="b", row=1)
     with pytest.raises(DataError) as excinfo:
-        tokenize_with(two_dataset_records(3), tiny_tokenizer, preprocessing_num_workers=2)
-    assert str(excinfo.value).startswith("dataset 'b', row 1: the chat template does not render this conversation")
+        tokenize_with(records, tiny_tokenizer, preprocessing_num_workers=2)
+    assert str(excinfo.value).startswith("dataset 'b', row 1, field function_call: ")
 
 
 def test_few_rows_are_tokenized_in_process(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,16 +237,10 @@ def test_few_rows_are_tokenized_in_process(tiny_tokenizer: Any, monkeypatch: pyt
     assert len(columns["input_ids"]) == 5
 
 
-def test_a_template_error_names_dataset_file_and_row(tiny_tokenizer: Any) -> None:
-    import copy
-
-    tokenizer = copy.deepcopy(tiny_tokenizer)
-    # rewrites earlier assistant turns once later ones follow, so turn-by-turn rendering cannot work
-    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}[old]"
-                               "{% else %}{{ m['content'] }}{% endif %}{% endfor %}")
-    turns = (Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d"))
-    record = Sample.chat(messages=turns, dataset="chats", row=7)
+def test_an_encoding_error_names_dataset_file_and_row(tiny_tokenizer: Any) -> None:
+    turns = (Message("user", "a"), Message("function", '{"name": "f"}'))
+    record = Sample(prompt=turns[:1], response=turns[1:], dataset="chats", row=7, tools="[{bad")
     report = DataReport(datasets=[DatasetReport(name="chats", file="data/chats.json")])
     with pytest.raises(DataError) as excinfo:
-        tokenize_records([record], tokenizer, DataSection(dataset="chats"), report)
-    assert str(excinfo.value).startswith("dataset 'chats' (data/chats.json), row 7: the chat template does not render")
+        tokenize_records([record], tiny_tokenizer, DataSection(dataset="chats"), report)
+    assert str(excinfo.value).startswith("dataset 'chats' (data/chats.json), row 7, field tools: ")

@@ -1,4 +1,4 @@
-"""One chat-template source: training-time rendering and token ids equal tokenizer.apply_chat_template."""
+"""Chat templates: training encodes the slots the installed chat template renders, with LLaMA-Factory's rules."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 
 from tunelab.config.schema import DataSection
+from tunelab.data.chat_template import BOS, EOS, TOKEN, composed_jinja, derive, install, load_named, template_names
 from tunelab.data.errors import DataError
 from tunelab.data.pipeline import DataReport, tokenize_records
-from tunelab.data.records import Sample, DatasetReport, Message
-from tunelab.data.template import pair_texts
+from tunelab.data.records import DatasetReport, Message, Sample
 from tunelab.data.tokenize import IGNORE_INDEX
-from tunelab.model.load import template_text
 
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face."
 
@@ -44,34 +43,48 @@ def chat_ids(tokenizer: Any, messages: list[dict[str, str]], **kwargs: Any) -> l
     return tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False, **kwargs)
 
 
+def element_text(tokenizer: Any, element: str) -> str:
+    if element == BOS:
+        return tokenizer.bos_token or ""
+    if element == EOS:
+        return tokenizer.eos_token or ""
+    return element[len(TOKEN):] if element.startswith(TOKEN) else element
+
+
+@pytest.mark.parametrize("name", template_names())
+def test_every_template_renders_for_chat_what_training_encodes(tiny_tokenizer: Any, name: str) -> None:
+    """No drift: the installed Hugging Face template and the encoder's slots give the same text."""
+    from tunelab.data.encode import EncodeOptions, Encoder
+
+    template = install(tiny_tokenizer, name)
+    encoder = Encoder(tiny_tokenizer, template, EncodeOptions())
+    elements = encoder.element_lists(record_of(MULTI))
+    encoded = "".join(element_text(tiny_tokenizer, e) for message in elements for e in message)
+    rendered = tiny_tokenizer.apply_chat_template(MULTI, tokenize=False)
+    if template.options.efficient_eos:
+        rendered = rendered  # the single closing EOS is added to token ids, not rendered per turn
+    assert rendered == encoded
+
+
+def test_there_are_the_llamafactory_templates_the_issue_names() -> None:
+    wanted = {"default", "empty", "fewshot", "alpaca", "vicuna", "zephyr", "chatml", "qwen", "qwen3", "qwen3_nothink",
+              "llama2", "llama3", "mistral", "gemma", "gemma3", "glm4", "chatglm3", "yi", "deepseek", "deepseek3",
+              "smollm", "smollm2", "phi", "phi4", "intern2"}
+    assert wanted <= set(template_names())
+
+
 @CONVERSATIONS
-def test_pair_texts_concatenate_to_the_chat_template_rendering(tiny_tokenizer: Any,
+def test_the_models_own_template_gives_apply_chat_template_ids(tiny_tokenizer: Any,
                                                                messages: list[dict[str, str]]) -> None:
-    pairs = pair_texts(tiny_tokenizer, messages)
-    assert len(pairs) == sum(m["role"] == "assistant" for m in messages)
-    assert "".join(p + r for p, r in pairs) == tiny_tokenizer.apply_chat_template(messages, tokenize=False)
-
-
-def test_pair_texts_split_prompt_and_response_at_the_generation_prompt(tiny_tokenizer: Any) -> None:
-    assert pair_texts(tiny_tokenizer, MULTI[:5]) == [
-        ("<|im_start|>system\nAnswer in one word.<|im_end|>\n<|im_start|>user\nTranslate to French: cat<|im_end|>\n"
-         "<|im_start|>assistant\n", "chat<|im_end|>\n"),
-        ("<|im_start|>user\nAnd dog?<|im_end|>\n<|im_start|>assistant\n", "chien<|im_end|>\n"),
-    ]
-
-
-@CONVERSATIONS
-def test_pipeline_token_ids_equal_apply_chat_template(tiny_tokenizer: Any, messages: list[dict[str, str]]) -> None:
     input_ids, _ = tokenize(tiny_tokenizer, messages)
     assert input_ids == chat_ids(tiny_tokenizer, messages)
 
 
-@CONVERSATIONS
-def test_pipeline_token_ids_equal_apply_chat_template_with_smollm2(tiny_tokenizer: Any,
-                                                                   messages: list[dict[str, str]]) -> None:
-    tiny_tokenizer.chat_template = template_text("smollm2")
-    input_ids, _ = tokenize(tiny_tokenizer, messages)
-    assert input_ids == chat_ids(tiny_tokenizer, messages)
+def test_derived_slots_of_a_chatml_template(tiny_tokenizer: Any) -> None:
+    template = derive(tiny_tokenizer)
+    assert template.fill("user", "hi") == ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"]
+    assert template.fill("assistant", "yo") == ["yo<|im_end|>\n"]
+    assert template.options.default_system == "" and template.options.kind == "plain"
 
 
 def test_default_system_is_rendered_and_tokenized(tiny_tokenizer: Any) -> None:
@@ -84,9 +97,6 @@ def test_labels_keep_assistant_turns_with_their_end_of_turn_tokens(tiny_tokenize
     assert len(labels) == len(input_ids)
     trained = tiny_tokenizer.decode([t for t in labels if t != IGNORE_INDEX])
     assert trained == "chat<|im_end|>\nchien<|im_end|>\noiseau<|im_end|>\n"
-    masked_prompt = tiny_tokenizer.decode([t for t, lab in zip(input_ids, labels) if lab == IGNORE_INDEX])
-    assert masked_prompt == tiny_tokenizer.apply_chat_template(MULTI, tokenize=False).replace(
-        "chat<|im_end|>\n", "").replace("chien<|im_end|>\n", "").replace("oiseau<|im_end|>\n", "")
     for token, label in zip(input_ids, labels):
         assert label in (IGNORE_INDEX, token)
 
@@ -111,72 +121,61 @@ def test_cutoff_truncation_is_counted_in_the_report(tiny_tokenizer: Any) -> None
     assert len(columns["input_ids"][0]) == full - 3
     assert stats.truncated == 1
     assert stats.tokens == sum(len(ids) for ids in columns["input_ids"])
-    assert report.examples_without_trained_tokens == 0
 
 
-def test_prompt_tokens_equal_what_inference_feeds_the_model(tiny_tokenizer: Any) -> None:
-    """A response starting with spaces: the prompt part still tokenizes as chat/predict tokenize the prompt."""
-    messages = [{"role": "user", "content": "Write a poem about the sea."},
-                {"role": "assistant", "content": "   more indented\nline one"}]
-    input_ids, labels = tokenize(tiny_tokenizer, messages)
-    prompt = chat_ids(tiny_tokenizer, messages[:1], add_generation_prompt=True)
-    assert input_ids[:len(prompt)] == prompt
-    assert labels[:len(prompt)] == [IGNORE_INDEX] * len(prompt)
-    assert tiny_tokenizer.decode(input_ids) == tiny_tokenizer.apply_chat_template(messages, tokenize=False)
-
-
-def test_a_template_that_rewrites_earlier_turns_is_refused(tiny_tokenizer: Any) -> None:
-    # renders only the last assistant turn's content, like templates that strip earlier reasoning
-    tiny_tokenizer.chat_template = (
-        "{%- for m in messages -%}<|im_start|>{{ m['role'] }}\n"
-        "{%- if m['role'] == 'assistant' and not loop.last %}(earlier){% else %}{{ m['content'] }}{% endif -%}"
-        "<|im_end|>\n{%- endfor -%}{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}")
-    report = DataReport(datasets=[DatasetReport(name="demo")])
-    with pytest.raises(DataError) as excinfo:
-        tokenize_records([record_of(MULTI, row=7)], tiny_tokenizer, DataSection(), report)
-    message = str(excinfo.value)
-    assert message.startswith("dataset 'demo', row 7: the chat template does not render this conversation turn "
-                              "by turn")
-    assert message.endswith("use a template without history rewriting, e.g. template: chatml")
-
-
-def llamafactory_smollm2_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """LLaMA-Factory 0.9.5 `smollm2`: slots encoded one by one (system with the first user turn)."""
-    system = messages[0]["content"] if messages[0]["role"] == "system" else SMOLLM2_SYSTEM
-    turns = [m for m in messages if m["role"] != "system"]
-    out: list[int] = []
-    for index, message in enumerate(turns):
-        slots = [f"<|im_start|>system\n{system}<|im_end|>\n"] if index == 0 else []
-        if message["role"] == "user":
-            slots.append(f"<|im_start|>user\n{message['content']}<|im_end|>\n<|im_start|>assistant\n")
-        else:
-            slots.append(f"{message['content']}<|im_end|>\n")
-        for slot in slots:
-            out += tokenizer.encode(slot, add_special_tokens=False)
-    return out
-
-
-@CONVERSATIONS
-def test_smollm2_gives_llamafactory_tokens(tiny_tokenizer: Any, messages: list[dict[str, str]]) -> None:
-    tiny_tokenizer.chat_template = template_text("smollm2")
-    input_ids, _ = tokenize(tiny_tokenizer, messages)
-    assert input_ids == llamafactory_smollm2_ids(tiny_tokenizer, messages)
-
-
-def test_smollm2_renders_llamafactory_default_system(tiny_tokenizer: Any) -> None:
-    tiny_tokenizer.chat_template = template_text("smollm2")
-    text = tiny_tokenizer.apply_chat_template(SINGLE[:1], tokenize=False, add_generation_prompt=True)
-    assert text == (f"<|im_start|>system\n{SMOLLM2_SYSTEM}<|im_end|>\n<|im_start|>user\n"
-                    "What is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+def test_smollm2_slots_are_encoded_one_by_one(tiny_tokenizer: Any) -> None:
+    install(tiny_tokenizer, "smollm2")
+    input_ids, _ = tokenize(tiny_tokenizer, SINGLE, template="smollm2")
+    slots = [f"<|im_start|>system\n{SMOLLM2_SYSTEM}<|im_end|>\n",
+             f"<|im_start|>user\n{SINGLE[0]['content']}<|im_end|>\n<|im_start|>assistant\n",
+             f"{SINGLE[1]['content']}<|im_end|>\n"]
+    assert input_ids == [i for slot in slots for i in tiny_tokenizer.encode(slot, add_special_tokens=False)]
 
 
 def test_smollm2_uses_the_given_system_instead_of_the_default(tiny_tokenizer: Any) -> None:
-    tiny_tokenizer.chat_template = template_text("smollm2")
+    install(tiny_tokenizer, "smollm2")
     text = tiny_tokenizer.apply_chat_template(MULTI[:2], tokenize=False)
     assert text.startswith("<|im_start|>system\nAnswer in one word.<|im_end|>\n<|im_start|>user\n")
     assert "SmolLM" not in text
 
 
-def test_chatml_has_no_default_system(tiny_tokenizer: Any) -> None:
-    assert tiny_tokenizer.apply_chat_template(SINGLE[:1], tokenize=False) == (
-        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n")
+def test_efficient_eos_templates_end_with_one_trained_eos(tiny_tokenizer: Any) -> None:
+    install(tiny_tokenizer, "fewshot")
+    input_ids, labels = tokenize(tiny_tokenizer, MULTI, template="fewshot")
+    eos = tiny_tokenizer.eos_token_id
+    assert input_ids[-1] == eos and labels[-1] == eos
+    assert input_ids.count(eos) == 1
+    # each later prompt's first label is the EOS that closes the previous answer
+    assert sum(1 for label in labels if label == eos) == 1 + 2
+
+
+def test_train_on_prompt_with_an_efficient_eos_template_is_refused(tiny_tokenizer: Any) -> None:
+    install(tiny_tokenizer, "glm4")
+    with pytest.raises(DataError, match="train_on_prompt"):
+        tokenize(tiny_tokenizer, SINGLE, template="glm4", train_on_prompt=True)
+
+
+def test_replace_eos_templates_make_the_stop_word_the_eos(tiny_tokenizer: Any) -> None:
+    install(tiny_tokenizer, "phi")
+    assert tiny_tokenizer.eos_token == "<|end|>"
+
+
+def test_reasoning_template_adds_an_empty_thought(tiny_tokenizer: Any) -> None:
+    install(tiny_tokenizer, "qwen3")
+    thought = tiny_tokenizer.encode("<think>\n\n</think>\n\n", add_special_tokens=False)
+    trained_ids, trained_labels = tokenize(tiny_tokenizer, SINGLE, template="qwen3", enable_thinking=True)
+    masked_ids, masked_labels = tokenize(tiny_tokenizer, SINGLE, template="qwen3", enable_thinking=False)
+    assert trained_ids == masked_ids
+    start = len(trained_ids) - len(tiny_tokenizer.encode("Paris is the capital of France.<|im_end|>\n",
+                                                         add_special_tokens=False)) - len(thought)
+    assert trained_labels[start:start + len(thought)] == thought
+    assert masked_labels[start:start + len(thought)] == [IGNORE_INDEX] * len(thought)
+
+
+def test_unknown_template_suggests_and_lists() -> None:
+    with pytest.raises(DataError, match="unknown template 'smolm2'; did you mean smollm2"):
+        load_named("smolm2")
+
+
+def test_composed_template_carries_the_default_system() -> None:
+    assert SMOLLM2_SYSTEM in composed_jinja("smollm2")

