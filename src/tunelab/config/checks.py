@@ -13,7 +13,7 @@ from typing import Any, Literal
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
 
-SUPPORTED_STAGES = ("sft",)
+SUPPORTED_STAGES = ("pt", "sft")
 SUPPORTED_METHODS = ("lora",)
 
 Check = Callable[[Any], list[Problem]]
@@ -22,7 +22,7 @@ Check = Callable[[Any], list[Problem]]
 def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict", "eval"]) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     config = SimpleNamespace(**sections)
-    checks: list[Check] = [stage_check, method_check]
+    checks: list[Check] = [stage_check, method_check, packing_check]
     if purpose == "train":
         checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
                    eval_data_check, checkpointing_check, eval_dataset_in_training]
@@ -51,6 +51,23 @@ def method_check(config: Any) -> list[Problem]:
         return []
     return [Problem("finetuning_type", f"{config.method.finetuning_type!r} is not available in this version of "
                                        f"tunelab; use one of: {', '.join(SUPPORTED_METHODS)}")]
+
+
+def packing_check(config: Any) -> list[Problem]:
+    problems = []
+    if config.data.neat_packing and config.method.stage == "pt":
+        problems.append(Problem("neat_packing", "stage pt packs text into blocks that are meant to attend across "
+                                                "documents; neat_packing is for sft: remove it (packing is on by "
+                                                "default for pt)"))
+    if config.data.neat_packing and config.data.packing is False:
+        problems.append(Problem("neat_packing", "true, but packing is false; neat_packing packs: remove one"))
+    if config.data.tool_format is not None:
+        from tunelab.data.tool_text import TOOL_FORMATS
+
+        if config.data.tool_format not in TOOL_FORMATS:
+            problems.append(Problem("tool_format", f"unknown tool format {config.data.tool_format!r}; use one of: "
+                                                   f"{', '.join(TOOL_FORMATS)}"))
+    return problems
 
 
 def do_train_check(config: Any) -> list[Problem]:

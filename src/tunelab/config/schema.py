@@ -90,7 +90,7 @@ class DataSection(Section):
 
 class MethodSection(Section):
     stage: Literal["pt", "sft", "rm", "ppo", "dpo", "kto"] = Field(
-        "sft", description="Training stage; this version trains 'sft'.")
+        "sft", description="Training stage; this version trains pt (continued pre-training on text) and sft.")
     do_train: bool = Field(True, description="Run training (LLaMA-Factory key; must be true for `tunelab train`).")
     finetuning_type: Literal["lora", "freeze", "full"] = Field(
         "lora", description="How weights are trained; this version trains 'lora'.")

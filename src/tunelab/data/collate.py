@@ -1,4 +1,5 @@
-"""Batching: right-pad input_ids/labels to a multiple of 8, with an attention mask."""
+"""Batching: right padding (PadCollator), one padding-free row (PackedCollator), or packed rows with a
+block-diagonal 4D mask (BlockMaskCollator)."""
 
 from __future__ import annotations
 
@@ -34,23 +35,93 @@ class PadCollator:
 
 @dataclass
 class PackedCollator:
-    """Concatenates a batch into one row without padding: position ids restart per example and
-    `cu_seq_lens_q/k` mark where examples start, so attention keeps them apart (see model/attention.py).
+    """Concatenates a batch into one row without padding: `cu_seq_lens_q/k` mark where attention segments
+    start, so attention keeps them apart (model/attention.py on CPU, flash-attention varlen on GPU).
 
-    The first label of every example is masked: in a padded batch that token is never predicted either,
-    so the loss and the trained-token count are the same as with padding.
+    Plain examples are one segment each. Packed rows (data/packing.py) carry `example_lengths` and
+    `position_ids`: with `neat` every example is its own segment; otherwise the whole row is one causal
+    segment, so examples attend to earlier ones in their row (LLaMA-Factory's plain packing). Position ids
+    are the row's own (restarting per example, as LLaMA-Factory gives them), and a row's padding is dropped.
+
+    The first label of every segment is masked: that token is never predicted when the segment runs alone,
+    so the loss and the trained-token count are the same as running the examples one by one.
     """
+
+    neat: bool = True
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        lengths = [len(e["input_ids"]) for e in examples]
-        input_ids = torch.as_tensor([t for e in examples for t in e["input_ids"]], dtype=torch.long)[None]
-        labels = torch.as_tensor([t for e in examples for t in e["labels"]], dtype=torch.long)[None]
-        position_ids = torch.cat([torch.arange(n, dtype=torch.long) for n in lengths])[None]
-        bounds = torch.zeros(len(lengths) + 1, dtype=torch.int32)
-        bounds[1:] = torch.cumsum(torch.as_tensor(lengths), 0)
-        labels[0, bounds[:-1].long()] = IGNORE_INDEX
-        longest = max(lengths)
-        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "cu_seq_lens_q": bounds,
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        segments: list[int] = []
+        for example in examples:
+            lengths = [n for n in example.get("example_lengths") or [len(example["input_ids"])] if n > 0]
+            used = sum(lengths)
+            ids += example["input_ids"][:used]
+            labels += example["labels"][:used]
+            given = example.get("position_ids")
+            positions += given[:used] if given is not None else [p for n in lengths for p in range(n)]
+            segments += lengths if self.neat else [used] if used else []
+        bounds = torch.zeros(len(segments) + 1, dtype=torch.int32)
+        bounds[1:] = torch.cumsum(torch.as_tensor(segments, dtype=torch.int32), 0)
+        label_tensor = torch.as_tensor(labels, dtype=torch.long)[None]
+        label_tensor[0, bounds[:-1].long()] = IGNORE_INDEX
+        longest = max(segments, default=0)
+        return {"input_ids": torch.as_tensor(ids, dtype=torch.long)[None], "labels": label_tensor,
+                "position_ids": torch.as_tensor(positions, dtype=torch.long)[None], "cu_seq_lens_q": bounds,
                 "cu_seq_lens_k": bounds, "max_length_q": longest, "max_length_k": longest}
+
+
+@dataclass
+class BlockMaskCollator:
+    """Packed rows for models on plain `sdpa` or `eager` attention: rows stay [batch, length] and a 4D
+    additive mask (0 allowed, dtype min blocked) keeps attention causal and inside each segment, as
+    LLaMA-Factory's `prepare_4d_attention_mask` does for neat packing.
+
+    Segments, position ids and label masking are those of PackedCollator; padding attends only to itself
+    (never a fully blocked row) and is never a target. `dtype` should be the model's compute dtype.
+    """
+
+    pad_token_id: int
+    neat: bool = True
+    dtype: Any = None
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        length = max(len(e["input_ids"]) for e in examples)
+        batch = len(examples)
+        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
+        position_ids = torch.zeros((batch, length), dtype=torch.long)
+        segment_ids = torch.zeros((batch, length), dtype=torch.long)  # 0: padding
+        for row, example in enumerate(examples):
+            lengths = [n for n in example.get("example_lengths") or [len(example["input_ids"])] if n > 0]
+            used = sum(lengths)
+            input_ids[row, :used] = torch.as_tensor(example["input_ids"][:used])
+            labels[row, :used] = torch.as_tensor(example["labels"][:used])
+            given = example.get("position_ids")
+            position_ids[row, :used] = torch.as_tensor(given[:used] if given is not None
+                                                       else [p for n in lengths for p in range(n)])
+            segments = lengths if self.neat else [used] if used else []
+            starts = [sum(segments[:k]) for k in range(len(segments))]
+            for k, (start, n) in enumerate(zip(starts, segments)):
+                segment_ids[row, start:start + n] = k + 1
+                labels[row, start] = IGNORE_INDEX
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
+                "attention_mask": block_causal_mask(segment_ids, self.dtype or torch.float32)}
+
+
+def block_causal_mask(segment_ids: Any, dtype: Any) -> Any:
+    """[batch, 1, length, length] additive mask: causal within equal non-zero segment ids; padding sees itself."""
+    import torch
+
+    length = segment_ids.shape[1]
+    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+    causal = torch.tril(torch.ones((length, length), dtype=torch.bool, device=segment_ids.device))
+    allowed = same & causal & (segment_ids != 0)[:, None, None, :]
+    allowed |= torch.eye(length, dtype=torch.bool, device=segment_ids.device)
+    zero = torch.zeros((), dtype=dtype, device=segment_ids.device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.schema import DataSection
-from tunelab.data import registry
+from tunelab.data import hub, registry, sampling
 from tunelab.data.chat_template import for_tokenizer
 from tunelab.data.encode import EncodeOptions, Encoder
-from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
+from tunelab.data.packing import PackedColumns, effective_cutoff_len, pack_pretrain, pack_supervised
+from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.read import read_rows
 from tunelab.data.records import Sample, DatasetReport
 from tunelab.data.tokenize import IGNORE_INDEX, build_example
 
@@ -27,6 +27,10 @@ class DataReport:
     train_examples: int = 0
     eval_examples: int = 0
     examples_without_trained_tokens: int = 0
+    packed_rows: int = 0
+    dropped_for_length: int = 0  # packing: examples longer than cutoff_len
+    tokens_dropped: int = 0  # pre-training packing: the remainder of each block batch
+    notes: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         """Counts summed over datasets."""
@@ -39,6 +43,8 @@ class DataReport:
         """JSON-ready form."""
         return {"totals": self.totals(), "train_examples": self.train_examples, "eval_examples": self.eval_examples,
                 "examples_without_trained_tokens": self.examples_without_trained_tokens,
+                "packed_rows": self.packed_rows, "dropped_for_length": self.dropped_for_length,
+                "tokens_dropped": self.tokens_dropped, "notes": self.notes,
                 "datasets": [asdict(d) for d in self.datasets]}
 
     def write(self, path: Path) -> None:
@@ -53,6 +59,7 @@ class DataBundle:
     train: Any
     eval: Any
     report: DataReport
+    packing: str = "none"  # none | plain (packed rows attend across examples) | neat (examples kept apart)
 
 
 def split_names(dataset: str | None) -> list[str]:
@@ -60,62 +67,53 @@ def split_names(dataset: str | None) -> list[str]:
     return [name.strip() for name in (dataset or "").split(",") if name.strip()]
 
 
-def load_records(data: DataSection) -> tuple[list[Sample], DataReport]:
-    """Read and convert every dataset of the config, strictly or skipping bad rows (counted)."""
+def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Sample], DataReport]:
+    """Read and convert every dataset of the config for a stage, strictly or skipping bad rows (counted)."""
     report = DataReport()
     records: list[Sample] = []
     names = split_names(data.dataset)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise DataError(f"dataset lists {', '.join(repeated)} more than once", fix="name each dataset once")
+    rng = sampling.sampling_rng(seed)  # one generator over the datasets in order, as LLaMA-Factory draws
     for entry in registry.lookup(names, data.dataset_dir):
-        dataset_report = DatasetReport(name=entry.name, file=str(entry.path) if entry.path else None)
+        where = str(entry.path) if entry.path else hub.source_url(entry)
+        dataset_report = DatasetReport(name=entry.name, file=where)
         report.datasets.append(dataset_report)
-        records += dataset_records(entry, data, dataset_report)
+        records += dataset_records(entry, data, dataset_report, stage, rng)
     return records, report
 
 
-def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport) -> list[Sample]:
-    """The converted records of one registry entry."""
-    check_supported(entry)
-    rows = read_rows(entry.path, entry.name)
-    if data.max_samples is not None:
-        rows = rows[: data.max_samples]
+def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport, rng: Any) -> list[dict]:
+    """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection)."""
+    rows = list(hub.dataset_rows(entry))
+    rows, selection = sampling.select_rows(rows, entry.entry.num_samples, data.max_samples, 42, rng=rng,
+                                           dataset=entry.name)
     report.rows_read = len(rows)
-    if entry.entry.file_sha1 and entry.path.is_file():
-        actual = registry.sha1_of(entry.path)
-        if actual != entry.entry.file_sha1:
-            report.notes.append(f"file_sha1 in dataset_info.json is {entry.entry.file_sha1} but the file's is {actual}: "
-                                "the file changed since it was registered")
-    note = unmapped_columns_note(rows, entry.entry.columns)
-    if note:
-        report.notes.append(note)
+    for note in (selection.note(), registry.sha1_note(entry), unmapped_columns_note(rows, entry.entry.columns)):
+        if note:
+            report.notes.append(note)
+    return rows
+
+
+def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str = "sft",
+                    rng: Any = None) -> list[Sample]:
+    """The converted records of one registry entry."""
+    rows = dataset_rows(entry, data, report, rng if rng is not None else sampling.sampling_rng(42))
     records = []
+    media_dir = Path(data.media_dir or data.dataset_dir)
     for index, row in enumerate(rows, start=1):
         try:
-            records.append(convert_row(row, entry.entry.columns, entry.name, index))
+            records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage))
         except DataError as exc:
             if data.on_bad_row == "error":
-                raise DataError(exc.problem, dataset=entry.name, file=str(entry.path), row=index, field=exc.field,
+                raise DataError(exc.problem, dataset=entry.name, file=report.file, row=index, field=exc.field,
                                 fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
                                 ) from None
             prefix = f"{exc.field}: " if exc.field else ""
             report.skip(index, prefix + exc.kind, prefix + exc.problem)
     report.rows_converted = len(records)
     return records
-
-
-def check_supported(entry: registry.Dataset) -> None:
-    """Entries this version cannot read yet get a clear error instead of a wrong result."""
-    if entry.path is None:
-        raise DataError("loading datasets from a hub is not available in this version of tunelab", dataset=entry.name,
-                        fix="download the file, put it next to dataset_info.json and set file_name")
-    unsupported = [key for key, default in (("formatting", "alpaca"), ("ranking", False), ("subset", None),
-                                            ("folder", None), ("num_samples", None))
-                   if getattr(entry.entry, key) != default]
-    if unsupported:
-        raise DataError(f"{', '.join(unsupported)} is not available in this version of tunelab", dataset=entry.name,
-                        fix="use an alpaca-format SFT file for now")
 
 
 PARALLEL_MIN_ROWS = 20_000  # measured: spawning workers (they import transformers) costs ~5 s on 2 cores
@@ -148,8 +146,9 @@ def tokenize_chunk(records: list[Sample], tokenizer: Any, data: DataSection) -> 
     chunk = TokenizedChunk()
     encoder = sample_encoder(tokenizer, data)
     eos_id = tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
+    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
     for record, pairs in zip(records, encoder.pairs(records)):
-        example = build_example(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history, eos_id)
+        example = build_example(pairs, cutoff, data.train_on_prompt, data.mask_history, eos_id)
         trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
         counts = chunk.counts.setdefault(record.dataset, {"truncated": 0, "turns_dropped_for_length": 0,
                                                           "tokens": 0, "tokens_trained": 0})
@@ -198,21 +197,59 @@ def tokenize_all(records: list[Sample], tokenizer: Any, data: DataSection) -> li
     return [tokenize_chunk(records, tokenizer, data)]
 
 
-def build_data(data: DataSection, tokenizer: Any, seed: int) -> DataBundle:
-    """The whole data path for a training run."""
+def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft") -> DataBundle:
+    """The whole data path for a run of a stage: read, convert, encode, pack, split."""
     from datasets import Dataset
 
-    records, report = load_records(data)
+    records, report = load_records(data, stage, seed)
     if not records:
         raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
                         ["rows_skipped"] else ""), dataset=data.dataset)
-    dataset = Dataset.from_dict(tokenize_records(records, tokenizer, data, report))
+    if stage == "pt":
+        columns, packing = pretrain_columns(records, tokenizer, data, report), "plain"
+    else:
+        columns = tokenize_records(records, tokenizer, data, report)
+        packing = "neat" if data.neat_packing else "plain" if data.packing else "none"
+        if packing != "none":
+            columns = packed_columns(columns, tokenizer, data, report)
+    dataset = Dataset.from_dict(columns)
     train, evaluation = dataset, None
     if data.val_size > 0:
         train, evaluation = split(dataset, data.val_size, seed)
     report.train_examples = len(train)
     report.eval_examples = len(evaluation) if evaluation is not None else 0
-    return DataBundle(train=train, eval=evaluation, report=report)
+    return DataBundle(train=train, eval=evaluation, report=report, packing=packing)
+
+
+def packed_columns(columns: dict[str, list[list[int]]], tokenizer: Any, data: DataSection,
+                   report: DataReport) -> dict[str, list[list[int]]]:
+    """SFT examples packed into rows of cutoff_len (LLaMA-Factory's knapsack); examples too long are counted."""
+    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    packed = pack_supervised(columns["input_ids"], columns["labels"], cutoff, data.neat_packing,
+                             tokenizer.pad_token_id)
+    report.packed_rows = len(packed.input_ids)
+    report.dropped_for_length = packed.dropped_examples
+    return packed.to_dict()
+
+
+def pretrain_columns(records: list[Sample], tokenizer: Any, data: DataSection,
+                     report: DataReport) -> dict[str, list[list[int]]]:
+    """Pre-training text: EOS appended, packed into cutoff_len blocks (default) or truncated one by one."""
+    packing = True if data.packing is None else data.packing
+    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    texts = [record.prompt[0].content for record in records]
+    packed: PackedColumns = pack_pretrain(texts, tokenizer, cutoff, packing, data.template)
+    report.packed_rows = len(packed.input_ids) if packing else 0
+    report.tokens_dropped = packed.dropped_tokens
+    total = sum(len(ids) for ids in packed.input_ids)
+    trained = sum(1 for labels in packed.labels for label in labels if label != IGNORE_INDEX)
+    if len(report.datasets) == 1:
+        report.datasets[0].tokens, report.datasets[0].tokens_trained = total, trained
+        report.datasets[0].truncated = packed.truncated_examples
+    else:
+        report.notes.append(f"pre-training text of {len(report.datasets)} datasets packed together: "
+                            f"{total:,} tokens, {trained:,} trained")
+    return packed.to_dict()
 
 
 def split(dataset: Any, val_size: float, seed: int) -> tuple[Any, Any]:

@@ -1,13 +1,19 @@
-"""dataset_info.json (LLaMA-Factory's format): named dataset entries and where their files are."""
+"""dataset_info.json (LLaMA-Factory's format): named dataset entries and where their data comes from.
+
+Keys and defaults are LLaMA-Factory 0.9.5's (data/parser.py): an entry without "columns" gets the default columns,
+but an entry that gives "columns" gets None for every column it leaves out (likewise "tags"), exactly as
+LLaMA-Factory's DatasetAttr.join does. "openai" formatting keeps the sharegpt tag defaults (from/value/human/gpt):
+openai-style files name their tags (role/content/user/assistant/system) in the entry, as LLaMA-Factory requires.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.data.errors import DataError
 from tunelab.runtime.suggest import suggest
@@ -35,16 +41,19 @@ class Columns(BaseModel):
 
 
 class Tags(BaseModel):
-    """Role and content keys of sharegpt conversations."""
+    """Role and content keys of sharegpt (and openai) conversations; None switches a role off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    role_tag: str = "from"
-    content_tag: str = "value"
-    user_tag: str = "human"
-    assistant_tag: str = "gpt"
-    observation_tag: str = "observation"
-    function_tag: str = "function_call"
-    system_tag: str = "system"
+    role_tag: str | None = "from"
+    content_tag: str | None = "value"
+    user_tag: str | None = "human"
+    assistant_tag: str | None = "gpt"
+    observation_tag: str | None = "observation"
+    function_tag: str | None = "function_call"
+    system_tag: str | None = "system"
+
+
+Source = Literal["file", "hf_hub", "ms_hub", "om_hub", "script", "cloud_file"]
 
 
 class DatasetEntry(BaseModel):
@@ -62,19 +71,49 @@ class DatasetEntry(BaseModel):
     subset: str | None = None
     split: str = "train"
     folder: str | None = None
-    num_samples: int | None = None
+    num_samples: int | None = Field(None, ge=1)
     file_sha1: str | None = None
     columns: Columns = Columns()
     tags: Tags = Tags()
 
+    @model_validator(mode="before")
+    @classmethod
+    def given_groups_replace_defaults(cls, data: Any) -> Any:
+        """A given "columns" (or "tags") object sets the keys it leaves out to None, as LLaMA-Factory does."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key, model in (("columns", Columns), ("tags", Tags)):
+            if isinstance(data.get(key), dict):
+                data[key] = {**dict.fromkeys(model.model_fields), **data[key]}
+        return data
+
+    def source(self, use_modelscope: bool = False, use_openmind: bool = False) -> tuple[Source, str]:
+        """Where the rows come from and its name, in LLaMA-Factory's order: hubs, script_url, cloud file, file."""
+        hf, ms, om = self.hf_hub_url, self.ms_hub_url, self.om_hub_url
+        if ms and (use_modelscope or not hf):
+            return "ms_hub", ms
+        if om and (use_openmind or not hf):
+            return "om_hub", om
+        if hf:
+            return "hf_hub", hf
+        if self.script_url:
+            return "script", self.script_url
+        if self.cloud_file_name:
+            return "cloud_file", self.cloud_file_name
+        return "file", self.file_name or ""
+
 
 class Dataset(BaseModel):
-    """A registry entry resolved against its folder."""
+    """A registry entry resolved against its folder: `path` is the local file or folder (None for other sources)."""
 
     model_config = ConfigDict(frozen=True)
     name: str
     entry: DatasetEntry
     path: Path | None
+    source: Source = "file"
+    target: str = ""  # the hub id, script folder or cloud path for other sources; file_name for files
+    dataset_dir: Path | None = None
 
 
 def read_registry(dataset_dir: Path) -> dict[str, dict]:
@@ -100,15 +139,28 @@ def entry_error(name: str, path: Path, exc: ValidationError) -> DataError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
-        known = list(DatasetEntry.model_fields) + list(Columns.model_fields) + list(Tags.model_fields)
-        last = str(err["loc"][-1])
-        return DataError(f"unknown key {key!r}{suggest(last, known)}", dataset=name, file=str(path),
+        return DataError(f"unknown key {key!r}{key_hint(err['loc'])}", dataset=name, file=str(path),
                          fix="remove it or correct its name")
     return DataError(f"key {key!r}: {err['msg'].lower()} (got {err.get('input')!r})", dataset=name, file=str(path))
 
 
-def lookup(names: list[str], dataset_dir: str | Path) -> list[Dataset]:
-    """Resolve dataset names against <dataset_dir>/dataset_info.json."""
+def key_hint(loc: tuple[Any, ...]) -> str:
+    """'; did you mean X?' from the keys of the object the unknown key sits in (a column or tag at the top level
+    is pointed to its group)."""
+    last = str(loc[-1])
+    groups = {"columns": Columns, "tags": Tags}
+    if len(loc) == 1:
+        for group, model in groups.items():
+            if last in model.model_fields:
+                return f"; it belongs inside {group!r}: \"{group}\": {{\"{last}\": ...}}"
+        return suggest(last, DatasetEntry.model_fields)
+    model = groups.get(str(loc[0]))
+    return suggest(last, model.model_fields if model else DatasetEntry.model_fields)
+
+
+def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = False,
+           use_openmind: bool = False) -> list[Dataset]:
+    """Resolve dataset names against <dataset_dir>/dataset_info.json (USE_MODELSCOPE_HUB/USE_OPENMIND_HUB as flags)."""
     folder = Path(dataset_dir)
     raw = read_registry(folder)
     registry_path = folder / REGISTRY_FILE
@@ -125,22 +177,35 @@ def lookup(names: list[str], dataset_dir: str | Path) -> list[Dataset]:
             entry = DatasetEntry(**raw[name])
         except ValidationError as exc:
             raise entry_error(name, registry_path, exc) from None
-        found.append(Dataset(name=name, entry=entry, path=local_path(name, entry, folder)))
+        source, target = entry.source(use_modelscope, use_openmind)
+        path = local_path(name, entry, folder) if source == "file" else None
+        found.append(Dataset(name=name, entry=entry, path=path, source=source, target=target, dataset_dir=folder))
     return found
 
 
-def local_path(name: str, entry: DatasetEntry, folder: Path) -> Path | None:
-    """The data file of a local entry (None for hub entries); a missing file is an error."""
+def local_path(name: str, entry: DatasetEntry, folder: Path) -> Path:
+    """The data file (or folder of files) of a local entry; a missing one is an error."""
     if entry.file_name is None:
-        if not any((entry.hf_hub_url, entry.ms_hub_url, entry.om_hub_url, entry.script_url)):
-            raise DataError("the entry has no file_name and no hub URL", dataset=name, file=str(folder / REGISTRY_FILE),
-                            fix='add "file_name": "your_file.json"')
-        return None
+        raise DataError("the entry has no file_name and no hub URL", dataset=name, file=str(folder / REGISTRY_FILE),
+                        fix='add "file_name": "your_file.json" (or hf_hub_url, ms_hub_url, om_hub_url, script_url, '
+                            'cloud_file_name)')
     path = folder / entry.file_name
     if not path.exists():
         raise DataError(f"file {path} does not exist", dataset=name, field="file_name",
                         fix=f"put the file in {folder} or correct file_name in {REGISTRY_FILE}")
     return path
+
+
+def sha1_note(dataset: Dataset) -> str | None:
+    """The report note when file_sha1 differs from the file's SHA-1 (LLaMA-Factory ignores the key; we tell)."""
+    expected = dataset.entry.file_sha1
+    if not expected or dataset.path is None or not dataset.path.is_file():
+        return None
+    actual = sha1_of(dataset.path)
+    if actual == expected.lower():
+        return None
+    return (f"dataset {dataset.name!r}: file_sha1 in {REGISTRY_FILE} is {expected} but the file's is {actual}: "
+            f"the file changed since it was registered; update file_sha1 (or remove it) once you have checked the file")
 
 
 def sha1_of(path: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 NAME = "tunelab_packed_sdpa"
+NATIVE_VARLEN = ("flash_attention_2", "flash_attention_3")  # read cu_seq_lens_q/k themselves
 
 
 def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -44,9 +45,13 @@ def register() -> str:
 
 
 def use_packed_attention(model: Any) -> bool:
-    """Switch a model whose attention is sdpa or eager to the packed SDPA attention; False if it cannot."""
+    """Switch a model whose attention is sdpa or eager to the packed SDPA attention (flash-attention, which
+    reads cu_seq_lens itself, stays as it is); False if it cannot take packed rows."""
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager", NAME):
+    implementation = getattr(config, "_attn_implementation", None)
+    if implementation in NATIVE_VARLEN:
+        return True
+    if implementation not in ("sdpa", "eager", NAME):
         return False
     try:
         model.set_attn_implementation(register())
@@ -56,7 +61,9 @@ def use_packed_attention(model: Any) -> bool:
 
 
 def uses_packed_attention(model: Any) -> bool:
-    """True when the model (or the one under a PEFT wrapper) runs the packed SDPA attention."""
+    """True when the model (or the one under a PEFT wrapper) takes padding-free packed rows: the packed SDPA
+    attention, or flash-attention's varlen path."""
     from tunelab.model.adapters import base_model
 
-    return getattr(getattr(base_model(model), "config", None), "_attn_implementation", None) == NAME
+    implementation = getattr(getattr(base_model(model), "config", None), "_attn_implementation", None)
+    return implementation == NAME or implementation in NATIVE_VARLEN

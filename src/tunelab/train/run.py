@@ -82,7 +82,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     source = resolve(config.model.model_name_or_path, config.model.cache_dir)
     info(f"model {config.model.model_name_or_path} ({source.kind}: {source.path})")
     tokenizer = load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
-    data = build_data(config.data, tokenizer, config.train.seed)
+    data = build_data(config.data, tokenizer, config.train.seed, config.method.stage)
     totals = data.report.totals()
     info(f"data: {totals['rows_read']} rows read, {totals['rows_skipped']} skipped, {totals['truncated']} truncated; "
          f"{data.report.train_examples} train / {data.report.eval_examples} eval examples, "

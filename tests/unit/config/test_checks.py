@@ -26,10 +26,20 @@ def test_eval_strategy_without_val_size() -> None:
     assert build({**MINIMAL, "eval_strategy": "steps", "val_size": 0.1}).eval.eval_strategy == "steps"
 
 
-@pytest.mark.parametrize("stage", ["dpo", "kto", "pt", "rm", "ppo"])
+@pytest.mark.parametrize("stage", ["dpo", "kto", "rm", "ppo"])
 def test_stages_this_version_does_not_train(stage: str) -> None:
     assert problems({**MINIMAL, "stage": stage}) == {
-        "stage": f"stage {stage!r} is not available in this version of tunelab; use one of: sft"}
+        "stage": f"stage {stage!r} is not available in this version of tunelab; use one of: pt, sft"}
+
+
+def test_neat_packing_is_for_sft() -> None:
+    assert set(problems({**MINIMAL, "stage": "pt", "neat_packing": True})) == {"neat_packing"}
+    assert set(problems({**MINIMAL, "neat_packing": True, "packing": False})) == {"neat_packing"}
+    assert build({**MINIMAL, "neat_packing": True}, "train").data.neat_packing
+
+
+def test_unknown_tool_format() -> None:
+    assert problems({**MINIMAL, "tool_format": "hermes"})["tool_format"].startswith("unknown tool format 'hermes'")
 
 
 def test_unsupported_finetuning_type_is_reported_for_inference_too() -> None:

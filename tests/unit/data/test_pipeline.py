@@ -94,8 +94,8 @@ def test_file_sha1_mismatch_is_a_report_note(make_dataset: Any, data_dir: Path) 
     make_dataset(rows(2), entry={"file_sha1": "0" * 40})
     _, report = load_records(section(data_dir))
     (note,) = report.datasets[0].notes
-    assert note.startswith(f"file_sha1 in dataset_info.json is {'0' * 40} but the file's is ")
-    assert note.endswith("the file changed since it was registered")
+    assert f"file_sha1 in dataset_info.json is {'0' * 40} but the file's is " in note
+    assert "the file changed since it was registered" in note
 
 
 def test_matching_file_sha1_gives_no_note(make_dataset: Any, data_dir: Path) -> None:
@@ -116,24 +116,32 @@ def test_unmapped_system_field_is_a_report_note(make_dataset: Any, data_dir: Pat
     assert '{"system": "system"}' in note
 
 
-@pytest.mark.parametrize(("entry", "unsupported"), [
-    ({"formatting": "sharegpt"}, "formatting"),
-    ({"ranking": True}, "ranking"),
-    ({"subset": "x", "num_samples": 3}, "subset, num_samples"),
-])
-def test_entries_this_version_cannot_read_are_errors(make_dataset: Any, data_dir: Path, entry: dict[str, Any],
-                                                     unsupported: str) -> None:
-    make_dataset(rows(1), entry=entry)
-    with pytest.raises(DataError) as excinfo:
+def test_a_sharegpt_entry_is_converted(make_dataset: Any, data_dir: Path) -> None:
+    conversation = [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."},
+                    {"from": "human", "value": "Bye?"}, {"from": "gpt", "value": "Bye."}]
+    make_dataset([{"conversations": conversation}], entry={"formatting": "sharegpt"})
+    records, _ = load_records(section(data_dir))
+    assert [m.content for m in records[0].messages] == ["Hi?", "Hello.", "Bye?", "Bye."]
+
+
+def test_a_ranking_entry_is_refused_for_sft(make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(rows(1), entry={"ranking": True})
+    with pytest.raises(DataError, match="this is a ranking dataset"):
         load_records(section(data_dir))
-    assert str(excinfo.value) == (f"dataset 'demo': {unsupported} is not available in this version of tunelab; "
-                                  "use an alpaca-format SFT file for now")
 
 
-def test_hub_entries_are_refused_offline(data_dir: Path) -> None:
+def test_num_samples_up_samples_with_the_run_seed(make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(rows(3), entry={"num_samples": 7})
+    records, report = load_records(section(data_dir))
+    assert len(records) == 7 and {r.messages[0].content for r in records} == {f"Question {i}?" for i in range(3)}
+    assert any("num_samples" in note for note in report.datasets[0].notes)
+
+
+def test_hub_entries_are_refused_offline(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data_dir.mkdir()
     (data_dir / "dataset_info.json").write_text('{"hub": {"hf_hub_url": "org/name"}}')
-    with pytest.raises(DataError, match="loading datasets from a hub is not available"):
+    with pytest.raises(DataError, match="cannot reach https://huggingface.co/datasets/org/name"):
         load_records(section(data_dir, dataset="hub"))
 
 

@@ -1,28 +1,15 @@
-"""Alpaca rows (instruction, input, output, system, history) -> ChatRecords, strictly checked."""
+"""Alpaca rows (instruction, input, output, system, history, tools, chosen/rejected, kto_tag) -> Samples, strictly."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tunelab.data.convert.fields import kto_flag, missing_column, text_field, tools_field
 from tunelab.data.errors import DataError
 from tunelab.data.records import Message, Sample
-from tunelab.data.registry import Columns
+from tunelab.data.registry import Columns, DatasetEntry
 
-
-def text_field(row: dict[str, Any], column: str | None, required: bool = False) -> str:
-    """A string cell; None or missing gives '' unless required; other types are errors."""
-    if column is None:
-        return ""
-    value = row.get(column)
-    if value is None:
-        if required:
-            raise DataError(f"missing column {column!r}", field=column,
-                            fix=f"add a {column!r} value to the row, or map the right column in dataset_info.json")
-        return ""
-    if not isinstance(value, str):
-        raise DataError(f"expected text, got {type(value).__name__} {value!r:.60}", field=column,
-                        fix="make the value a string", kind=f"expected text, got {type(value).__name__}")
-    return value
+__all__ = ["convert", "convert_row", "pretrain_text", "text_field", "unmapped_columns_note"]
 
 
 def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
@@ -37,23 +24,70 @@ def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
             raise DataError(f"item {index} is not a [prompt, response] pair of strings", field=f"{column}[{index}]",
                             fix='write it as ["question", "answer"]', kind="not a [prompt, response] pair")
+        if not (pair[0].strip() and pair[1].strip()):
+            raise DataError(f"item {index} has an empty {'prompt' if not pair[0].strip() else 'response'}",
+                            field=f"{column}[{index}]", fix="complete the pair or remove it", kind="empty message")
         turns += [Message("user", pair[0]), Message("assistant", pair[1])]
     return turns
 
 
-def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int) -> Sample:
-    """One alpaca row -> Sample ('instruction\\ninput' as the user turn, LLaMA-Factory's join)."""
+def query_text(row: dict[str, Any], columns: Columns) -> str:
+    """The last user turn: 'instruction\\ninput', either part left out when empty (LLaMA-Factory's join)."""
     query = [t for t in (text_field(row, columns.prompt), text_field(row, columns.query)) if t]
     if not query:
         raise DataError(f"the prompt is empty ({columns.prompt!r} and {columns.query!r} are both empty)",
-                        field=columns.prompt, fix="give the row an instruction")
-    response = text_field(row, columns.response, required=True)
-    if not response.strip():
-        raise DataError("the response is empty", field=columns.response,
-                        fix="write the answer the model should learn, or remove the row")
-    prompt = history_turns(row, columns.history) + [Message("user", "\n".join(query))]
-    return Sample(prompt=tuple(prompt), response=(Message("assistant", response),), dataset=dataset, row=index,
-                  system=text_field(row, columns.system))
+                        field=columns.prompt, fix="give the row an instruction", kind="the prompt is empty")
+    return "\n".join(query)
+
+
+def answer(row: dict[str, Any], column: str | None, name: str = "response") -> Message:
+    """A required, non-empty answer column as the assistant's message."""
+    if column is None:
+        raise DataError(f"the entry maps no {name} column", field=f"columns.{name}",
+                        fix=f'add "{name}": "your_column" to the entry\'s columns', kind=f"no {name} column")
+    text = text_field(row, column, required=True)
+    if not text.strip():
+        raise DataError(f"the {name} is empty", field=column,
+                        fix="write the answer the model should learn, or remove the row", kind=f"the {name} is empty")
+    return Message("assistant", text)
+
+
+def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
+    """One alpaca row -> Sample for stage sft, rm/dpo (chosen, rejected) or kto (response + kto_tag); no media."""
+    columns = entry.columns
+    prompt = tuple(history_turns(row, columns.history)) + (Message("user", query_text(row, columns)),)
+    common = {"dataset": dataset, "row": index, "system": text_field(row, columns.system),
+              "tools": tools_field(row, columns.tools)}
+    if stage in ("rm", "dpo"):
+        chosen, rejected = answer(row, columns.chosen, "chosen"), answer(row, columns.rejected, "rejected")
+        return Sample(prompt=prompt, response=(chosen, rejected), kind="ranking", **common)
+    if stage == "kto":
+        flag = kto_flag(row, columns.kto_tag)
+        return Sample(prompt=prompt, response=(answer(row, columns.response),), kto_tag=flag, kind="kto", **common)
+    return Sample(prompt=prompt, response=(answer(row, columns.response),), **common)
+
+
+def pretrain_text(row: dict[str, Any], columns: Columns) -> str:
+    """The text of a pre-training row: the prompt column (LLaMA-Factory maps {"prompt": "text"}), plus query if set."""
+    fix = 'map the text column in the entry: "columns": {"prompt": "text"}'
+    if columns.prompt is None:
+        raise DataError("the entry maps no prompt column to read the text from", field="columns.prompt", fix=fix,
+                        kind="no text column")
+    if row.get(columns.prompt) is None and not text_field(row, columns.query):
+        raise missing_column(columns.prompt, fix)
+    if columns.history is not None and row.get(columns.history):
+        raise DataError("pre-training reads one text per row; history is not used", field=columns.history,
+                        fix="remove history from the entry's columns, or use stage sft", kind="history in stage pt")
+    parts = [t for t in (text_field(row, columns.prompt), text_field(row, columns.query)) if t]
+    text = "\n".join(parts)
+    if not text.strip():
+        raise DataError("the text is empty", field=columns.prompt, fix="remove the row", kind="the text is empty")
+    return text
+
+
+def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int) -> Sample:
+    """One alpaca row -> SFT Sample from columns alone (the older entry point; see convert for every stage)."""
+    return convert(row, DatasetEntry(columns=columns), dataset, index, "sft")
 
 
 def unmapped_columns_note(rows: list[dict[str, Any]], columns: Columns) -> str | None:

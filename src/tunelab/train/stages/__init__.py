@@ -7,4 +7,4 @@ from typing import Any
 
 from tunelab.train.stages import sft
 
-BUILDERS: dict[str, Callable[..., Any]] = {"sft": sft.build_trainer}
+BUILDERS: dict[str, Callable[..., Any]] = {"pt": sft.build_trainer, "sft": sft.build_trainer}

@@ -1,20 +1,32 @@
-"""Supervised fine-tuning: causal-LM loss on the assistant tokens."""
+"""Supervised fine-tuning (and pre-training, which trains the same way on packed text): causal-LM loss on the
+labelled tokens."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tunelab.data.collate import PackedCollator, PadCollator
+from tunelab.data.collate import BlockMaskCollator, PackedCollator, PadCollator
 from tunelab.data.pipeline import DataBundle
 from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
 from tunelab.train.trainer import TunelabTrainer
 
 
+def data_collator(model_bundle: ModelBundle, packing: str) -> Any:
+    """Batches for the model: padding-free rows where the attention supports it, else padded (packed rows with a
+    block-diagonal mask); packed rows keep their examples apart only with neat packing."""
+    pad_id = model_bundle.tokenizer.pad_token_id
+    if uses_packed_attention(model_bundle.model):
+        return PackedCollator(neat=packing != "plain")
+    if packing == "none":
+        return PadCollator(pad_id)
+    return BlockMaskCollator(pad_id, neat=packing == "neat", dtype=model_bundle.model.dtype)
+
+
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: Any, callbacks: list[Any]) -> Any:
     """A trainer over already-loaded objects; it never loads anything itself."""
     tokenizer = model_bundle.tokenizer
-    collator = PackedCollator() if uses_packed_attention(model_bundle.model) else PadCollator(tokenizer.pad_token_id)
+    collator = data_collator(model_bundle, data_bundle.packing)
     return TunelabTrainer(model=model_bundle.model, args=args, train_dataset=data_bundle.train,
                           eval_dataset=data_bundle.eval, data_collator=collator, processing_class=tokenizer,
                           callbacks=callbacks)

@@ -1,0 +1,1 @@
+"""`tunelab data ...` helpers: convert spreadsheets to training files, register, deduplicate and split them."""

@@ -1,0 +1,197 @@
+"""`tunelab data convert | register | dedup | split`: thin wrappers over tunelab.data.tools.
+
+Each subcommand is one row of COMMANDS (help, argument adder, handler); a new one (validate, stats, ...) is a new
+row. Handlers raise DataError for anything the user can fix; it is printed without a traceback, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+EXIT_DATA = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `tunelab data` subcommand."""
+
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def say(lines: list[str]) -> None:
+    """Print a command's result lines on standard output."""
+    for line in lines:
+        print(line)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """`tunelab data convert`: map columns, write alpaca/sharegpt rows, optionally register the output."""
+    from tunelab.data.tools import convert as tool
+    from tunelab.data.tools.register import describe, register
+
+    mapping = tool.parse_map(args.map)
+    out = Path(args.out)
+    report = tool.convert(Path(args.input), args.to, mapping, out, args.sheet, args.keep_empty)
+    say(tool.describe(report, out, args.to, args.keep_empty))
+    if args.register or args.name:
+        # alpaca keeps system/history as fields of those names; sharegpt folds history into the conversation
+        used = ("system", "history") if args.to == "alpaca" else ("system",)
+        columns = {key: key for key in used if key in mapping}
+        say(describe(register(out, args.name or out.stem, formatting=args.to, columns=columns or None, fresh=True)))
+    return 0
+
+
+def add_convert_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data convert`."""
+    parser.add_argument("input", help="xlsx, csv, json or jsonl file with one example per row")
+    parser.add_argument("--to", required=True, choices=["alpaca", "sharegpt"], help="output format")
+    parser.add_argument("--map", required=True, action="append", metavar="FIELD=COLUMN,...",
+                        help="which input column holds each field: instruction and output required; input, system "
+                             "and history optional (e.g. --map instruction=问题,output=答案)")
+    parser.add_argument("--sheet", help="xlsx: sheet name or 1-based number (default: the first sheet)")
+    parser.add_argument("--out", required=True, help="output file: .json (pretty) or .jsonl")
+    parser.add_argument("--keep-empty", action="store_true", help="also write rows whose output is empty")
+    parser.add_argument("--name", help="register the output under this name (implies --register)")
+    parser.add_argument("--register", action="store_true",
+                        help="add the output to dataset_info.json in its folder (name: --name, else the file stem)")
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    """`tunelab data register`: validate the file, then add or update its dataset_info.json entry."""
+    from tunelab.data.tools.files import parse_pairs
+    from tunelab.data.tools.register import column_keys, describe, register, tag_keys
+
+    columns = parse_pairs(args.columns or [], column_keys(), "--columns", "prompt=instruction,response=output",
+                          allow_empty=True)
+    tags = parse_pairs(args.tags or [], tag_keys(), "--tags", "role_tag=role,content_tag=content", allow_empty=True)
+    result = register(Path(args.file), args.name, formatting=args.formatting, columns=columns or None,
+                      tags=tags or None, ranking=args.ranking,
+                      dataset_dir=Path(args.dataset_dir) if args.dataset_dir else None, force=args.force)
+    say(describe(result))
+    return 0
+
+
+def add_register_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data register`."""
+    parser.add_argument("file", help="the data file (json, jsonl, csv, ...)")
+    parser.add_argument("--name", required=True, help="the dataset name to use in configs (dataset: NAME)")
+    parser.add_argument("--formatting", choices=["alpaca", "sharegpt", "openai"],
+                        help="row format (default: the entry's current one, else alpaca)")
+    parser.add_argument("--columns", action="append", metavar="KEY=FIELD,...",
+                        help="which field holds each part, e.g. prompt=question,response=answer or messages=messages; "
+                             "KEY= removes a key")
+    parser.add_argument("--tags", action="append", metavar="KEY=VALUE,...",
+                        help="sharegpt/openai message keys and roles, e.g. role_tag=role,content_tag=content")
+    parser.add_argument("--ranking", action=argparse.BooleanOptionalAction, default=None,
+                        help="preference data (chosen/rejected) for rm/dpo")
+    parser.add_argument("--dataset-dir", help="folder of dataset_info.json (default: the file's folder)")
+    parser.add_argument("--force", action="store_true", help="let NAME point at this file although it is "
+                        "registered for another one")
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    """`tunelab data dedup`: print duplicate groups; --out writes the rows without them, --report the JSON."""
+    from tunelab.data.tools.dedup import describe, find_duplicates, kept_rows
+    from tunelab.data.tools.files import check_writable, load_rows, write_rows
+
+    file = Path(args.file)
+    if args.out:
+        check_writable(Path(args.out))
+    fields = [name.strip() for name in args.key.split(",") if name.strip()] if args.key else None
+    rows = load_rows(file)
+    report = find_duplicates(rows, file, fields, args.normalize)
+    say(describe(report))
+    if args.out:
+        write_rows(Path(args.out), kept_rows(rows, report))
+        say([f"wrote {report.rows - report.dropped} rows to {args.out} (the first row of each group kept)"])
+    if args.report:
+        write_json(Path(args.report), report.to_dict())
+        say([f"report: {args.report}"])
+    return 0
+
+
+def add_dedup_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data dedup`."""
+    parser.add_argument("file", help="json, jsonl or csv file")
+    parser.add_argument("--out", help="write the rows without duplicates here (may be the input file)")
+    parser.add_argument("--key", metavar="FIELDS", help="comma list of fields to compare (default: all text fields)")
+    parser.add_argument("--normalize", choices=["none", "whitespace", "punct"], default="punct",
+                        help="none: exact matches only; whitespace: also NFKC (full-width = half-width), case and "
+                             "whitespace; punct (default): also ignore punctuation, Chinese included")
+    parser.add_argument("--report", metavar="JSON", help="write every group and the counts to this JSON file")
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    """`tunelab data split`: write the seeded parts, print their sizes, optionally register them."""
+    from tunelab.data.tools.register import describe
+    from tunelab.data.tools.split import split_file
+
+    parts, registrations = split_file(Path(args.file), args.val, args.test, args.seed,
+                                      Path(args.out_dir) if args.out_dir else None, args.register)
+    say([f"{part.name}: {part.rows} rows -> {part.path}" for part in parts])
+    for result in registrations:
+        say(describe(result))
+    return 0
+
+
+def add_split_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data split`."""
+    parser.add_argument("file", help="json, jsonl or csv file")
+    parser.add_argument("--val", required=True, help="validation rows: a fraction (0.1) or a count (100)")
+    parser.add_argument("--test", help="test rows: a fraction (0.1) or a count (100); default no test part")
+    parser.add_argument("--seed", type=int, default=42, help="shuffle seed (default 42): same seed, same split")
+    parser.add_argument("--out-dir", help="folder for NAME_train/NAME_val/NAME_test (default: the file's folder)")
+    parser.add_argument("--register", action="store_true", help="register the parts as NAME_train, NAME_val, "
+                        "NAME_test in the output folder's dataset_info.json")
+
+
+COMMANDS: dict[str, Command] = {
+    "convert": Command("spreadsheet/CSV/JSON with any column names -> alpaca or sharegpt file",
+                       add_convert_args, cmd_convert),
+    "register": Command("check a file and add or update its entry in dataset_info.json", add_register_args,
+                        cmd_register),
+    "dedup": Command("find exact and normalised duplicate rows; --out writes the file without them",
+                     add_dedup_args, cmd_dedup),
+    "split": Command("seeded train/val(/test) split into NAME_train/NAME_val/NAME_test", add_split_args, cmd_split),
+}
+
+
+def write_json(path: Path, content: Any) -> None:
+    """A report file, pretty and readable for non-ASCII text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_tool(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a data command; data and file-system errors become one message and exit code 2."""
+    from tunelab.data.errors import DataError
+
+    try:
+        return handler(args)
+    except DataError as exc:
+        print(f"tunelab: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"tunelab: error: {exc.filename or ''}: {exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
+    return EXIT_DATA
+
+
+def add_data_parsers(commands: Any) -> None:
+    """`tunelab data` with one sub-parser per row of COMMANDS."""
+    data = commands.add_parser("data", help="prepare datasets: " + ", ".join(COMMANDS),
+                               description="Prepare datasets: " + "; ".join(f"{name}: {c.help}"
+                                                                            for name, c in COMMANDS.items()))
+    subcommands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    for name, command in COMMANDS.items():
+        parser = subcommands.add_parser(name, help=command.help, description=command.help)
+        command.add_args(parser)
+        parser.set_defaults(func=partial(run_tool, command.handler))
