@@ -61,6 +61,10 @@ def packing_check(config: Any) -> list[Problem]:
                                                 "default for pt)"))
     if config.data.neat_packing and config.data.packing is False:
         problems.append(Problem("neat_packing", "true, but packing is false; neat_packing packs: remove one"))
+    if config.data.mask_history and config.data.train_on_prompt:
+        problems.append(Problem("mask_history", "mask_history trains only the last answer, train_on_prompt trains "
+                                                "every token: they contradict each other (LLaMA-Factory refuses "
+                                                "the pair too); keep one"))
     if config.data.tool_format is not None:
         from tunelab.data.tool_text import TOOL_FORMATS
 

@@ -132,6 +132,9 @@ class TokenizedChunk:
 def sample_encoder(tokenizer: Any, data: DataSection) -> Encoder:
     """The encoder of a run: its template (named or the model's own) and the data keys that shape encoding."""
     template = for_tokenizer(tokenizer, data.template, data.tool_format)
+    if data.train_on_prompt and data.mask_history:
+        raise DataError("mask_history and train_on_prompt contradict each other (only the last answer vs every "
+                        "token)", field="mask_history", fix="keep one of them")
     if data.train_on_prompt and template.options.efficient_eos:
         raise DataError(f"train_on_prompt: the {template.name} template ends each example with a single EOS "
                         "(efficient_eos), which cannot be combined with training on the prompt (as in "

@@ -1,4 +1,5 @@
-"""`tunelab data convert | register | dedup | split`: thin wrappers over tunelab.data.tools.
+"""`tunelab data tokenize | preview | stats | validate | convert | register | dedup | split`: thin wrappers over
+tunelab.data.tools.
 
 Each subcommand is one row of COMMANDS (help, argument adder, handler); a new one (validate, stats, ...) is a new
 row. Handlers raise DataError for anything the user can fix; it is printed without a traceback, exit code 2.
@@ -154,7 +155,106 @@ def add_split_args(parser: argparse.ArgumentParser) -> None:
                         "NAME_test in the output folder's dataset_info.json")
 
 
+def run_config(args: argparse.Namespace) -> Any:
+    """The config of a data command (model and data sections; no output_dir needed)."""
+    from tunelab.config.load import load_config
+
+    return load_config(args.config, args.overrides, purpose="infer")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """CONFIG [key=value ...], as `tunelab train` takes them."""
+    parser.add_argument("config", help="training YAML (LLaMA-Factory's keys work)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys")
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    """`tunelab data tokenize`: the exact columns the trainer receives, one JSON line per example."""
+    from tunelab.data.tools.inspect import build, report_lines, write_tokenized
+
+    _, bundle = build(run_config(args))
+    count = write_tokenized(bundle, Path(args.out))
+    say(report_lines(bundle.report) + [f"wrote {count} examples to {args.out} (packing: {bundle.packing})"])
+    return 0
+
+
+def add_tokenize_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data tokenize`."""
+    add_config_args(parser)
+    parser.add_argument("--out", required=True, help="JSONL file: input_ids, labels (and the packing layout)")
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """`tunelab data preview`: the first examples as text, trained spans highlighted, and the counts."""
+    from rich.console import Console
+
+    from tunelab.data.tools.inspect import build, preview_text, report_lines
+
+    tokenizer, bundle = build(run_config(args))
+    console = Console(highlight=False)
+    markup = console.is_terminal and not args.plain
+    for index, row in enumerate(bundle.train.select(range(min(args.rows, len(bundle.train))))):
+        console.rule(f"example {index + 1}: {len(row['input_ids'])} tokens, "
+                     f"{sum(1 for label in row['labels'] if label != -100)} trained")
+        text = preview_text(tokenizer, list(row["input_ids"]), list(row["labels"]), markup)
+        console.print(text, markup=markup)
+    legend = "trained tokens in green" if markup else "trained tokens between ⟦ ⟧"
+    say([legend] + report_lines(bundle.report))
+    return 0
+
+
+def add_preview_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data preview`."""
+    add_config_args(parser)
+    parser.add_argument("--rows", type=int, default=3, help="examples to show (default 3)")
+    parser.add_argument("--plain", action="store_true", help="mark trained spans with ⟦ ⟧ instead of colour")
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """`tunelab data stats`: token-length distribution, what cutoff_len cuts, a histogram PNG."""
+    from tunelab.data.tools.inspect import length_stats, plot_lengths
+
+    stats = length_stats(run_config(args))
+    say(stats.summary())
+    if args.png:
+        plot_lengths(stats, Path(args.png))
+        say([f"histogram: {args.png}"])
+    return 0
+
+
+def add_stats_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data stats`."""
+    add_config_args(parser)
+    parser.add_argument("--png", default="data_lengths.png", help="histogram file (default data_lengths.png; "
+                        "empty for none)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`tunelab data validate`: every bad row of every dataset, not just the first; exit 2 if any."""
+    from tunelab.data.tools.inspect import report_lines, validate
+
+    report, problems = validate(run_config(args))
+    say(problems[:200] + ([f"... and {len(problems) - 200} more"] if len(problems) > 200 else []))
+    say(report_lines(report, examples=False))
+    say(["valid: every row converts" if not problems else f"{sum(report.totals()[k] for k in ['rows_skipped'])} "
+         "rows have problems (listed above; training stops at the first unless on_bad_row: skip)"])
+    return 0 if not problems else EXIT_DATA
+
+
+def add_validate_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data validate`."""
+    add_config_args(parser)
+
+
 COMMANDS: dict[str, Command] = {
+    "tokenize": Command("write the exact input_ids/labels the trainer will see, one JSON line per example",
+                        add_tokenize_args, cmd_tokenize),
+    "preview": Command("show the first examples as text with the trained spans highlighted", add_preview_args,
+                       cmd_preview),
+    "stats": Command("token-length distribution of prompts and responses, with a histogram PNG", add_stats_args,
+                     cmd_stats),
+    "validate": Command("check every row of a config's datasets and list every problem", add_validate_args,
+                        cmd_validate),
     "convert": Command("spreadsheet/CSV/JSON with any column names -> alpaca or sharegpt file",
                        add_convert_args, cmd_convert),
     "register": Command("check a file and add or update its entry in dataset_info.json", add_register_args,
@@ -175,8 +275,13 @@ def run_tool(handler: Callable[[argparse.Namespace], int], args: argparse.Namesp
     """Run a data command; data and file-system errors become one message and exit code 2."""
     from tunelab.data.errors import DataError
 
+    from tunelab.config.errors import ConfigError
+    from tunelab.model.load import ModelError
+
     try:
         return handler(args)
+    except (ConfigError, ModelError) as exc:
+        print(f"tunelab: {exc}", file=sys.stderr)
     except DataError as exc:
         print(f"tunelab: error: {exc}", file=sys.stderr)
     except OSError as exc:
