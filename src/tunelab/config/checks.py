@@ -61,6 +61,11 @@ def packing_check(config: Any) -> list[Problem]:
                                                 "default for pt)"))
     if config.data.neat_packing and config.data.packing is False:
         problems.append(Problem("neat_packing", "true, but packing is false; neat_packing packs: remove one"))
+    for key, default in (("mix_strategy", "concat"), ("interleave_probs", None), ("streaming", False),
+                         ("tokenized_path", None)):
+        if getattr(config.data, key) != default:
+            problems.append(Problem(key, "not available in this version of tunelab yet (datasets are concatenated "
+                                         "and tokenized on every run); remove it"))
     if config.data.mask_history and config.data.train_on_prompt:
         problems.append(Problem("mask_history", "mask_history trains only the last answer, train_on_prompt trains "
                                                 "every token: they contradict each other (LLaMA-Factory refuses "

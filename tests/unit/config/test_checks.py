@@ -90,3 +90,9 @@ def test_config_error_renders_every_problem_under_a_count() -> None:
     error = ConfigError([Problem("a", "first"), Problem("b", "second")], source="run.yaml")
     assert str(error) == "the config run.yaml has 2 problems\n  a: first\n  b: second"
     assert ConfigError([Problem("a", "only")]).render() == "the config has 1 problem\n  a: only"
+
+
+@pytest.mark.parametrize(("key", "value"), [("mix_strategy", "interleave_under"), ("streaming", True),
+                                            ("tokenized_path", "tok"), ("interleave_probs", "0.5,0.5")])
+def test_data_keys_not_acted_on_yet_are_refused(key: str, value: object) -> None:
+    assert problems({**MINIMAL, key: value})[key].startswith("not available in this version of tunelab yet")
