@@ -102,17 +102,22 @@ class Encoder:
             template.options.default_system
         self.thought_ids: list[int] | None = None
 
-    def element_lists(self, sample: Sample) -> list[list[str]]:
-        """The elements of each message of an SFT sample."""
-        messages = list(sample.messages)
+    def messages(self, sample: Sample) -> list[Message]:
+        """An SFT sample's messages as they are encoded (reasoning templates drop thoughts where LLaMA-Factory
+        does)."""
         if self.template.options.kind == "reasoning":
-            messages = reasoning_messages(self.template, messages, self.options)
+            return reasoning_messages(self.template, list(sample.messages), self.options)
+        return list(sample.messages)
+
+    def element_lists(self, sample: Sample, messages: list[Message] | None = None) -> list[list[str]]:
+        """The elements of each message of an SFT sample (messages: self.messages(sample), if already known)."""
+        messages = self.messages(sample) if messages is None else messages
         return message_elements(self.template, messages, sample.system or self.system, sample.tools)
 
-    def located(self, sample: Sample) -> list[list[str]]:
+    def located(self, sample: Sample, messages: list[Message]) -> list[list[str]]:
         """element_lists, with errors naming the sample's dataset and row."""
         try:
-            return self.element_lists(sample)
+            return self.element_lists(sample, messages)
         except DataError as exc:
             raise DataError(exc.problem, dataset=sample.dataset, row=sample.row, field=exc.field, fix=exc.fix,
                             kind=exc.kind) from None
@@ -120,7 +125,7 @@ class Encoder:
     def ids_of(self, element_lists: list[list[list[str]]]) -> list[list[list[int]]]:
         """Token ids of every message of every sample; all texts tokenized in one call."""
         texts = sorted({e for lists in element_lists for elements in lists for e in elements
-                        if e and not e.startswith("\x02")})
+                        if e and e not in (BOS, EOS) and not e.startswith(TOKEN)})
         encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         table = dict(zip(texts, encoded))
         return [[self.convert(elements, table) for elements in lists] for lists in element_lists]
@@ -142,20 +147,20 @@ class Encoder:
 
     def pairs(self, samples: list[Sample]) -> list[list[Pair]]:
         """(prompt ids, response ids) of every turn of every sample."""
-        messages_ids = self.ids_of([self.located(sample) for sample in samples])
+        messages = [self.messages(sample) for sample in samples]
+        messages_ids = self.ids_of([self.located(sample, m) for sample, m in zip(samples, messages)])
         out = []
-        for sample, encoded in zip(samples, messages_ids):
+        for turns, encoded in zip(messages, messages_ids):
             if self.template.options.kind == "reasoning":
-                self.add_empty_thoughts(sample, encoded)
+                self.add_empty_thoughts(turns, encoded)
             out.append([(encoded[i], encoded[i + 1]) for i in range(0, len(encoded) - 1, 2)])
         return out
 
-    def add_empty_thoughts(self, sample: Sample, encoded: list[list[int]]) -> None:
+    def add_empty_thoughts(self, messages: list[Message], encoded: list[list[int]]) -> None:
         """An empty thought for answers without one: trained with enable_thinking, else part of the prompt."""
         if self.thought_ids is None:
             self.thought_ids = self.tokenizer.encode("".join(self.template.options.thought_words),
                                                      add_special_tokens=False)
-        messages = reasoning_messages(self.template, list(sample.messages), self.options)
         discard_history = self.options.mask_history and not self.options.preserve_thinking
         turns = [len(messages) - 2] if discard_history else range(0, len(messages) - 1, 2)
         for i in turns:

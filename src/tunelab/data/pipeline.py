@@ -80,14 +80,17 @@ def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple
         where = str(entry.path) if entry.path else hub.source_url(entry)
         dataset_report = DatasetReport(name=entry.name, file=where)
         report.datasets.append(dataset_report)
-        records += dataset_records(entry, data, dataset_report, stage, rng)
+        records += dataset_records(entry, data, dataset_report, stage, (seed, rng))
     return records, report
 
 
-def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport, rng: Any) -> list[dict]:
-    """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection)."""
+def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport,
+                 sampler: tuple[int, Any]) -> list[dict]:
+    """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection); sampler is the run's
+    (seed, generator), the generator shared by the datasets in order."""
     rows = list(hub.dataset_rows(entry))
-    rows, selection = sampling.select_rows(rows, entry.entry.num_samples, data.max_samples, 42, rng=rng,
+    seed, rng = sampler
+    rows, selection = sampling.select_rows(rows, entry.entry.num_samples, data.max_samples, seed, rng=rng,
                                            dataset=entry.name)
     report.rows_read = len(rows)
     for note in (selection.note(), registry.sha1_note(entry), unmapped_columns_note(rows, entry.entry.columns)):
@@ -96,10 +99,10 @@ def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetRepo
     return rows
 
 
-def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str = "sft",
-                    rng: Any = None) -> list[Sample]:
+def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str,
+                    sampler: tuple[int, Any]) -> list[Sample]:
     """The converted records of one registry entry."""
-    rows = dataset_rows(entry, data, report, rng if rng is not None else sampling.sampling_rng(42))
+    rows = dataset_rows(entry, data, report, sampler)
     records = []
     media_dir = Path(data.media_dir or data.dataset_dir)
     for index, row in enumerate(rows, start=1):

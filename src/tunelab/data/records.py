@@ -83,7 +83,6 @@ class DatasetReport:
     skipped_rows: list[RowIssue] = field(default_factory=list)
     truncated: int = 0
     turns_dropped_for_length: int = 0
-    dropped_for_length: int = 0
     tokens: int = 0
     tokens_trained: int = 0
     notes: list[str] = field(default_factory=list)

@@ -188,6 +188,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     """`tunelab data preview`: the first examples as text, trained spans highlighted, and the counts."""
     from rich.console import Console
 
+    from tunelab.data.tokenize import IGNORE_INDEX
     from tunelab.data.tools.inspect import build, preview_text, report_lines
 
     tokenizer, bundle = build(run_config(args))
@@ -195,7 +196,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     markup = console.is_terminal and not args.plain
     for index, row in enumerate(bundle.train.select(range(min(args.rows, len(bundle.train))))):
         console.rule(f"example {index + 1}: {len(row['input_ids'])} tokens, "
-                     f"{sum(1 for label in row['labels'] if label != -100)} trained")
+                     f"{sum(1 for label in row['labels'] if label != IGNORE_INDEX)} trained")
         text = preview_text(tokenizer, list(row["input_ids"]), list(row["labels"]), markup)
         console.print(text, markup=markup)
     legend = "trained tokens in green" if markup else "trained tokens between ⟦ ⟧"
@@ -236,7 +237,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report, problems = validate(run_config(args))
     say(problems[:200] + ([f"... and {len(problems) - 200} more"] if len(problems) > 200 else []))
     say(report_lines(report, examples=False))
-    say(["valid: every row converts" if not problems else f"{sum(report.totals()[k] for k in ['rows_skipped'])} "
+    say(["valid: every row converts" if not problems else f"{report.totals()['rows_skipped']} "
          "rows have problems (listed above; training stops at the first unless on_bad_row: skip)"])
     return 0 if not problems else EXIT_DATA
 
