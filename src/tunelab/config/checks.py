@@ -22,10 +22,10 @@ Check = Callable[[Any], list[Problem]]
 def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict", "eval"]) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     config = SimpleNamespace(**sections)
-    checks: list[Check] = [stage_check, method_check, packing_check]
+    checks: list[Check] = [stage_check, method_check, packing_check, mixing_check, streaming_check]
     if purpose == "train":
         checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
-                   eval_data_check, checkpointing_check, eval_dataset_in_training]
+                   eval_data_check, checkpointing_check, streaming_steps_check]
     if purpose == "predict":
         checks += [required_for_predict]
     if purpose == "eval":
@@ -61,11 +61,6 @@ def packing_check(config: Any) -> list[Problem]:
                                                 "default for pt)"))
     if config.data.neat_packing and config.data.packing is False:
         problems.append(Problem("neat_packing", "true, but packing is false; neat_packing packs: remove one"))
-    for key, default in (("mix_strategy", "concat"), ("interleave_probs", None), ("streaming", False),
-                         ("tokenized_path", None)):
-        if getattr(config.data, key) != default:
-            problems.append(Problem(key, "not available in this version of tunelab yet (datasets are concatenated "
-                                         "and tokenized on every run); remove it"))
     if config.data.mask_history and config.data.train_on_prompt:
         problems.append(Problem("mask_history", "mask_history trains only the last answer, train_on_prompt trains "
                                                 "every token: they contradict each other (LLaMA-Factory refuses "
@@ -77,6 +72,47 @@ def packing_check(config: Any) -> list[Problem]:
             problems.append(Problem("tool_format", f"unknown tool format {config.data.tool_format!r}; use one of: "
                                                    f"{', '.join(TOOL_FORMATS)}"))
     return problems
+
+
+def mixing_check(config: Any) -> list[Problem]:
+    from tunelab.data.gather import split_names
+
+    data = config.data
+    problems = []
+    if data.eval_dataset and data.val_size > 0:
+        problems.append(Problem("val_size", "eval_dataset is set, so no rows are split off for evaluation: remove "
+                                            "val_size or eval_dataset"))
+    if data.eval_on_each_dataset and not data.eval_dataset:
+        problems.append(Problem("eval_on_each_dataset", "needs eval_dataset (the datasets to evaluate one by one)"))
+    if data.interleave_probs is None:
+        return problems
+    if data.mix_strategy == "concat":
+        return problems + [Problem("interleave_probs", "only used when interleaving: set mix_strategy: "
+                                                       "interleave_under (or interleave_over/interleave_once)")]
+    try:
+        probs = [float(part) for part in str(data.interleave_probs).split(",") if part.strip()]
+    except ValueError:
+        return problems + [Problem("interleave_probs", f"{data.interleave_probs!r} is not a comma-separated list of "
+                                                       "numbers, e.g. 0.7,0.3")]
+    if any(p < 0 or p > 1 for p in probs) or abs(sum(probs) - 1) > 1e-6:
+        problems.append(Problem("interleave_probs", f"{', '.join(f'{p:g}' for p in probs)} must be probabilities "
+                                                    f"(0 to 1) that sum to 1 (they sum to {sum(probs):g})"))
+    for key in ("dataset", "eval_dataset"):
+        count = len(split_names(getattr(data, key)))
+        if count and count != len(probs) and not (key == "eval_dataset" and data.eval_on_each_dataset):
+            problems.append(Problem("interleave_probs", f"{len(probs)} probabilities for {count} datasets in {key}: "
+                                                        "give one per dataset, in the same order"))
+    return problems
+
+
+def streaming_check(config: Any) -> list[Problem]:
+    data = config.data
+    if not data.streaming:
+        return []
+    if 0 < data.val_size < 1:
+        return [Problem("val_size", f"{data.val_size:g} is a fraction, but a stream has no known length: give a row "
+                                    "count (e.g. val_size: 500), as LLaMA-Factory requires")]
+    return []
 
 
 def do_train_check(config: Any) -> list[Problem]:
@@ -116,24 +152,22 @@ def val_size_check(config: Any) -> list[Problem]:
 
 def eval_data_check(config: Any) -> list[Problem]:
     strategy = config.eval.eval_strategy
-    if strategy != "no" and config.data.val_size == 0:
+    if strategy != "no" and config.data.val_size == 0 and not config.data.eval_dataset:
         return [Problem("eval_strategy", f"{strategy!r} needs evaluation data; set val_size (e.g. 0.1) or "
-                                         "eval_strategy: no")]
+                                         "eval_dataset, or eval_strategy: no")]
+    return []
+
+
+def streaming_steps_check(config: Any) -> list[Problem]:
+    if config.data.streaming and config.train.max_steps <= 0:
+        return [Problem("max_steps", "streaming reads data of unknown length, so training needs a number of "
+                                     "updates: set max_steps (e.g. max_steps: 1000)")]
     return []
 
 
 def checkpointing_check(config: Any) -> list[Problem]:
     if config.train.gradient_checkpointing and config.train.disable_gradient_checkpointing:
         return [Problem("gradient_checkpointing", "true, but disable_gradient_checkpointing is true too; keep one")]
-    return []
-
-
-
-
-def eval_dataset_in_training(config: Any) -> list[Problem]:
-    if config.data.eval_dataset:
-        return [Problem("eval_dataset", "used by `tunelab predict`; evaluation during training uses val_size in "
-                                        "this version: remove it or set val_size")]
     return []
 
 

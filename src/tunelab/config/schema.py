@@ -37,8 +37,8 @@ class DataSection(Section):
     dataset: str | None = Field(
         None, description="Comma-separated names of entries in <dataset_dir>/dataset_info.json to train on.")
     eval_dataset: str | None = Field(
-        None, description="Comma-separated datasets that `tunelab predict` answers (default: dataset); "
-        "evaluation during training uses val_size in this version.")
+        None, description="Comma-separated datasets evaluated during training (instead of val_size) and answered "
+        "by `tunelab predict` (default there: dataset).")
     dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
     template: str | None = Field(
         None, description="Named chat template from tunelab's templates/ (see `tunelab templates`); "
@@ -72,16 +72,25 @@ class DataSection(Section):
     neat_packing: bool = Field(
         False, description="SFT packing where packed examples never attend to each other and position ids "
         "restart per example.")
-    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = Field(
-        "concat", description="How several datasets are combined: one after the other, or interleaved until the "
-        "smallest (under) or largest (over) is used up.")
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over", "interleave_once"] = Field(
+        "concat", description="How several datasets are combined: one after the other (concat), or rows drawn "
+        "in turn (or by interleave_probs) until the first dataset is used up (interleave_under), until every one "
+        "has been used up at least once, repeating rows (interleave_over), or until every row was taken once "
+        "(interleave_once).")
     interleave_probs: str | None = Field(
-        None, description="Comma-separated sampling probabilities of the datasets when interleaving.")
-    streaming: bool = Field(False, description="Read the data lazily instead of loading it into memory "
-                            "(needs max_steps).")
-    buffer_size: PositiveInt = Field(16384, description="Rows in the shuffle buffer when streaming.")
+        None, description="Comma-separated probabilities of drawing from each dataset when interleaving "
+        "(one per dataset, summing to 1; default: in turn).")
+    eval_on_each_dataset: bool = Field(
+        False, description="Evaluate each eval_dataset on its own (eval_NAME_loss) instead of merged.")
+    streaming: bool = Field(False, description="Read, convert and tokenize the data lazily while training instead "
+                            "of all at once (files too large for memory; needs max_steps).")
+    buffer_size: PositiveInt = Field(16384, description="Examples in the shuffle buffer when streaming.")
     tokenized_path: str | None = Field(
-        None, description="Folder where the tokenized data is saved on the first run and loaded from on later runs.")
+        None, description="Folder where the tokenized data is saved on the first run and loaded from on later "
+        "runs (refused if the data, tokenizer or data keys changed since).")
+    preprocessing_batch_size: PositiveInt = Field(
+        1000, description="Examples per packing batch: packing (and pt's block cutting) happen within a batch, "
+        "as in LLaMA-Factory.")
     media_dir: str | None = Field(None, description="Folder that relative image/video/audio paths start from "
                                   "(default: dataset_dir).")
     preprocessing_num_workers: PositiveInt | None = Field(

@@ -1,135 +1,41 @@
-"""Registry -> rows -> records -> tokens -> DataBundle(train, eval, report)."""
+"""Registry -> records -> mixed and split -> tokens -> DataBundle(train, eval, report).
+
+The order is LLaMA-Factory 0.9.5's get_dataset: convert each dataset, merge them (mix_strategy), split off
+val_size rows (or read eval_dataset), then tokenize (and pack) the train and eval parts separately.
+`tokenized_path` saves the result and reuses it on later runs; `streaming` reads lazily instead (data/streaming.py).
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from tunelab.config.schema import DataSection
-from tunelab.data import hub, registry, sampling
+from tunelab.data import mix, sampling, saved, tokenized
 from tunelab.data.chat_template import for_tokenizer
 from tunelab.data.encode import EncodeOptions, Encoder
-from tunelab.data.packing import PackedColumns, effective_cutoff_len, pack_pretrain, pack_supervised
-from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.records import Sample, DatasetReport
-from tunelab.data.tokenize import IGNORE_INDEX, build_example
-
-
-@dataclass
-class DataReport:
-    """Per-dataset counts plus the split sizes; written as data_report.json by every run."""
-
-    datasets: list[DatasetReport] = field(default_factory=list)
-    train_examples: int = 0
-    eval_examples: int = 0
-    examples_without_trained_tokens: int = 0
-    packed_rows: int = 0
-    dropped_for_length: int = 0  # packing: examples longer than cutoff_len
-    tokens_dropped: int = 0  # pre-training packing: the remainder of each block batch
-    notes: list[str] = field(default_factory=list)
-
-    def totals(self) -> dict[str, int]:
-        """Counts summed over datasets."""
-        keys = ("rows_read", "rows_converted", "truncated", "turns_dropped_for_length", "tokens", "tokens_trained")
-        out = {key: sum(getattr(d, key) for d in self.datasets) for key in keys}
-        out["rows_skipped"] = sum(sum(d.skipped.values()) for d in self.datasets)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"totals": self.totals(), "train_examples": self.train_examples, "eval_examples": self.eval_examples,
-                "examples_without_trained_tokens": self.examples_without_trained_tokens,
-                "packed_rows": self.packed_rows, "dropped_for_length": self.dropped_for_length,
-                "tokens_dropped": self.tokens_dropped, "notes": self.notes,
-                "datasets": [asdict(d) for d in self.datasets]}
-
-    def write(self, path: Path) -> None:
-        """Save as JSON."""
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+from tunelab.data.gather import dataset_parts, mixed_records, split_names
+from tunelab.data.packing import effective_cutoff_len, pack_pretrain, pack_supervised
+from tunelab.data.records import Sample
+from tunelab.data.report import DataReport
+from tunelab.data.tokenize import IGNORE_INDEX
 
 
 @dataclass
 class DataBundle:
-    """Tokenized train and eval sets (datasets.Dataset with input_ids and labels) and their report."""
+    """Tokenized train and eval sets (datasets.Dataset with input_ids and labels, or a torch IterableDataset when
+    streaming; eval is a dict of sets with eval_on_each_dataset) and their report."""
 
     train: Any
     eval: Any
     report: DataReport
     packing: str = "none"  # none | plain (packed rows attend across examples) | neat (examples kept apart)
 
-
-def split_names(dataset: str | None) -> list[str]:
-    """'a, b' -> ['a', 'b']."""
-    return [name.strip() for name in (dataset or "").split(",") if name.strip()]
-
-
-def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Sample], DataReport]:
-    """Read and convert every dataset of the config for a stage, strictly or skipping bad rows (counted)."""
-    report = DataReport()
-    records: list[Sample] = []
-    names = split_names(data.dataset)
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise DataError(f"dataset lists {', '.join(repeated)} more than once", fix="name each dataset once")
-    rng = sampling.sampling_rng(seed)  # one generator over the datasets in order, as LLaMA-Factory draws
-    for entry in registry.lookup(names, data.dataset_dir):
-        where = str(entry.path) if entry.path else hub.source_url(entry)
-        dataset_report = DatasetReport(name=entry.name, file=where)
-        report.datasets.append(dataset_report)
-        records += dataset_records(entry, data, dataset_report, stage, (seed, rng))
-    return records, report
-
-
-def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport,
-                 sampler: tuple[int, Any]) -> list[dict]:
-    """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection); sampler is the run's
-    (seed, generator), the generator shared by the datasets in order."""
-    rows = list(hub.dataset_rows(entry))
-    seed, rng = sampler
-    rows, selection = sampling.select_rows(rows, entry.entry.num_samples, data.max_samples, seed, rng=rng,
-                                           dataset=entry.name)
-    report.rows_read = len(rows)
-    for note in (selection.note(), registry.sha1_note(entry), unmapped_columns_note(rows, entry.entry.columns)):
-        if note:
-            report.notes.append(note)
-    return rows
-
-
-def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str,
-                    sampler: tuple[int, Any]) -> list[Sample]:
-    """The converted records of one registry entry."""
-    rows = dataset_rows(entry, data, report, sampler)
-    records = []
-    media_dir = Path(data.media_dir or data.dataset_dir)
-    for index, row in enumerate(rows, start=1):
-        try:
-            records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage))
-        except DataError as exc:
-            if data.on_bad_row == "error":
-                raise DataError(exc.problem, dataset=entry.name, file=report.file, row=index, field=exc.field,
-                                fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
-                                ) from None
-            prefix = f"{exc.field}: " if exc.field else ""
-            report.skip(index, prefix + exc.kind, prefix + exc.problem)
-    report.rows_converted = len(records)
-    return records
-
-
-PARALLEL_MIN_ROWS = 20_000  # measured: spawning workers (they import transformers) costs ~5 s on 2 cores
-
-
-@dataclass
-class TokenizedChunk:
-    """input_ids/labels of some records and the counts that go into the report."""
-
-    input_ids: list[list[int]] = field(default_factory=list)
-    labels: list[list[int]] = field(default_factory=list)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    without_trained_tokens: int = 0
+    @property
+    def streaming(self) -> bool:
+        """True when train is read lazily (no length; training needs max_steps)."""
+        return not hasattr(self.train, "__len__")
 
 
 def sample_encoder(tokenizer: Any, data: DataSection) -> Encoder:
@@ -147,122 +53,143 @@ def sample_encoder(tokenizer: Any, data: DataSection) -> Encoder:
     return Encoder(tokenizer, template, options)
 
 
-def tokenize_chunk(records: list[Sample], tokenizer: Any, data: DataSection) -> TokenizedChunk:
-    """Encode, truncate and label records; counts are kept per dataset."""
-    chunk = TokenizedChunk()
-    encoder = sample_encoder(tokenizer, data)
-    eos_id = tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
-    for record, pairs in zip(records, encoder.pairs(records)):
-        example = build_example(pairs, cutoff, data.train_on_prompt, data.mask_history, eos_id)
-        trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
-        counts = chunk.counts.setdefault(record.dataset, {"truncated": 0, "turns_dropped_for_length": 0,
-                                                          "tokens": 0, "tokens_trained": 0})
-        counts["truncated"] += example.truncated
-        counts["turns_dropped_for_length"] += example.turns_dropped
-        counts["tokens"] += len(example.input_ids)
-        counts["tokens_trained"] += trained
-        chunk.without_trained_tokens += trained == 0
-        chunk.input_ids.append(example.input_ids)
-        chunk.labels.append(example.labels)
-    return chunk
+def encode(records: list[Sample], tokenizer: Any, data: DataSection, report: DataReport,
+           role: str = "train") -> list[tokenized.EncodedChunk]:
+    """Encoded chunks of SFT records (counts added to the report); errors name the dataset's file."""
+    try:
+        chunks = tokenized.encode_records(records, sample_encoder(tokenizer, data), data, role)
+    except DataError as exc:  # name the file too: the records only know their dataset
+        files = {d.name: d.file for d in report.datasets}
+        raise DataError(exc.problem, dataset=exc.dataset, file=files.get(exc.dataset), row=exc.row, field=exc.field,
+                        fix=exc.fix, kind=exc.kind) from None
+    note = tokenized.workers_note(data.preprocessing_num_workers or 1, len(records))
+    if note and note not in report.notes:
+        report.notes.append(note)
+    for chunk in chunks:
+        report.add_counts(chunk.counts)
+        report.examples_without_trained_tokens += chunk.without_trained_tokens
+    return chunks
 
 
 def tokenize_records(records: list[Sample], tokenizer: Any, data: DataSection,
                      report: DataReport) -> dict[str, list[list[int]]]:
-    """input_ids and labels for every record, in order (in worker processes for large data)."""
-    by_name = {d.name: d for d in report.datasets}
-    try:
-        chunks = tokenize_all(records, tokenizer, data)
-    except DataError as exc:  # name the file too: the records only know their dataset
-        raise DataError(exc.problem, dataset=exc.dataset, file=by_name[exc.dataset].file if exc.dataset in by_name
-                        else None, row=exc.row, field=exc.field, fix=exc.fix, kind=exc.kind) from None
-    columns: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
-    for chunk in chunks:
-        columns["input_ids"] += chunk.input_ids
-        columns["labels"] += chunk.labels
-        report.examples_without_trained_tokens += chunk.without_trained_tokens
-        for name, counts in chunk.counts.items():
-            for key, value in counts.items():
-                setattr(by_name[name], key, getattr(by_name[name], key) + value)
-    return columns
-
-
-def tokenize_all(records: list[Sample], tokenizer: Any, data: DataSection) -> list[TokenizedChunk]:
-    """Tokenized chunks in record order: in worker processes from PARALLEL_MIN_ROWS rows on, else here."""
-    workers = data.preprocessing_num_workers or 1
-    if workers > 1 and len(records) >= PARALLEL_MIN_ROWS:
-        from concurrent.futures import ProcessPoolExecutor
-        from functools import partial
-        from multiprocessing import get_context
-
-        size = -(-len(records) // (workers * 4))
-        pieces = [records[i:i + size] for i in range(0, len(records), size)]
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            return list(pool.map(partial(tokenize_chunk, tokenizer=tokenizer, data=data), pieces))
-    return [tokenize_chunk(records, tokenizer, data)]
+    """input_ids and labels for every record, in order, as Python lists (the `tunelab data` tools)."""
+    chunks = encode(records, tokenizer, data, report)
+    return {column: [row for chunk in chunks for row in chunk.rows(column)] for column in ("input_ids", "labels")}
 
 
 def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft") -> DataBundle:
-    """The whole data path for a run of a stage: read, convert, encode, pack, split."""
-    from datasets import Dataset
+    """The whole data path for a run of a stage: read, convert, mix, split, encode, pack (or reuse tokenized_path)."""
+    fingerprint = saved.fingerprint(data, tokenizer, seed, stage) if data.tokenized_path else None
+    if fingerprint is not None:
+        reused = saved.load(data.tokenized_path, fingerprint, data)
+        if reused is not None:
+            return DataBundle(*reused)
+    if data.streaming and fingerprint is not None:
+        raise DataError(f"tokenized_path {data.tokenized_path} is empty, and a streaming run cannot save tokenized "
+                        "data (it never holds all of it)", field="tokenized_path",
+                        fix="run once without streaming to save it (saved data is read from disk as needed), or "
+                        "remove tokenized_path")
+    if data.streaming:
+        from tunelab.data.streaming import streaming_data
 
-    records, report = load_records(data, stage, seed)
-    if not records:
+        return streaming_data(data, tokenizer, seed, stage)
+    report = DataReport()
+    train_records, eval_parts = split_records(data, stage, seed, report)
+    if not train_records:
         raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
                         ["rows_skipped"] else ""), dataset=data.dataset)
-    if stage == "pt":
-        columns, packing = pretrain_columns(records, tokenizer, data, report), "plain"
-    else:
-        columns = tokenize_records(records, tokenizer, data, report)
-        packing = "neat" if data.neat_packing else "plain" if data.packing else "none"
-        if packing != "none":
-            columns = packed_columns(columns, tokenizer, data, report)
-    dataset = Dataset.from_dict(columns)
-    train, evaluation = dataset, None
-    if data.val_size > 0:
-        train, evaluation = split(dataset, data.val_size, seed)
+    packing = "plain" if stage == "pt" else "neat" if data.neat_packing else "plain" if data.packing else "none"
+    train = encoded_dataset(train_records, tokenizer, data, report, stage, "train")
+    eval_role = "eval" if data.eval_dataset else "train"  # val_size rows are counted with their train dataset
+    evaluation = {name: encoded_dataset(part, tokenizer, data, report, stage, eval_role)
+                  for name, part in eval_parts.items()}
     report.train_examples = len(train)
-    report.eval_examples = len(evaluation) if evaluation is not None else 0
-    return DataBundle(train=train, eval=evaluation, report=report, packing=packing)
+    report.eval_examples = sum(len(part) for part in evaluation.values())
+    if data.eval_on_each_dataset and data.eval_dataset:
+        report.eval_sets = {name: len(part) for name, part in evaluation.items()}
+    eval_set = evaluation if data.eval_on_each_dataset and data.eval_dataset else evaluation.get("validation")
+    bundle = DataBundle(train=train, eval=eval_set, report=report, packing=packing)
+    if fingerprint is not None:
+        saved.save(data.tokenized_path, bundle, fingerprint)
+    return bundle
 
 
-def packed_columns(columns: dict[str, list[list[int]]], tokenizer: Any, data: DataSection,
-                   report: DataReport) -> dict[str, list[list[int]]]:
-    """SFT examples packed into rows of cutoff_len (LLaMA-Factory's knapsack); examples too long are counted."""
+def split_records(data: DataSection, stage: str, seed: int,
+                  report: DataReport) -> tuple[list[Sample], dict[str, list[Sample]]]:
+    """Train records, and the eval records by name: `validation` (val_size or merged eval_dataset) or one set per
+    eval dataset (eval_on_each_dataset)."""
+    sampler = (seed, sampling.sampling_rng(seed))  # one generator, train datasets first, as LLaMA-Factory draws
+    train = mixed_records(data, split_names(data.dataset), stage, sampler, report)
+    evaluation = eval_records(data, stage, sampler, report)
+    if not evaluation and data.val_size > 0 and train:
+        train, evaluation["validation"] = mix.split(train, data.val_size, seed)
+    for name, part in evaluation.items():
+        if not part:
+            raise DataError(f"the evaluation set {name!r} has no rows", field="eval_dataset",
+                            fix="check the eval datasets (see the data report) or remove eval_dataset")
+    return train, evaluation
+
+
+def eval_records(data: DataSection, stage: str, sampler: tuple[int, Any],
+                 report: DataReport) -> dict[str, list[Sample]]:
+    """The eval_dataset records: merged as `validation`, or one set per dataset (eval_on_each_dataset)."""
+    names = split_names(data.eval_dataset)
+    if not names:
+        return {}
+    if data.eval_on_each_dataset:
+        parts = dataset_parts(data, names, stage, sampler, report, role="eval")
+        return {name: part for name, part in zip(names, parts)}
+    return {"validation": mixed_records(data, names, stage, sampler, report, role="eval")}
+
+
+def encoded_dataset(records: list[Sample], tokenizer: Any, data: DataSection, report: DataReport, stage: str,
+                    role: str) -> Any:
+    """One part (train or an eval set) as a datasets.Dataset: pt text packed into blocks, sft examples tokenized
+    (and packed with packing/neat_packing)."""
+    if stage == "pt":
+        return tokenized.as_dataset(tokenized.lists_table(pretrain_columns(records, tokenizer, data, report, role)))
+    chunks = encode(records, tokenizer, data, report, role)
+    if not (data.packing or data.neat_packing):
+        return tokenized.as_dataset(tokenized.chunks_table(chunks))
+    return tokenized.as_dataset(tokenized.lists_table(packed_columns(records, chunks, tokenizer, data, report, role)))
+
+
+def packed_columns(records: list[Sample], chunks: list[tokenized.EncodedChunk], tokenizer: Any, data: DataSection,
+                   report: DataReport, role: str) -> dict[str, list[list[int]]]:
+    """SFT examples packed into rows of cutoff_len (LLaMA-Factory's knapsack); examples too long are counted per
+    dataset."""
     cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
-    packed = pack_supervised(columns["input_ids"], columns["labels"], cutoff, data.neat_packing,
-                             tokenizer.pad_token_id)
-    report.packed_rows = len(packed.input_ids)
-    report.dropped_for_length = packed.dropped_examples
+    input_ids = [row for chunk in chunks for row in chunk.rows("input_ids")]
+    labels = [row for chunk in chunks for row in chunk.rows("labels")]
+    for record, ids in zip(records, input_ids):
+        if len(ids) > cutoff:  # pack_supervised leaves these out
+            report.dataset(record.dataset, role).dropped_for_length += 1
+    packed = pack_supervised(input_ids, labels, cutoff, data.neat_packing, tokenizer.pad_token_id,
+                             data.preprocessing_batch_size)
+    report.packed_rows += len(packed.input_ids)
+    report.dropped_for_length += packed.dropped_examples
     return packed.to_dict()
 
 
-def pretrain_columns(records: list[Sample], tokenizer: Any, data: DataSection,
-                     report: DataReport) -> dict[str, list[list[int]]]:
+def pretrain_columns(records: list[Sample], tokenizer: Any, data: DataSection, report: DataReport,
+                     role: str = "train") -> dict[str, list[list[int]]]:
     """Pre-training text: EOS appended, packed into cutoff_len blocks (default) or truncated one by one."""
     packing = True if data.packing is None else data.packing
     cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
     texts = [record.prompt[0].content for record in records]
-    packed: PackedColumns = pack_pretrain(texts, tokenizer, cutoff, packing, data.template)
-    report.packed_rows = len(packed.input_ids) if packing else 0
-    report.tokens_dropped = packed.dropped_tokens
+    packed = pack_pretrain(texts, tokenizer, cutoff, packing, data.template, data.preprocessing_batch_size)
+    report.packed_rows += len(packed.input_ids) if packing else 0
+    report.tokens_dropped += packed.dropped_tokens
     total = sum(len(ids) for ids in packed.input_ids)
-    trained = sum(1 for labels in packed.labels for label in labels if label != IGNORE_INDEX)
-    if len(report.datasets) == 1:
-        report.datasets[0].tokens, report.datasets[0].tokens_trained = total, trained
-        report.datasets[0].truncated = packed.truncated_examples
+    trained = sum(len(labels) - labels.count(IGNORE_INDEX) for labels in packed.labels)
+    names = sorted({record.dataset for record in records})
+    if len(names) == 1:
+        target = report.dataset(names[0], role)
+        target.tokens += total
+        target.tokens_trained += trained
+        target.truncated += packed.truncated_examples
     else:
-        report.notes.append(f"pre-training text of {len(report.datasets)} datasets packed together: "
-                            f"{total:,} tokens, {trained:,} trained")
+        report.notes.append(f"pre-training text of {len(names)} datasets packed together ({role}): {total:,} "
+                            f"tokens, {trained:,} trained")
     return packed.to_dict()
-
-
-def split(dataset: Any, val_size: float, seed: int) -> tuple[Any, Any]:
-    """Seeded train/eval split (a fraction or a row count), as LLaMA-Factory does it."""
-    size = int(val_size) if val_size >= 1 else val_size
-    if (size if isinstance(size, int) else math.ceil(size * len(dataset))) >= len(dataset):
-        raise DataError(f"val_size {val_size} leaves no training rows out of {len(dataset)}",
-                        fix="lower val_size or add data")
-    parts = dataset.train_test_split(test_size=size, seed=seed)
-    return parts["train"], parts["test"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.errors import DataError
+from tunelab.data.json_stream import iter_json_array
 
 # extension -> LLaMA-Factory's file type (FILEEXT2TYPE): a folder may mix extensions of one type (json + jsonl)
 FILE_TYPES = {"json": "json", "jsonl": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "txt": "text",
@@ -31,12 +32,13 @@ def read_rows(path: Path, dataset: str, sheet: str | None = None) -> list[Row]:
     return list(iter_rows(path, dataset, sheet))
 
 
-def iter_rows(path: Path, dataset: str, sheet: str | None = None) -> Iterator[Row]:
-    """The rows of `read_rows`, lazily: jsonl/csv/txt line by line, parquet/arrow batch by batch."""
+def iter_rows(path: Path, dataset: str, sheet: str | None = None, lazy: bool = False) -> Iterator[Row]:
+    """The rows of `read_rows`, lazily: jsonl/csv/txt line by line, parquet/arrow batch by batch, and with `lazy`
+    (streaming) a JSON array element by element too."""
     files = folder_files(path, dataset) if path.is_dir() else [path]
     for file in files:
         file_type(file, dataset)  # every file's type is checked before the first row is yielded
-    return chain.from_iterable(iter_file(file, dataset, sheet) for file in files)
+    return chain.from_iterable(iter_file(file, dataset, sheet, lazy) for file in files)
 
 
 def folder_files(folder: Path, dataset: str) -> list[Path]:
@@ -67,10 +69,12 @@ def file_type(path: Path, dataset: str) -> str:
     return FILE_TYPES[suffix] if suffix != "jsonl" else "jsonl"
 
 
-def iter_file(path: Path, dataset: str, sheet: str | None = None) -> Iterator[Row]:
+def iter_file(path: Path, dataset: str, sheet: str | None = None, lazy: bool = False) -> Iterator[Row]:
     """Rows of one file, chosen by its extension; each must be an object with named fields."""
     kind = file_type(path, dataset)
-    rows = read_xlsx(path, dataset, sheet) if kind == "xlsx" else READERS[kind](path, dataset)
+    rows = iter_json_array(path, dataset) if lazy and kind == "json" else None
+    if rows is None:
+        rows = read_xlsx(path, dataset, sheet) if kind == "xlsx" else READERS[kind](path, dataset)
     for index, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise DataError(f"expected an object with named fields, got {type(row).__name__}", dataset=dataset,

@@ -77,12 +77,14 @@ class DatasetReport:
 
     name: str
     file: str | None = None
+    role: str = "train"  # train, or eval (an eval_dataset)
     rows_read: int = 0
     rows_converted: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_rows: list[RowIssue] = field(default_factory=list)
     truncated: int = 0
     turns_dropped_for_length: int = 0
+    dropped_for_length: int = 0  # packing: examples longer than cutoff_len, left out
     tokens: int = 0
     tokens_trained: int = 0
     notes: list[str] = field(default_factory=list)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.schema import RunConfig
-from tunelab.data.pipeline import split_names
+from tunelab.data.gather import split_names
 from tunelab.data.registry import lookup, sha1_of
 from tunelab.eval.predictions import read_predictions
 from tunelab.eval.score import Answer

@@ -17,7 +17,7 @@ from typing import Any
 
 from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec
 from tunelab.config.schema import RunConfig
-from tunelab.data.pipeline import load_records
+from tunelab.data.gather import load_records
 from tunelab.eval.errors import EvalError
 from tunelab.eval.predictions import match_to_dataset, read_predictions
 from tunelab.eval.reuse import answers_from_run, prediction_fingerprint, reuse_or_reset, save_fingerprint

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.schema import DataSection, InferSection, RunConfig
-from tunelab.data.pipeline import load_records
+from tunelab.data.gather import load_records
 from tunelab.data.records import Sample
 from tunelab.data.template import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids

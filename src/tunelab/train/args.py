@@ -60,5 +60,8 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         include_num_input_tokens_seen="all" if padding_free else "non_padding",
         remove_unused_columns=False,
         disable_tqdm=True,
+        # streaming: each process reads its own share (data/streaming.py); accelerate's default for iterable
+        # data would fetch on one process and cut every tensor of the batch, cu_seq_lens included
+        accelerator_config={"dispatch_batches": False} if config.data.streaming else None,
         **eval_settings(config, has_eval),
     )

@@ -11,6 +11,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from tunelab.runtime.logging import console
+from tunelab.train.plots import eval_losses
 
 
 def format_seconds(seconds: float) -> str:
@@ -49,10 +50,11 @@ class StepLog(TrainerCallback):
             return
         elapsed, tokens_per_s, remaining = self.speed(state)
         record = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0.0, 4)}
-        for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+        for key in ("loss", "learning_rate", "grad_norm"):
             if key in logs:
                 record["lr" if key == "learning_rate" else key] = float(logs[key])
-        if "loss" not in record and "eval_loss" not in record:
+        record.update(eval_losses(logs))
+        if "loss" not in record and not eval_losses(record):
             return  # the end-of-training summary; train_results.json holds it
         record.update({"tokens_seen": state.num_input_tokens_seen, "tokens_per_s": round(tokens_per_s, 1),
                        "elapsed_s": round(elapsed, 2), "remaining_s": round(remaining, 2)})
@@ -93,9 +95,10 @@ class ProgressLine(TrainerCallback):
             self.loss, self.lr = float(logs["loss"]), float(logs.get("learning_rate", self.lr or 0.0))
             if not self.live:
                 console.print(self.line(state))
-        if "eval_loss" in logs:
+        losses = eval_losses(logs)
+        if losses:
             self.end_line()
-            console.print(f"step {state.global_step}: eval_loss {logs['eval_loss']:.4f}")
+            console.print(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
     def end_line(self) -> None:
         """Finish the live line so that the next output starts on a fresh line."""

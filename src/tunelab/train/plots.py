@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 
 def read_log(path: Path) -> list[dict]:
@@ -26,6 +27,12 @@ def smooth(values: list[float], weight: float | None = None) -> list[float]:
     return out
 
 
+def eval_losses(logs: dict[str, Any]) -> dict[str, float]:
+    """eval_loss, or eval_NAME_loss per eval dataset (eval_on_each_dataset), from a log record."""
+    return {key: float(value) for key, value in logs.items()
+            if key == "eval_loss" or (key.startswith("eval_") and key.endswith("_loss"))}
+
+
 def plot_losses(log_path: Path, out_dir: Path) -> list[Path]:
     """training_loss.png (raw and smoothed) and, when evaluated, training_eval_loss.png."""
     import matplotlib
@@ -34,20 +41,24 @@ def plot_losses(log_path: Path, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     records = read_log(log_path)
+    eval_keys = sorted({key for r in records for key in eval_losses(r)})
     written = []
-    for key, name, title in (("loss", "training_loss.png", "training loss"),
-                             ("eval_loss", "training_eval_loss.png", "evaluation loss")):
-        points = [(r["step"], r[key]) for r in records if key in r]
-        if not points:
+    for keys, name, title in ((["loss"], "training_loss.png", "training loss"),
+                              (eval_keys, "training_eval_loss.png", "evaluation loss")):
+        series = {key: [(r["step"], r[key]) for r in records if key in r] for key in keys}
+        series = {key: points for key, points in series.items() if points}
+        if not series:
             continue
-        steps, values = zip(*points)
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-        ax.plot(steps, values, color="#9bb7d4" if len(points) > 1 else "#1f77b4", marker="o" if len(points) < 20 else None,
-                label="original")
-        if len(points) > 2 and key == "loss":
-            ax.plot(steps, smooth(list(values)), color="#1f77b4", label="smoothed")
+        for key, points in series.items():
+            steps, values = zip(*points)
+            one = len(series) == 1
+            ax.plot(steps, values, color=("#9bb7d4" if len(points) > 1 else "#1f77b4") if one else None,
+                    marker="o" if len(points) < 20 else None, label="original" if one else key)
+            if len(points) > 2 and key == "loss":
+                ax.plot(steps, smooth(list(values)), color="#1f77b4", label="smoothed")
         ax.set_xlabel("step")
-        ax.set_ylabel(key)
+        ax.set_ylabel(keys[0] if len(series) == 1 else "loss")
         ax.set_title(f"{title}: {out_dir.name}")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -20,7 +20,7 @@ from tunelab.runtime import paths
 from tunelab.runtime.logging import info, quiet_libraries, warn
 from tunelab.train import plots
 from tunelab.train.args import training_arguments
-from tunelab.train.callbacks import ProgressLine, StepLog
+from tunelab.train.callbacks import ProgressLine, StepLog, eval_losses
 from tunelab.train.loss import supports_selective_loss
 from tunelab.train.precision import Precision, decide
 from tunelab.train.stages import BUILDERS
@@ -84,12 +84,18 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     tokenizer = load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
     data = build_data(config.data, tokenizer, config.train.seed, config.method.stage)
     totals = data.report.totals()
-    info(f"data: {totals['rows_read']} rows read, {totals['rows_skipped']} skipped, {totals['truncated']} truncated; "
-         f"{data.report.train_examples} train / {data.report.eval_examples} eval examples, "
-         f"{totals['tokens_trained']:,} trained tokens of {totals['tokens']:,}")
+    if data.streaming:
+        info(f"data: streaming {config.data.dataset} (read while training; the counts go to "
+             f"{paths.DATA_REPORT} at the end), {data.report.eval_examples} eval examples")
+    else:
+        info(f"data: {totals['rows_read']} rows read, {totals['rows_skipped']} skipped, {totals['truncated']} truncated; "
+             f"{data.report.train_examples} train / {data.report.eval_examples} eval examples, "
+             f"{totals['tokens_trained']:,} trained tokens of {totals['tokens']:,}")
     for dataset in data.report.datasets:
         for note in dataset.notes:
             warn(f"dataset {dataset.name!r}: {note}")
+    for note in data.report.notes:
+        info(f"data: {note}")
     model = load_model(source.path, getattr(torch, precision.weights), config.model.trust_remote_code)
     if config.model.adapter_name_or_path:
         model = adapters.load_adapters(model, config.model.adapter_name_or_path, trainable=True)
@@ -138,12 +144,16 @@ def finish(config: RunConfig, trainer: Any, result: Any, step_log: StepLog, data
     metrics = dict(result.metrics)
     state = trainer.state
     records = plots.read_log(output_dir / paths.LOG)
-    evaluated = [r for r in records if "eval_loss" in r]
+    evaluated = [r for r in records if eval_losses(r)]
     if data_bundle.eval is not None:
-        if evaluated and evaluated[-1]["step"] == state.global_step:
-            metrics["eval_loss"] = evaluated[-1]["eval_loss"]
+        if evaluated and evaluated[-1]["step"] == state.global_step:  # one record per eval set at that step
+            for record in evaluated:
+                if record["step"] == state.global_step:
+                    metrics.update(eval_losses(record))
         else:
             metrics.update(trainer.evaluate())
+    if data_bundle.streaming:  # the counts grew while training read the data
+        data_bundle.report.write(paths.output_file(output_dir, paths.DATA_REPORT))
     losses = [r["loss"] for r in records if "loss" in r]
     metrics.update({
         "global_step": state.global_step, "epoch": state.epoch, "final_loss": losses[-1] if losses else None,
@@ -163,10 +173,10 @@ def finish(config: RunConfig, trainer: Any, result: Any, step_log: StepLog, data
 def summary(metrics: dict[str, Any], output_dir: Path) -> None:
     """The closing lines on the console."""
     loss = metrics.get("final_loss")
-    eval_loss = metrics.get("eval_loss")
+    evals = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in eval_losses(metrics).items())
     info(f"done in {metrics['train_runtime']:.1f}s: {metrics['global_step']} steps"
          + (f", final loss {loss:.4f}" if loss is not None else "")
-         + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+         + (f", {evals}" if evals else "")
          + f", {metrics['train_tokens_per_second']:,.0f} tokens/s, peak memory {metrics['peak_rss_mb']:,.0f} MiB")
     info(f"adapter, tokenizer and logs saved in {output_dir}")
     sys.stderr.flush()

@@ -22,7 +22,8 @@ def test_bf16_and_fp16_together() -> None:
 
 def test_eval_strategy_without_val_size() -> None:
     assert problems({**MINIMAL, "eval_strategy": "steps"}) == {
-        "eval_strategy": "'steps' needs evaluation data; set val_size (e.g. 0.1) or eval_strategy: no"}
+        "eval_strategy": "'steps' needs evaluation data; set val_size (e.g. 0.1) or eval_dataset, or eval_strategy: "
+                         "no"}
     assert build({**MINIMAL, "eval_strategy": "steps", "val_size": 0.1}).eval.eval_strategy == "steps"
 
 
@@ -92,7 +93,22 @@ def test_config_error_renders_every_problem_under_a_count() -> None:
     assert ConfigError([Problem("a", "only")]).render() == "the config has 1 problem\n  a: only"
 
 
-@pytest.mark.parametrize(("key", "value"), [("mix_strategy", "interleave_under"), ("streaming", True),
-                                            ("tokenized_path", "tok"), ("interleave_probs", "0.5,0.5")])
-def test_data_keys_not_acted_on_yet_are_refused(key: str, value: object) -> None:
-    assert problems({**MINIMAL, key: value})[key].startswith("not available in this version of tunelab yet")
+def test_mixing_keys_are_accepted_when_consistent() -> None:
+    config = build({**MINIMAL, "dataset": "a,b", "mix_strategy": "interleave_over", "interleave_probs": "0.7, 0.3",
+                    "eval_dataset": "c", "eval_on_each_dataset": True, "eval_strategy": "steps",
+                    "tokenized_path": "tok"})
+    assert config.data.mix_strategy == "interleave_over" and config.eval.eval_strategy == "steps"
+
+
+@pytest.mark.parametrize(("extra", "key", "start"), [
+    ({"interleave_probs": "0.5,0.5"}, "interleave_probs", "only used when interleaving"),
+    ({"mix_strategy": "interleave_under", "interleave_probs": "0.5,0.4"}, "interleave_probs", "0.5, 0.4 must be"),
+    ({"mix_strategy": "interleave_under", "interleave_probs": "1"}, "interleave_probs", "1 probabilities for 2"),
+    ({"mix_strategy": "interleave_under", "interleave_probs": "a,b"}, "interleave_probs", "'a,b' is not a comma"),
+    ({"eval_dataset": "c", "val_size": 0.1}, "val_size", "eval_dataset is set, so no rows"),
+    ({"eval_on_each_dataset": True}, "eval_on_each_dataset", "needs eval_dataset"),
+    ({"streaming": True, "max_steps": 10, "val_size": 0.1}, "val_size", "0.1 is a fraction, but a stream"),
+    ({"streaming": True}, "max_steps", "streaming reads data of unknown length"),
+])
+def test_mixing_and_streaming_problems(extra: dict[str, object], key: str, start: str) -> None:
+    assert problems({**MINIMAL, "dataset": "a,b", **extra})[key].startswith(start)

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from tunelab.config.schema import DataSection
-from tunelab.data import pipeline
+from tunelab.data import tokenized
 from tunelab.data.errors import DataError
-from tunelab.data.pipeline import DataReport, build_data, load_records, split_names, tokenize_records
+from tunelab.data.gather import load_records, split_names
+from tunelab.data.pipeline import build_data, tokenize_records
+from tunelab.data.report import DataReport
 from tunelab.data.records import Sample, DatasetReport, Message
 from tunelab.data.tokenize import IGNORE_INDEX
 
@@ -216,7 +218,8 @@ def tokenize_with(records: list[Sample], tokenizer: Any, **values: Any) -> tuple
 
 def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_ROWS", 4)
+    monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 4)
+    monkeypatch.setattr(tokenized, "usable_cpus", lambda: 4)
     records = two_dataset_records(10)
     parallel = tokenize_with(records, tiny_tokenizer, preprocessing_num_workers=2, cutoff_len=10)
     serial = tokenize_with(records, tiny_tokenizer, cutoff_len=10)
@@ -225,7 +228,8 @@ def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
 
 
 def test_a_data_error_in_a_worker_keeps_its_message(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_ROWS", 2)
+    monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 2)
+    monkeypatch.setattr(tokenized, "usable_cpus", lambda: 4)
     records = two_dataset_records(3)
     records[0] = Sample.chat(messages=(Message("user", "Weather?"), Message("function", "{not json")),
                              dataset="b", row=1)
@@ -235,12 +239,10 @@ def test_a_data_error_in_a_worker_keeps_its_message(tiny_tokenizer: Any, monkeyp
 
 
 def test_few_rows_are_tokenized_in_process(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import concurrent.futures
-
     def no_pool(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a process pool was started for a few rows")
 
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(tokenized, "encode_in_workers", no_pool)
     columns, _ = tokenize_with(two_dataset_records(5), tiny_tokenizer, preprocessing_num_workers=4)
     assert len(columns["input_ids"]) == 5
 

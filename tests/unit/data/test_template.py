@@ -9,7 +9,8 @@ import pytest
 from tunelab.config.schema import DataSection
 from tunelab.data.chat_template import BOS, EOS, TOKEN, composed_jinja, derive, install, load_named, template_names
 from tunelab.data.errors import DataError
-from tunelab.data.pipeline import DataReport, tokenize_records
+from tunelab.data.pipeline import tokenize_records
+from tunelab.data.report import DataReport
 from tunelab.data.records import DatasetReport, Message, Sample
 from tunelab.data.tokenize import IGNORE_INDEX
 

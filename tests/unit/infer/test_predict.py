@@ -37,12 +37,10 @@ def test_prompt_rows_hold_everything_but_the_answer(tiny_tokenizer: Any) -> None
     assert row.prompt == tiny_tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=False)
 
 
-def test_eval_dataset_is_for_predict_not_training() -> None:
+def test_eval_dataset_serves_predict_and_training() -> None:
     base = {"model_name_or_path": "m", "output_dir": "o", "dataset": "d", "eval_dataset": "e"}
     assert build(base, purpose="predict").data.eval_dataset == "e"
-    with pytest.raises(ConfigError) as excinfo:
-        build(base, purpose="train")
-    assert "eval_dataset: used by `tunelab predict`" in str(excinfo.value)
+    assert build(base, purpose="train").data.eval_dataset == "e"
     with pytest.raises(ConfigError) as excinfo:
         build({"model_name_or_path": "m"}, purpose="predict")
     assert {p.key for p in excinfo.value.problems} == {"output_dir", "eval_dataset"}

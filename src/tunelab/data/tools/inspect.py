@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.errors import DataError
-from tunelab.data.pipeline import DataBundle, DataReport, build_data, load_records, tokenize_records
+from tunelab.data.gather import load_records
+from tunelab.data.pipeline import DataBundle, build_data, tokenize_records
+from tunelab.data.report import DataReport
 from tunelab.data.tokenize import IGNORE_INDEX
 
 

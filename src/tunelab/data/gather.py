@@ -1,0 +1,92 @@
+"""Registry entries -> rows -> converted records, per dataset, with the counts of the data report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunelab.config.schema import DataSection
+from tunelab.data import hub, mix, registry, sampling
+from tunelab.data.convert import convert_row, unmapped_columns_note
+from tunelab.data.errors import DataError
+from tunelab.data.records import DatasetReport, Sample
+from tunelab.data.report import DataReport
+
+
+def split_names(dataset: str | None) -> list[str]:
+    """'a, b' -> ['a', 'b']."""
+    return [name.strip() for name in (dataset or "").split(",") if name.strip()]
+
+
+def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Sample], DataReport]:
+    """Read and convert every dataset of the config for a stage, one after the other, strictly or skipping bad
+    rows (counted)."""
+    report = DataReport()
+    parts = dataset_parts(data, split_names(data.dataset), stage, (seed, sampling.sampling_rng(seed)), report)
+    return [record for part in parts for record in part], report
+
+
+def dataset_parts(data: DataSection, names: list[str], stage: str, sampler: tuple[int, Any], report: DataReport,
+                  role: str = "train") -> list[list[Sample]]:
+    """The converted records of each named dataset, each with its report (role train or eval); sampler is the
+    run's (seed, generator): one generator over the datasets in order, as LLaMA-Factory draws num_samples."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        key = "dataset" if role == "train" else "eval_dataset"
+        raise DataError(f"{key} lists {', '.join(repeated)} more than once", field=key, fix="name each dataset once")
+    parts = []
+    for entry in registry.lookup(names, data.dataset_dir):
+        where = str(entry.path) if entry.path else hub.source_url(entry)
+        dataset_report = DatasetReport(name=entry.name, file=where, role=role)
+        report.datasets.append(dataset_report)
+        parts.append(dataset_records(entry, data, dataset_report, stage, sampler))
+    return parts
+
+
+def mixed_records(data: DataSection, names: list[str], stage: str, sampler: tuple[int, Any], report: DataReport,
+                  role: str = "train") -> list[Sample]:
+    """The named datasets merged by mix_strategy (concat or interleaved with interleave_probs and the seed)."""
+    parts = dataset_parts(data, names, stage, sampler, report, role)
+    merged, taken = mix.merge(parts, data.mix_strategy, mix.parse_probs(data.interleave_probs), sampler[0])
+    if len(parts) > 1 and data.mix_strategy != "concat":
+        report.mixing[role] = {"strategy": data.mix_strategy, "probs": mix.parse_probs(data.interleave_probs),
+                               "rows_taken": {name: n for name, n in zip(names, taken)},
+                               "rows_converted": {name: len(part) for name, part in zip(names, parts)}}
+    return merged
+
+
+def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport,
+                 sampler: tuple[int, Any]) -> list[dict]:
+    """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection); sampler is the run's
+    (seed, generator), the generator shared by the datasets in order."""
+    rows = list(hub.dataset_rows(entry))
+    seed, rng = sampler
+    rows, selection = sampling.select_rows(rows, entry.entry.num_samples, data.max_samples, seed, rng=rng,
+                                           dataset=entry.name)
+    report.rows_read = len(rows)
+    for note in (selection.note(), registry.sha1_note(entry), unmapped_columns_note(rows, entry.entry.columns)):
+        if note:
+            report.notes.append(note)
+    return rows
+
+
+def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str,
+                    sampler: tuple[int, Any]) -> list[Sample]:
+    """The converted records of one registry entry."""
+    rows = dataset_rows(entry, data, report, sampler)
+    records = []
+    media_dir = Path(data.media_dir or data.dataset_dir)
+    for index, row in enumerate(rows, start=1):
+        try:
+            records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage))
+        except DataError as exc:
+            if data.on_bad_row == "error":
+                raise DataError(exc.problem, dataset=entry.name, file=report.file, row=index, field=exc.field,
+                                fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
+                                ) from None
+            prefix = f"{exc.field}: " if exc.field else ""
+            report.skip(index, prefix + exc.kind, prefix + exc.problem)
+    report.rows_converted = len(records)
+    return records
+
+
