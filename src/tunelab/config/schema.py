@@ -56,8 +56,8 @@ class DataSection(Section):
     on_bad_row: Literal["error", "skip"] = Field(
         "error", description="'error' stops at the first malformed row; 'skip' skips such rows and counts them "
         "in the data report.")
-    overwrite_cache: bool = Field(False, description="Accepted for LLaMA-Factory compatibility; tunelab "
-                                  "re-tokenizes on every run, so there is no cache to overwrite.")
+    overwrite_cache: bool = Field(False, description="Tokenize again and replace what tokenized_path holds "
+                                  "(without tokenized_path every run tokenizes anyway).")
     tool_format: str | None = Field(
         None, description="How tool descriptions and calls are written into the prompt: default, glm4, llama3, "
         "mistral, qwen (default: the template's own).")

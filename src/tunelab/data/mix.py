@@ -47,10 +47,10 @@ def merge(parts: list[list[T]], strategy: str, probs: list[float] | None, seed: 
     """The records of several datasets merged, and how many rows were taken of each (repeats counted)."""
     if len(parts) == 1 or strategy == "concat":
         return list(chain.from_iterable(parts)), [len(part) for part in parts]
-    if any(not part for part in parts) and strategy == "interleave_under":
-        empty = [i for i, part in enumerate(parts) if not part]
-        raise DataError(f"interleave_under stops at the first dataset that runs out, and dataset #{empty[0] + 1} "
-                        "has no rows", fix="remove the empty dataset or use mix_strategy: concat")
+    empty = [i for i, part in enumerate(parts) if not part]
+    if empty:  # `datasets` would stop at once (under) or fail with an IndexError (over, once)
+        raise DataError(f"{strategy} draws from every dataset, and dataset #{empty[0] + 1} has no rows (see the "
+                        "data report for skipped rows)", fix="remove the empty dataset or use mix_strategy: concat")
     order = interleave_order([len(part) for part in parts], strategy, probs, seed)
     taken = [0] * len(parts)
     for d, _ in order:

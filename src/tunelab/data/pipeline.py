@@ -7,6 +7,7 @@ val_size rows (or read eval_dataset), then tokenize (and pack) the train and eva
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,7 @@ def tokenize_records(records: list[Sample], tokenizer: Any, data: DataSection,
 def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft") -> DataBundle:
     """The whole data path for a run of a stage: read, convert, mix, split, encode, pack (or reuse tokenized_path)."""
     fingerprint = saved.fingerprint(data, tokenizer, seed, stage) if data.tokenized_path else None
-    if fingerprint is not None:
+    if fingerprint is not None and not data.overwrite_cache:
         reused = saved.load(data.tokenized_path, fingerprint, data)
         if reused is not None:
             return DataBundle(*reused)
@@ -110,7 +111,7 @@ def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft")
         report.eval_sets = {name: len(part) for name, part in evaluation.items()}
     eval_set = evaluation if data.eval_on_each_dataset and data.eval_dataset else evaluation.get("validation")
     bundle = DataBundle(train=train, eval=eval_set, report=report, packing=packing)
-    if fingerprint is not None:
+    if fingerprint is not None and int(os.environ.get("RANK", "0")) == 0:  # one process of a multi-GPU run saves
         saved.save(data.tokenized_path, bundle, fingerprint)
     return bundle
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,11 @@ def save(folder: str, bundle: Any, current: dict[str, Any]) -> None:
     from datasets import DatasetDict
 
     path = Path(folder)
+    if has_saved(path):  # overwrite_cache: replace a saved dataset, never a folder of other files
+        if not ((path / META).exists() or (path / "dataset_dict.json").exists()):
+            raise DataError(f"tokenized_path {path} holds other files, not saved tokens", field="tokenized_path",
+                            fix="point tokenized_path to an empty or new folder")
+        shutil.rmtree(path)
     parts = {"train": bundle.train}
     if isinstance(bundle.eval, dict):
         parts.update({f"validation_{name}": part for name, part in bundle.eval.items()})

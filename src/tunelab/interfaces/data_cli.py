@@ -186,6 +186,8 @@ def add_tokenize_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """`tunelab data preview`: the first examples as text, trained spans highlighted, and the counts."""
+    from itertools import islice
+
     from rich.console import Console
 
     from tunelab.data.tokenize import IGNORE_INDEX
@@ -194,7 +196,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     tokenizer, bundle = build(run_config(args))
     console = Console(highlight=False)
     markup = console.is_terminal and not args.plain
-    for index, row in enumerate(bundle.train.select(range(min(args.rows, len(bundle.train))))):
+    for index, row in enumerate(islice(bundle.train, args.rows)):  # a Dataset, or a stream
         console.rule(f"example {index + 1}: {len(row['input_ids'])} tokens, "
                      f"{sum(1 for label in row['labels'] if label != IGNORE_INDEX)} trained")
         text = preview_text(tokenizer, list(row["input_ids"]), list(row["labels"]), markup)

@@ -32,9 +32,10 @@ def test_interleave_once_takes_every_row_exactly_once() -> None:
     assert sorted(merged) == sorted(parts[0] + parts[1]) and taken == [5, 3]
 
 
-def test_interleave_under_with_an_empty_dataset_is_an_error() -> None:
-    with pytest.raises(DataError, match="dataset #2 has no rows"):
-        mix.merge([[1, 2], []], "interleave_under", None, seed=0)
+@pytest.mark.parametrize("strategy", ["interleave_under", "interleave_over", "interleave_once"])
+def test_interleaving_an_empty_dataset_is_an_error(strategy: str) -> None:
+    with pytest.raises(DataError, match=f"{strategy} draws from every dataset, and dataset #2 has no rows"):
+        mix.merge([[1, 2], []], strategy, None, seed=0)
 
 
 def test_parse_probs() -> None:

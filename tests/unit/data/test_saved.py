@@ -109,3 +109,14 @@ def test_streaming_cannot_save(make_dataset: Any, data_dir: Path, tmp_path: Path
     make_dataset(rows(2))
     with pytest.raises(DataError, match="a streaming run cannot save tokenized data"):
         build_data(section(data_dir, tmp_path / "tok", streaming=True), tiny_tokenizer, seed=0)
+
+
+def test_overwrite_cache_tokenizes_again_and_replaces_the_folder(make_dataset: Any, data_dir: Path, tmp_path: Path,
+                                                                 tiny_tokenizer: Any) -> None:
+    make_dataset(rows(4))
+    folder = tmp_path / "tok"
+    build_data(section(data_dir, folder, val_size=1), tiny_tokenizer, seed=0)
+    fresh = build_data(section(data_dir, folder, cutoff_len=8, overwrite_cache=True), tiny_tokenizer, seed=0)
+    assert fresh.report.tokenized_path == {"saved_to": str(folder)} and fresh.eval is None
+    again = build_data(section(data_dir, folder, cutoff_len=8), tiny_tokenizer, seed=0)
+    assert again.eval is None and max(len(ids) for ids in again.train["input_ids"]) == 8

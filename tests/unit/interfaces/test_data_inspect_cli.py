@@ -38,6 +38,22 @@ def test_tokenize_with_neat_packing_writes_packed_rows(config: Path, tmp_path: P
     assert sum(len(x["example_lengths"]) for x in lines) == 6
 
 
+def test_tokenize_names_each_eval_set(config: Path, tmp_path: Path, make_dataset: Any) -> None:
+    make_dataset(ROWS[:2], name="held", file_name="held.json")
+    out = tmp_path / "tok.jsonl"
+    assert main(["data", "tokenize", str(config), "eval_dataset=held", "eval_on_each_dataset=true",
+                 "--out", str(out)]) == 0
+    splits = [json.loads(line)["split"] for line in out.read_text().splitlines()]
+    assert splits == ["train"] * 6 + ["eval_held"] * 2
+
+
+def test_preview_of_a_stream(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "preview", str(config), "streaming=true", "disable_shuffling=true", "--rows", "2",
+                 "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert "⟦Answer number 1.<|im_end|>\n⟧" in out and "example 3" not in out
+
+
 def test_preview_marks_trained_spans(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "preview", str(config), "--rows", "1", "--plain"]) == 0
     out = capsys.readouterr().out

@@ -36,12 +36,13 @@ def build(config: Any) -> tuple[Any, DataBundle]:
 
 
 def write_tokenized(bundle: DataBundle, out: Path) -> int:
-    """One JSON line per example (train, then eval): every column the collator receives."""
+    """One JSON line per example (train, then eval, or eval_NAME per eval dataset): every column the collator
+    receives."""
     count = 0
+    evals = bundle.eval if isinstance(bundle.eval, dict) else {"": bundle.eval} if bundle.eval is not None else {}
+    parts = [("train", bundle.train)] + [(f"eval_{name}" if name else "eval", part) for name, part in evals.items()]
     with out.open("w", encoding="utf-8") as handle:
-        for split, dataset in (("train", bundle.train), ("eval", bundle.eval)):
-            if dataset is None:
-                continue
+        for split, dataset in parts:
             for row in dataset:
                 handle.write(json.dumps({"split": split, **{k: list(v) for k, v in row.items()}}) + "\n")
                 count += 1
