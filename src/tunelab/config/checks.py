@@ -25,7 +25,7 @@ def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "p
     checks: list[Check] = [stage_check, method_check, packing_check, mixing_check, streaming_check]
     if purpose == "train":
         checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
-                   eval_data_check, checkpointing_check, streaming_steps_check]
+                   eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check]
     if purpose == "predict":
         checks += [required_for_predict]
     if purpose == "eval":
@@ -78,12 +78,7 @@ def mixing_check(config: Any) -> list[Problem]:
     from tunelab.data.gather import split_names
 
     data = config.data
-    problems = []
-    if data.eval_dataset and data.val_size > 0:
-        problems.append(Problem("val_size", "eval_dataset is set, so no rows are split off for evaluation: remove "
-                                            "val_size or eval_dataset"))
-    if data.eval_on_each_dataset and not data.eval_dataset:
-        problems.append(Problem("eval_on_each_dataset", "needs eval_dataset (the datasets to evaluate one by one)"))
+    problems: list[Problem] = []
     if data.interleave_probs is None:
         return problems
     if data.mix_strategy == "concat":
@@ -102,6 +97,18 @@ def mixing_check(config: Any) -> list[Problem]:
         if count and count != len(probs) and not (key == "eval_dataset" and data.eval_on_each_dataset):
             problems.append(Problem("interleave_probs", f"{len(probs)} probabilities for {count} datasets in {key}: "
                                                         "give one per dataset, in the same order"))
+    return problems
+
+
+def eval_split_check(config: Any) -> list[Problem]:
+    """Training only: `tunelab predict CONFIG eval_dataset=...` reuses a training config that has val_size."""
+    data = config.data
+    problems = []
+    if data.eval_dataset and data.val_size > 0:
+        problems.append(Problem("val_size", "eval_dataset is set, so no rows are split off for evaluation: remove "
+                                            "val_size or eval_dataset"))
+    if data.eval_on_each_dataset and not data.eval_dataset:
+        problems.append(Problem("eval_on_each_dataset", "needs eval_dataset (the datasets to evaluate one by one)"))
     return problems
 
 

@@ -80,13 +80,19 @@ def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetR
         try:
             records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage))
         except DataError as exc:
-            if data.on_bad_row == "error":
-                raise DataError(exc.problem, dataset=entry.name, file=report.file, row=index, field=exc.field,
-                                fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
-                                ) from None
-            prefix = f"{exc.field}: " if exc.field else ""
-            report.skip(index, prefix + exc.kind, prefix + exc.problem)
+            bad_row(exc, entry.name, data, report, index)
     report.rows_converted = len(records)
     return records
+
+
+def bad_row(exc: DataError, dataset: str, data: DataSection, report: DatasetReport, index: int,
+            count: bool = True) -> None:
+    """A row that did not convert: stop with its place and the skip option (on_bad_row: error), or count it."""
+    if data.on_bad_row == "error":
+        raise DataError(exc.problem, dataset=dataset, file=report.file, row=index, field=exc.field,
+                        fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip") from None
+    if count:
+        prefix = f"{exc.field}: " if exc.field else ""
+        report.skip(index, prefix + exc.kind, prefix + exc.problem)
 
 

@@ -23,7 +23,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data import hub, registry, sampling
 from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
-from tunelab.data.gather import split_names
+from tunelab.data.gather import bad_row, split_names
 from tunelab.data.mix import parse_probs
 from tunelab.data.records import DatasetReport, Sample
 from tunelab.data.report import DataReport
@@ -48,13 +48,7 @@ def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetRep
         try:
             record = convert_row(row, entry.entry, entry.name, index, media_dir, stage)
         except DataError as exc:
-            if data.on_bad_row == "error":
-                raise DataError(exc.problem, dataset=entry.name, file=report.file, row=index, field=exc.field,
-                                fix=(exc.fix + ", or set on_bad_row: skip") if exc.fix else "set on_bad_row: skip"
-                                ) from None
-            if count:
-                prefix = f"{exc.field}: " if exc.field else ""
-                report.skip(index, prefix + exc.kind, prefix + exc.problem)
+            bad_row(exc, entry.name, data, report, index, count)
             continue
         if count:
             report.rows_converted += 1

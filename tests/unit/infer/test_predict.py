@@ -41,6 +41,7 @@ def test_eval_dataset_serves_predict_and_training() -> None:
     base = {"model_name_or_path": "m", "output_dir": "o", "dataset": "d", "eval_dataset": "e"}
     assert build(base, purpose="predict").data.eval_dataset == "e"
     assert build(base, purpose="train").data.eval_dataset == "e"
+    assert build({**base, "val_size": 0.1}, purpose="predict").data.val_size == 0.1  # a training config, reused
     with pytest.raises(ConfigError) as excinfo:
         build({"model_name_or_path": "m"}, purpose="predict")
     assert {p.key for p in excinfo.value.problems} == {"output_dir", "eval_dataset"}
