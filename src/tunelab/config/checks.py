@@ -75,8 +75,6 @@ def packing_check(config: Any) -> list[Problem]:
 
 
 def mixing_check(config: Any) -> list[Problem]:
-    from tunelab.data.gather import split_names
-
     data = config.data
     problems: list[Problem] = []
     if data.interleave_probs is None:
@@ -84,8 +82,11 @@ def mixing_check(config: Any) -> list[Problem]:
     if data.mix_strategy == "concat":
         return problems + [Problem("interleave_probs", "only used when interleaving: set mix_strategy: "
                                                        "interleave_under (or interleave_over/interleave_once)")]
+    from tunelab.data.gather import split_names
+    from tunelab.data.mix import parse_probs
+
     try:
-        probs = [float(part) for part in str(data.interleave_probs).split(",") if part.strip()]
+        probs = parse_probs(data.interleave_probs) or []
     except ValueError:
         return problems + [Problem("interleave_probs", f"{data.interleave_probs!r} is not a comma-separated list of "
                                                        "numbers, e.g. 0.7,0.3")]

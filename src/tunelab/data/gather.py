@@ -36,20 +36,24 @@ def dataset_parts(data: DataSection, names: list[str], stage: str, sampler: tupl
         raise DataError(f"{key} lists {', '.join(repeated)} more than once", field=key, fix="name each dataset once")
     parts = []
     for entry in registry.lookup(names, data.dataset_dir):
-        where = str(entry.path) if entry.path else hub.source_url(entry)
-        dataset_report = DatasetReport(name=entry.name, file=where, role=role)
-        report.datasets.append(dataset_report)
-        parts.append(dataset_records(entry, data, dataset_report, stage, sampler))
+        report.datasets.append(dataset_report(entry, role))
+        parts.append(dataset_records(entry, data, report.datasets[-1], stage, sampler))
     return parts
+
+
+def dataset_report(entry: registry.Dataset, role: str = "train") -> DatasetReport:
+    """An empty report for one entry, named by its file (or its hub URL)."""
+    return DatasetReport(name=entry.name, file=str(entry.path) if entry.path else hub.source_url(entry), role=role)
 
 
 def mixed_records(data: DataSection, names: list[str], stage: str, sampler: tuple[int, Any], report: DataReport,
                   role: str = "train") -> list[Sample]:
     """The named datasets merged by mix_strategy (concat or interleaved with interleave_probs and the seed)."""
     parts = dataset_parts(data, names, stage, sampler, report, role)
-    merged, taken = mix.merge(parts, data.mix_strategy, mix.parse_probs(data.interleave_probs), sampler[0])
+    probs = mix.parse_probs(data.interleave_probs)
+    merged, taken = mix.merge(parts, data.mix_strategy, probs, sampler[0])
     if len(parts) > 1 and data.mix_strategy != "concat":
-        report.mixing[role] = {"strategy": data.mix_strategy, "probs": mix.parse_probs(data.interleave_probs),
+        report.mixing[role] = {"strategy": data.mix_strategy, "probs": probs,
                                "rows_taken": {name: n for name, n in zip(names, taken)},
                                "rows_converted": {name: len(part) for name, part in zip(names, parts)}}
     return merged

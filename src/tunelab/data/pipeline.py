@@ -100,20 +100,31 @@ def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft")
     if not train_records:
         raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
                         ["rows_skipped"] else ""), dataset=data.dataset)
-    packing = "plain" if stage == "pt" else "neat" if data.neat_packing else "plain" if data.packing else "none"
     train = encoded_dataset(train_records, tokenizer, data, report, stage, "train")
     eval_role = "eval" if data.eval_dataset else "train"  # val_size rows are counted with their train dataset
     evaluation = {name: encoded_dataset(part, tokenizer, data, report, stage, eval_role)
                   for name, part in eval_parts.items()}
     report.train_examples = len(train)
-    report.eval_examples = sum(len(part) for part in evaluation.values())
-    if data.eval_on_each_dataset and data.eval_dataset:
-        report.eval_sets = {name: len(part) for name, part in evaluation.items()}
-    eval_set = evaluation if data.eval_on_each_dataset and data.eval_dataset else evaluation.get("validation")
-    bundle = DataBundle(train=train, eval=eval_set, report=report, packing=packing)
+    bundle = DataBundle(train=train, eval=eval_set(evaluation, data, report), report=report,
+                        packing=packing_mode(data, stage))
     if fingerprint is not None and int(os.environ.get("RANK", "0")) == 0:  # one process of a multi-GPU run saves
         saved.save(data.tokenized_path, bundle, fingerprint)
     return bundle
+
+
+def packing_mode(data: DataSection, stage: str) -> str:
+    """none, plain (packed rows attend across examples: pt, `packing`) or neat (`neat_packing`)."""
+    return "plain" if stage == "pt" else "neat" if data.neat_packing else "plain" if data.packing else "none"
+
+
+def eval_set(evaluation: dict[str, Any], data: DataSection, report: DataReport) -> Any:
+    """The bundle's eval: the `validation` set, one set per eval dataset (eval_on_each_dataset), or None; the
+    report gets the example counts."""
+    report.eval_examples = sum(len(part) for part in evaluation.values())
+    if data.eval_on_each_dataset and data.eval_dataset:
+        report.eval_sets = {name: len(part) for name, part in evaluation.items()}
+        return evaluation
+    return evaluation.get("validation")
 
 
 def split_records(data: DataSection, stage: str, seed: int,
@@ -151,7 +162,7 @@ def encoded_dataset(records: list[Sample], tokenizer: Any, data: DataSection, re
     if stage == "pt":
         return tokenized.as_dataset(tokenized.lists_table(pretrain_columns(records, tokenizer, data, report, role)))
     chunks = encode(records, tokenizer, data, report, role)
-    if not (data.packing or data.neat_packing):
+    if packing_mode(data, stage) == "none":
         return tokenized.as_dataset(tokenized.chunks_table(chunks))
     return tokenized.as_dataset(tokenized.lists_table(packed_columns(records, chunks, tokenizer, data, report, role)))
 

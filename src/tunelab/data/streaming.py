@@ -23,7 +23,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data import hub, registry, sampling
 from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
-from tunelab.data.gather import bad_row, split_names
+from tunelab.data.gather import bad_row, dataset_report, split_names
 from tunelab.data.mix import parse_probs
 from tunelab.data.records import DatasetReport, Sample
 from tunelab.data.report import DataReport
@@ -176,29 +176,25 @@ def scratch(report: DataReport) -> DataReport:
 def streaming_data(data: DataSection, tokenizer: Any, seed: int, stage: str) -> Any:
     """The DataBundle of a streaming run: a lazy train set, an in-memory eval set; the first example is made
     here so that data errors show before the model loads."""
-    from tunelab.data.pipeline import DataBundle, encoded_dataset, eval_records
+    from tunelab.data.pipeline import DataBundle, encoded_dataset, eval_records, eval_set, packing_mode
 
     if data.val_size and data.val_size != int(data.val_size):
         raise DataError(f"val_size {data.val_size:g} is a fraction, but a stream has no known length",
                         field="val_size", fix="give a row count (e.g. val_size: 500), as LLaMA-Factory requires")
     report = DataReport(notes=["streaming: rows are read while training; the counts cover the rows read so far"])
-    for entry in registry.lookup(split_names(data.dataset), data.dataset_dir):
-        report.datasets.append(DatasetReport(name=entry.name, file=str(entry.path) if entry.path else
-                                             hub.source_url(entry)))
-    evaluation, held_out = None, set()
+    report.datasets += [dataset_report(entry) for entry in registry.lookup(split_names(data.dataset),
+                                                                           data.dataset_dir)]
+    evaluation, held_out = {}, set()
     if data.eval_dataset:
         parts = eval_records(data, stage, (seed, sampling.sampling_rng(seed)), report)
         evaluation = {name: encoded_dataset(part, tokenizer, data, report, stage, "eval") for name, part in parts.items()}
-        evaluation = evaluation if data.eval_on_each_dataset else evaluation.get("validation")
     elif data.val_size:
         probe = StreamingExamples(data, tokenizer, seed, stage, scratch(report))
         head = list(islice(probe.records(count=False), int(data.val_size)))
         held_out = {(r.dataset, r.row) for r in head}
-        evaluation = encoded_dataset(head, tokenizer, data, report, stage, "train")
+        evaluation["validation"] = encoded_dataset(head, tokenizer, data, report, stage, "train")
     train = StreamingExamples(data, tokenizer, seed, stage, report, held_out)
     if next(iter(StreamingExamples(data, tokenizer, seed, stage, scratch(report), held_out)), None) is None:
         raise DataError("no rows to train on", dataset=data.dataset)
-    packing = "plain" if stage == "pt" else "neat" if data.neat_packing else "plain" if data.packing else "none"
-    report.eval_examples = 0 if evaluation is None else len(evaluation) if not isinstance(evaluation, dict) else \
-        sum(len(p) for p in evaluation.values())
-    return DataBundle(train=train, eval=evaluation, report=report, packing=packing)
+    return DataBundle(train=train, eval=eval_set(evaluation, data, report), report=report,
+                      packing=packing_mode(data, stage))

@@ -125,8 +125,7 @@ def encode_in_workers(records: list[Sample], encoder: Encoder, data: DataSection
     previous = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # each worker tokenizes on one thread, and says nothing of it
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            restore_env("TOKENIZERS_PARALLELISM", previous)
+        with multiprocessing.get_context("fork").Pool(workers) as pool:  # the children are forked here
             return pool.map(encode_range, bounds, chunksize=1)
     finally:
         _WORK = None
