@@ -110,3 +110,13 @@ def test_workers_that_would_not_pay_are_explained(make_dataset: Any, data_dir: P
     bundle = build_data(section(data_dir, dataset="a", preprocessing_num_workers=2), tiny_tokenizer, seed=0)
     assert bundle.report.notes == ["preprocessing_num_workers 2: tokenized in this process, not in worker processes: "
                                    "5 rows are too few to pay for starting them (from 20,000)"]
+
+
+def test_preprocessing_batch_size_bounds_what_is_packed_together(make_dataset: Any, data_dir: Path,
+                                                                 tiny_tokenizer: Any) -> None:
+    make_dataset(rows("a", 6), name="a", file_name="a.json")
+    together = build_data(section(data_dir, dataset="a", neat_packing=True, cutoff_len=512), tiny_tokenizer, seed=0)
+    apart = build_data(section(data_dir, dataset="a", neat_packing=True, cutoff_len=512, preprocessing_batch_size=1),
+                       tiny_tokenizer, seed=0)
+    assert [len(r) for r in together.train["example_lengths"]] == [6]
+    assert [len(r) for r in apart.train["example_lengths"]] == [1] * 6
