@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
+from tunelab.config.launch_checks import launch_checks
 
 SUPPORTED_STAGES = ("pt", "sft")
-SUPPORTED_METHODS = ("lora",)
+LORA_ONLY = ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio", "additional_target", "create_new_adapter")
 
 Check = Callable[[Any], list[Problem]]
 
@@ -22,10 +23,11 @@ Check = Callable[[Any], list[Problem]]
 def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict", "eval"]) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     config = SimpleNamespace(**sections)
-    checks: list[Check] = [stage_check, method_check, packing_check, mixing_check, streaming_check]
+    checks: list[Check] = [stage_check, packing_check, mixing_check, streaming_check]
     if purpose == "train":
         checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
-                   eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check]
+                   eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check,
+                   adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks]
     if purpose == "predict":
         checks += [required_for_predict]
     if purpose == "eval":
@@ -44,13 +46,6 @@ def stage_check(config: Any) -> list[Problem]:
         return []
     return [Problem("stage", f"stage {config.method.stage!r} is not available in this version of tunelab; use one "
                              f"of: {', '.join(SUPPORTED_STAGES)}")]
-
-
-def method_check(config: Any) -> list[Problem]:
-    if config.method.finetuning_type in SUPPORTED_METHODS:
-        return []
-    return [Problem("finetuning_type", f"{config.method.finetuning_type!r} is not available in this version of "
-                                       f"tunelab; use one of: {', '.join(SUPPORTED_METHODS)}")]
 
 
 def packing_check(config: Any) -> list[Problem]:
@@ -142,6 +137,98 @@ def required_for_training(config: Any) -> list[Problem]:
 def precision_check(config: Any) -> list[Problem]:
     if config.train.bf16 and config.train.fp16:
         return [Problem("bf16", "bf16 and fp16 are both true; keep one")]
+    if config.method.pure_bf16 and config.train.fp16:
+        return [Problem("pure_bf16", "trains in bf16, but fp16 is true; keep one")]
+    return []
+
+
+def lora_only_check(config: Any) -> list[Problem]:
+    method = config.method.finetuning_type
+    if method == "lora":
+        return []
+    set_keys = [key for key in LORA_ONLY if getattr(config.lora, key) not in (None, False)]
+    return [Problem(key, f"a LoRA setting, but finetuning_type is {method}; remove it or use finetuning_type: lora")
+            for key in set_keys]
+
+
+def adapter_check(config: Any) -> list[Problem]:
+    problems = []
+    if config.model.adapter_name_or_path and config.method.finetuning_type != "lora":
+        problems.append(Problem("adapter_name_or_path", f"adapters are LoRA weights, but finetuning_type is "
+                                                        f"{config.method.finetuning_type}; merge them first (tunelab "
+                                                        "export) and give the merged folder as model_name_or_path"))
+    if config.lora.create_new_adapter and not config.model.adapter_name_or_path:
+        problems.append(Problem("create_new_adapter", "needs adapter_name_or_path (the adapters merged under the "
+                                                      "new one); remove it to train a fresh adapter"))
+    if config.lora.pissa_init and config.model.adapter_name_or_path and not config.lora.create_new_adapter:
+        problems.append(Problem("pissa_init", "initialises a new adapter, but adapter_name_or_path continues an "
+                                              "existing one; remove pissa_init or set create_new_adapter: true"))
+    return problems
+
+
+def has_eval_data(config: Any) -> bool:
+    return config.data.val_size > 0 or bool(config.data.eval_dataset)
+
+
+def metric_problem(config: Any, key: str) -> Problem | None:
+    """metric_for_best_model must be a metric the evaluation reports."""
+    metric = config.eval.metric_for_best_model
+    name = metric if metric.startswith("eval_") else f"eval_{metric}"
+    each = config.data.eval_on_each_dataset
+    if name == "eval_loss" and not each:
+        return None
+    if name == "eval_accuracy" and not config.eval.compute_accuracy:
+        return Problem("metric_for_best_model", f"{metric} needs compute_accuracy: true")
+    if name == "eval_perplexity" and config.method.stage != "pt":
+        return Problem("metric_for_best_model", f"{metric} is reported for stage pt; use eval_loss (same order)")
+    if each and name in ("eval_loss", "eval_accuracy", "eval_perplexity"):
+        sets = [n.strip() for n in (config.data.eval_dataset or "").split(",") if n.strip()]
+        return Problem("metric_for_best_model", f"eval_on_each_dataset reports one {name} per dataset; used by "
+                                                f"{key}, it must name one, e.g. {name.replace('eval_', f'eval_{sets[0]}_')}"
+                       if sets else f"eval_on_each_dataset needs eval_dataset")
+    if name in ("eval_loss", "eval_accuracy", "eval_perplexity"):
+        return None
+    if each and name.startswith("eval_") and name.endswith(("_loss", "_accuracy", "_perplexity")):
+        return None
+    return Problem("metric_for_best_model", f"{metric!r} is not reported; use eval_loss, eval_accuracy "
+                                            "(compute_accuracy), eval_perplexity (pt) or eval_NAME_loss "
+                                            "(eval_on_each_dataset)")
+
+
+def best_model_check(config: Any) -> list[Problem]:
+    ev, train = config.eval, config.train
+    if not ev.load_best_model_at_end:
+        return []
+    problems = []
+    if ev.eval_strategy == "no" or not has_eval_data(config):
+        problems.append(Problem("load_best_model_at_end", "needs evaluation during training: set val_size (or "
+                                                          "eval_dataset) and eval_strategy: steps"))
+    elif train.save_strategy != ev.eval_strategy:
+        problems.append(Problem("save_strategy", f"{train.save_strategy!r}, but load_best_model_at_end needs a "
+                                                 f"checkpoint at each evaluation: set save_strategy: "
+                                                 f"{ev.eval_strategy}"))
+    elif ev.eval_strategy == "steps" and train.save_steps % (ev.eval_steps or train.logging_steps):
+        problems.append(Problem("save_steps", f"{train.save_steps} is not a multiple of eval_steps "
+                                              f"({ev.eval_steps or train.logging_steps}); load_best_model_at_end "
+                                              "can only go back to evaluated checkpoints"))
+    problem = metric_problem(config, "load_best_model_at_end")
+    return problems + ([problem] if problem else [])
+
+
+def early_stopping_check(config: Any) -> list[Problem]:
+    if config.eval.early_stopping_steps is None:
+        return []
+    if config.eval.eval_strategy == "no" or not has_eval_data(config):
+        return [Problem("early_stopping_steps", "counts evaluations, but none happen: set val_size (or "
+                                                "eval_dataset) and eval_strategy: steps")]
+    problem = metric_problem(config, "early_stopping_steps")
+    return [problem] if problem else []
+
+
+def accuracy_check(config: Any) -> list[Problem]:
+    if config.eval.compute_accuracy and not has_eval_data(config):
+        return [Problem("compute_accuracy", "is measured on evaluation data: set val_size (e.g. 0.1) or "
+                                            "eval_dataset")]
     return []
 
 

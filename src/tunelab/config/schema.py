@@ -102,7 +102,18 @@ class MethodSection(Section):
         "sft", description="Training stage; this version trains pt (continued pre-training on text) and sft.")
     do_train: bool = Field(True, description="Run training (LLaMA-Factory key; must be true for `tunelab train`).")
     finetuning_type: Literal["lora", "freeze", "full"] = Field(
-        "lora", description="How weights are trained; this version trains 'lora'.")
+        "lora", description="How weights are trained: 'lora' (small adapters), 'freeze' (only some decoder layers) "
+        "or 'full' (every weight).")
+    freeze_trainable_layers: int = Field(
+        2, description="finetuning_type freeze: train the last n decoder layers (n > 0) or the first -n (n < 0).")
+    freeze_trainable_modules: str = Field(
+        "all", description="finetuning_type freeze: within those layers, train 'all' modules or the named ones "
+        "(comma-separated, e.g. mlp,self_attn).")
+    freeze_extra_modules: str | None = Field(
+        None, description="finetuning_type freeze: modules outside the decoder layers to train too (e.g. "
+        "embed_tokens,norm).")
+    pure_bf16: bool = Field(False, description="Keep trainable weights in bf16 too and train without autocast "
+                            "(less memory, less precise updates; needs bf16 hardware).")
 
 
 class LoraSection(Section):
@@ -111,6 +122,20 @@ class LoraSection(Section):
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target: str = Field("all", description="'all' linear layers (except the output head), or "
                              "comma-separated module names such as q_proj,v_proj.")
+    additional_target: str | None = Field(
+        None, description="Modules trained fully next to the LoRA adapters and saved with them (e.g. "
+        "embed_tokens,lm_head after adding tokens).")
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA): a learned magnitude per output.")
+    use_rslora: bool = Field(False, description="Rank-stabilised LoRA: scale alpha / sqrt(r) instead of alpha / r.")
+    pissa_init: bool = Field(False, description="Initialise the adapters from the principal singular vectors "
+                             "of the weights (PiSSA) instead of zero.")
+    pissa_iter: int = Field(16, ge=-1, description="PiSSA: iterations of fast SVD (-1: exact SVD, slow).")
+    loraplus_lr_ratio: PositiveFloat | None = Field(
+        None, description="LoRA+: the B matrices learn this many times faster than the A matrices (e.g. 16).")
+    loraplus_lr_embedding: PositiveFloat = Field(1e-6, description="LoRA+: learning rate of embedding adapters.")
+    create_new_adapter: bool = Field(
+        False, description="With adapter_name_or_path: merge those adapters into the weights and train a new "
+        "one on top (default: keep training the given adapter).")
 
 
 class TrainSection(Section):
@@ -135,6 +160,15 @@ class TrainSection(Section):
     weight_decay: NonNegativeFloat = Field(0.0, description="AdamW weight decay.")
     max_grad_norm: NonNegativeFloat = Field(1.0, description="Gradient clipping norm (0 disables).")
     optim: str = Field("adamw_torch", description="Optimizer name as transformers knows it.")
+    adam_beta1: float = Field(0.9, gt=0.0, lt=1.0, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, gt=0.0, lt=1.0, description="AdamW beta2.")
+    adam_epsilon: PositiveFloat = Field(1e-8, description="AdamW epsilon.")
+    neftune_noise_alpha: PositiveFloat | None = Field(
+        None, description="NEFTune: add uniform noise of this scale to the input embeddings while training "
+        "(e.g. 5).")
+    resume_from_checkpoint: bool | str | None = Field(
+        None, description="Continue from a checkpoint folder, or true for the last complete checkpoint in "
+        "output_dir (without it, a run whose output_dir holds checkpoints of the same config resumes anyway).")
     seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
     bf16: bool = Field(False, description="Train in bfloat16 where the hardware is fast at it; on a CPU "
                        "without bf16 units tunelab trains in float32 and says so.")
@@ -151,6 +185,8 @@ class TrainSection(Section):
     save_strategy: Strategy = Field("steps", description="When checkpoints are saved.")
     save_steps: PositiveInt = Field(500, description="Save a checkpoint every N updates (save_strategy: steps).")
     save_total_limit: PositiveInt | None = Field(None, description="Keep at most this many checkpoints.")
+    save_only_model: bool = Field(False, description="Checkpoints hold only the weights (no optimizer or "
+                                  "scheduler state): smaller, but a run cannot resume from them.")
     plot_loss: bool = Field(False, description="Write training_loss.png (and the eval loss) at the end.")
     report_to: str = Field("none", description="Experiment trackers transformers supports "
                            "(none, tensorboard, wandb, ...), comma-separated.")
@@ -169,6 +205,19 @@ class EvalSection(Section):
         "no", description="When to evaluate during training; 'steps' uses eval_steps. With val_size > 0 and "
         "'no', tunelab evaluates once at the end.")
     eval_steps: PositiveInt | None = Field(None, description="Evaluate every N updates (default: logging_steps).")
+    compute_accuracy: bool = Field(False, description="Also report token accuracy (argmax = label over the "
+                                   "trained tokens) at each evaluation.")
+    early_stopping_steps: PositiveInt | None = Field(
+        None, description="Stop when metric_for_best_model has not improved for this many evaluations.")
+    load_best_model_at_end: bool = Field(
+        False, description="At the end, keep the weights of the checkpoint with the best metric_for_best_model "
+        "(needs save_strategy = eval_strategy, and save_steps a multiple of eval_steps).")
+    metric_for_best_model: str = Field(
+        "eval_loss", description="Metric deciding the best checkpoint and early stopping: eval_loss, "
+        "eval_accuracy (with compute_accuracy), eval_perplexity (pt), or eval_NAME_loss per eval dataset.")
+    greater_is_better: bool | None = Field(
+        None, description="Whether a larger metric_for_best_model is better (default: false for losses and "
+        "perplexity, true otherwise).")
     per_device_eval_batch_size: PositiveInt = Field(1, description="Examples per evaluation step "
                                                     "(also the batch of `tunelab predict` and `tunelab eval`).")
     eval_tasks: list[Any] = Field(
@@ -188,6 +237,26 @@ class EvalSection(Section):
         return [m for m in parse_entries("eval_models", self.eval_models, EvalModelSpec)[0] if m is not None]
 
 
+class LaunchSection(Section):
+    nproc_per_node: PositiveInt | None = Field(
+        None, description="Training processes on this machine (one per GPU); more than one launches torchrun "
+        "(default: the NPROC_PER_NODE environment variable, else 1).")
+    nnodes: PositiveInt | None = Field(None, description="Machines taking part (default: NNODES, else 1).")
+    node_rank: NonNegativeInt | None = Field(None, description="This machine's index among nnodes (default: "
+                                             "NODE_RANK, else 0).")
+    master_addr: str | None = Field(None, description="Address of node 0 (default: MASTER_ADDR, else 127.0.0.1).")
+    master_port: PositiveInt | None = Field(None, description="Port on node 0 (default: MASTER_PORT, else a free "
+                                            "port).")
+    deepspeed: str | None = Field(None, description="DeepSpeed JSON config (see examples/deepspeed/); needs GPUs, "
+                                  "the deepspeed package and a multi-process launch.")
+    fsdp: str | None = Field(None, description="FSDP through accelerate, transformers' options (e.g. "
+                             "'full_shard auto_wrap'); needs a multi-process launch.")
+    fsdp_config: str | dict[str, Any] | None = Field(None, description="FSDP options: a JSON file or a mapping "
+                                                      "(transformers' fsdp_config).")
+    ddp_backend: Literal["nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"] | None = Field(
+        None, description="Process-group backend (default: nccl on GPUs, gloo on CPUs).")
+
+
 class InferSection(Section):
     max_new_tokens: PositiveInt = Field(512, description="Most tokens generated for one answer.")
     do_sample: bool = Field(True, description="Sample (true) or decode greedily (false).")
@@ -204,6 +273,7 @@ SECTIONS: dict[str, type[Section]] = {
     "lora": LoraSection,
     "train": TrainSection,
     "eval": EvalSection,
+    "launch": LaunchSection,
     "infer": InferSection,
 }
 
@@ -218,6 +288,7 @@ class RunConfig(BaseModel):
     lora: LoraSection
     train: TrainSection
     eval: EvalSection
+    launch: LaunchSection
     infer: InferSection
 
     def flat(self) -> dict[str, object]:

@@ -43,9 +43,59 @@ def test_unknown_tool_format() -> None:
     assert problems({**MINIMAL, "tool_format": "hermes"})["tool_format"].startswith("unknown tool format 'hermes'")
 
 
-def test_unsupported_finetuning_type_is_reported_for_inference_too() -> None:
-    assert problems({"model_name_or_path": "tiny", "finetuning_type": "full"}, "infer") == {
-        "finetuning_type": "'full' is not available in this version of tunelab; use one of: lora"}
+@pytest.mark.parametrize("method", ["lora", "freeze", "full"])
+def test_every_finetuning_type_trains(method: str) -> None:
+    assert build({**MINIMAL, "finetuning_type": method}).method.finetuning_type == method
+
+
+@pytest.mark.parametrize("key,value", [("use_dora", True), ("use_rslora", True), ("pissa_init", True),
+                                       ("loraplus_lr_ratio", 16), ("additional_target", "embed_tokens")])
+def test_lora_settings_with_another_method(key: str, value: object) -> None:
+    assert problems({**MINIMAL, "finetuning_type": "full", key: value}) == {
+        key: "a LoRA setting, but finetuning_type is full; remove it or use finetuning_type: lora"}
+
+
+def test_adapters_need_lora_and_create_new_adapter_needs_adapters() -> None:
+    found = problems({**MINIMAL, "finetuning_type": "freeze", "adapter_name_or_path": "saves/a"})
+    assert found["adapter_name_or_path"].startswith("adapters are LoRA weights, but finetuning_type is freeze")
+    assert set(problems({**MINIMAL, "create_new_adapter": True})) == {"create_new_adapter"}
+    assert set(problems({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True})) == {"pissa_init"}
+    assert build({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True, "create_new_adapter": True})
+
+
+def test_pure_bf16_with_fp16() -> None:
+    assert set(problems({**MINIMAL, "pure_bf16": True, "fp16": True})) == {"pure_bf16"}
+
+
+EVALUATED = {**MINIMAL, "val_size": 0.1, "eval_strategy": "steps", "eval_steps": 5, "save_steps": 10}
+
+
+def test_load_best_model_at_end_needs_matching_checkpoints() -> None:
+    assert build({**EVALUATED, "load_best_model_at_end": True}).eval.load_best_model_at_end
+    assert set(problems({**MINIMAL, "load_best_model_at_end": True})) == {"load_best_model_at_end"}
+    assert problems({**EVALUATED, "load_best_model_at_end": True, "save_steps": 12}) == {
+        "save_steps": "12 is not a multiple of eval_steps (5); load_best_model_at_end can only go back to evaluated "
+                      "checkpoints"}
+    assert set(problems({**EVALUATED, "load_best_model_at_end": True, "save_strategy": "epoch"})) == {"save_strategy"}
+
+
+def test_early_stopping_and_accuracy_need_evaluations() -> None:
+    assert set(problems({**MINIMAL, "early_stopping_steps": 3})) == {"early_stopping_steps"}
+    assert set(problems({**MINIMAL, "compute_accuracy": True})) == {"compute_accuracy"}
+    assert build({**EVALUATED, "early_stopping_steps": 3}).eval.early_stopping_steps == 3
+
+
+def test_metric_for_best_model_must_be_reported() -> None:
+    stopping = {**EVALUATED, "early_stopping_steps": 2}
+    assert problems({**stopping, "metric_for_best_model": "eval_accuracy"}) == {
+        "metric_for_best_model": "eval_accuracy needs compute_accuracy: true"}
+    assert build({**stopping, "metric_for_best_model": "accuracy", "compute_accuracy": True})
+    assert set(problems({**stopping, "metric_for_best_model": "perplexity"})) == {"metric_for_best_model"}
+    assert build({**stopping, "stage": "pt", "metric_for_best_model": "eval_perplexity"})
+    assert set(problems({**stopping, "metric_for_best_model": "bleu"})) == {"metric_for_best_model"}
+    each = {**stopping, "val_size": 0, "eval_dataset": "a,b", "eval_on_each_dataset": True}
+    assert "e.g. eval_a_loss" in problems(each)["metric_for_best_model"]
+    assert build({**each, "metric_for_best_model": "eval_b_loss"})
 
 
 def test_training_needs_output_dir_and_dataset() -> None:
