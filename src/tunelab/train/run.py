@@ -18,7 +18,7 @@ from tunelab.model.attention import use_packed_attention
 from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, quiet_libraries, warn
-from tunelab.train import plots
+from tunelab.train import plots, speed
 from tunelab.train.args import training_arguments
 from tunelab.train.callbacks import ProgressLine, StepLog, eval_losses
 from tunelab.train.loss import supports_selective_loss
@@ -103,6 +103,8 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
         model = adapters.apply_lora(model, config.lora)
     if precision.bf16 or precision.fp16:
         adapters.keep_input_dtype(model)  # autocast decides the matmul dtype; PEFT's cast would only copy
+    for note in speed.apply(model, precision):
+        info(f"speed: {note}")
     trainable, total = adapters.count_parameters(model)
     info(f"LoRA: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
     return ModelBundle(tokenizer=tokenizer, model=model, source=source), data
