@@ -1,4 +1,5 @@
-"""Apply a fine-tuning method to a loaded model (this version: LoRA), or load trained adapters."""
+"""LoRA adapters: fresh ones (with the DoRA, rsLoRA, PiSSA variants), trained ones loaded to continue or to
+merge, and the helpers the trainers use on PEFT models."""
 
 from __future__ import annotations
 
@@ -34,27 +35,86 @@ def lora_targets(model: Any, lora_target: str) -> list[str]:
     return wanted
 
 
-def apply_lora(model: Any, lora: LoraSection) -> Any:
-    """Wrap the model with fresh LoRA adapters; only they are trainable."""
+def module_names(model: Any) -> list[str]:
+    """Short names of every module (what additional_target can name)."""
+    return sorted({name.split(".")[-1] for name, _ in model.named_modules() if name})
+
+
+def extra_targets(model: Any, additional_target: str | None) -> list[str] | None:
+    """additional_target resolved against the model's modules (trained fully, saved with the adapter)."""
+    if not additional_target:
+        return None
+    wanted = [name.strip() for name in additional_target.split(",") if name.strip()]
+    available = module_names(model)
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise AdapterError(f"additional_target: {', '.join(missing)} not found in the model; modules outside the "
+                           f"layers include: {', '.join(top_level_modules(model))}")
+    return wanted
+
+
+def top_level_modules(model: Any) -> list[str]:
+    """Short names of the modules that are not inside a numbered layer (embed_tokens, norm, lm_head, ...)."""
+    import re
+
+    return sorted({name.split(".")[-1] for name, _ in model.named_modules()
+                   if name and not re.search(r"\.\d+(\.|$)", name) and not name.split(".")[-1].isdigit()})
+
+
+def lora_init(lora: LoraSection) -> bool | str:
+    """PEFT's init_lora_weights: zero B (default) or PiSSA with fast SVD iterations (-1: exact SVD)."""
+    if not lora.pissa_init:
+        return True
+    return "pissa" if lora.pissa_iter == -1 else f"pissa_niter_{lora.pissa_iter}"
+
+
+def apply_lora(model: Any, lora: LoraSection, keep_dtype: bool = False) -> Any:
+    """Wrap the model with fresh LoRA adapters; only they (and additional_target) are trainable.
+    keep_dtype: adapters in the base weights' dtype (pure_bf16) instead of float32."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=lora.lora_rank, lora_alpha=lora.lora_alpha or 2 * lora.lora_rank,
                         lora_dropout=lora.lora_dropout, target_modules=lora_targets(model, lora.lora_target),
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+                        modules_to_save=extra_targets(model, lora.additional_target), use_dora=lora.use_dora,
+                        use_rslora=lora.use_rslora, init_lora_weights=lora_init(lora), task_type="CAUSAL_LM")
+    return get_peft_model(model, config, autocast_adapter_dtype=not keep_dtype)
 
 
-def load_adapters(model: Any, paths: str, trainable: bool = False) -> Any:
-    """Load one or more trained adapters (comma-separated folders) on top of the model."""
+def adapter_folders(paths: str) -> list[str]:
+    """The comma-separated adapter folders, each checked for an adapter_config.json."""
     from pathlib import Path
-
-    from peft import PeftModel
 
     folders = [p.strip() for p in paths.split(",") if p.strip()]
     for folder in folders:
         if not (Path(folder) / "adapter_config.json").is_file():
             raise AdapterError(f"adapter_name_or_path: {folder} has no adapter_config.json; give the output_dir of "
                                "a LoRA run")
+    return folders
+
+
+def adapters_for_training(model: Any, paths: str, lora: LoraSection, keep_dtype: bool = False) -> tuple[Any, str]:
+    """LLaMA-Factory's rule: every adapter but the last is merged into the weights; the last is trained further,
+    or merged too with create_new_adapter, which then trains a fresh adapter. Returns (model, what was done)."""
+    from peft import PeftModel
+
+    folders = adapter_folders(paths)
+    merge, keep = (folders, None) if lora.create_new_adapter else (folders[:-1], folders[-1])
+    for folder in merge:
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    merged = f"merged {', '.join(merge)} into the weights; " if merge else ""
+    if keep is None:
+        return apply_lora(model, lora, keep_dtype), f"{merged}training a new adapter"
+    model = PeftModel.from_pretrained(model, keep, is_trainable=True, autocast_adapter_dtype=not keep_dtype)
+    config = model.peft_config["default"]
+    return model, (f"{merged}continuing adapter {keep} (r={config.r}, alpha={config.lora_alpha}, from its "
+                   "adapter_config.json; the lora_* keys apply to new adapters only)")
+
+
+def load_adapters(model: Any, paths: str, trainable: bool = False) -> Any:
+    """Load one or more trained adapters (comma-separated folders) on top of the model."""
+    from peft import PeftModel
+
+    folders = adapter_folders(paths)
     peft_model = PeftModel.from_pretrained(model, folders[0], is_trainable=trainable)
     for index, folder in enumerate(folders[1:], start=1):
         peft_model.load_adapter(folder, adapter_name=f"adapter_{index}")

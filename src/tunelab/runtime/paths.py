@@ -15,3 +15,6 @@ DATA_REPORT = "data_report.json"
 def output_file(output_dir: str | Path, name: str) -> Path:
     """Path of one of the run files inside output_dir."""
     return Path(output_dir) / name
+
+SUMMARY = "run_summary.json"
+TENSORBOARD = "runs"  # report_to: tensorboard writes its event files here

@@ -16,6 +16,35 @@ def eval_settings(config: RunConfig, has_eval: bool) -> dict[str, Any]:
     return {"eval_strategy": ev.eval_strategy, "eval_steps": ev.eval_steps or config.train.logging_steps}
 
 
+def best_model_settings(config: RunConfig) -> dict[str, Any]:
+    """metric_for_best_model and its direction, used by load_best_model_at_end and early stopping."""
+    ev = config.eval
+    if not (ev.load_best_model_at_end or ev.early_stopping_steps):
+        return {}
+    metric = ev.metric_for_best_model if ev.metric_for_best_model.startswith("eval_") else \
+        f"eval_{ev.metric_for_best_model}"
+    greater = ev.greater_is_better
+    if greater is None:
+        greater = not metric.endswith(("_loss", "_perplexity"))
+    return {"load_best_model_at_end": ev.load_best_model_at_end, "metric_for_best_model": metric,
+            "greater_is_better": greater}
+
+
+def launch_settings(config: RunConfig) -> dict[str, Any]:
+    """DeepSpeed, FSDP and the process-group backend, as transformers takes them."""
+    launch = config.launch
+    settings: dict[str, Any] = {}
+    if launch.deepspeed:
+        settings["deepspeed"] = launch.deepspeed
+    if launch.fsdp:
+        settings["fsdp"] = launch.fsdp
+        if launch.fsdp_config is not None:
+            settings["fsdp_config"] = launch.fsdp_config
+    if launch.ddp_backend:
+        settings["ddp_backend"] = launch.ddp_backend
+    return settings
+
+
 def report_targets(report_to: str) -> list[str] | str:
     """'none' or a list of tracker names."""
     names = [name.strip() for name in report_to.split(",") if name.strip() and name.strip() != "none"]
@@ -41,6 +70,10 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         weight_decay=train.weight_decay,
         max_grad_norm=train.max_grad_norm,
         optim=train.optim,
+        adam_beta1=train.adam_beta1,
+        adam_beta2=train.adam_beta2,
+        adam_epsilon=train.adam_epsilon,
+        neftune_noise_alpha=train.neftune_noise_alpha,
         seed=train.seed,
         data_seed=train.seed,
         bf16=precision.bf16,
@@ -52,6 +85,9 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         save_strategy=train.save_strategy,
         save_steps=train.save_steps,
         save_total_limit=train.save_total_limit,
+        save_only_model=train.save_only_model,
+        # stateful callbacks (early stopping's patience, the trained-token count) continue where they were
+        restore_callback_states_from_checkpoint=True,
         report_to=report_targets(train.report_to),
         ddp_timeout=train.ddp_timeout,
         dataloader_num_workers=train.dataloader_num_workers,
@@ -64,4 +100,6 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         # data would fetch on one process and cut every tensor of the batch, cu_seq_lens included
         accelerator_config={"dispatch_batches": False} if config.data.streaming else None,
         **eval_settings(config, has_eval),
+        **best_model_settings(config),
+        **launch_settings(config),
     )

@@ -11,7 +11,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from tunelab.runtime.logging import console
-from tunelab.train.plots import eval_losses
+from tunelab.train.plots import eval_losses, eval_metrics
 
 
 def format_seconds(seconds: float) -> str:
@@ -53,7 +53,9 @@ class StepLog(TrainerCallback):
         for key in ("loss", "learning_rate", "grad_norm"):
             if key in logs:
                 record["lr" if key == "learning_rate" else key] = float(logs[key])
-        record.update(eval_losses(logs))
+        record.update(eval_metrics(logs))
+        if "trained_tokens" in logs:
+            record["trained_tokens"] = int(logs["trained_tokens"])
         if "loss" not in record and not eval_losses(record):
             return  # the end-of-training summary; train_results.json holds it
         record.update({"tokens_seen": state.num_input_tokens_seen, "tokens_per_s": round(tokens_per_s, 1),
@@ -95,10 +97,10 @@ class ProgressLine(TrainerCallback):
             self.loss, self.lr = float(logs["loss"]), float(logs.get("learning_rate", self.lr or 0.0))
             if not self.live:
                 console.print(self.line(state))
-        losses = eval_losses(logs)
-        if losses:
+        figures = eval_metrics(logs)
+        if eval_losses(figures):
             self.end_line()
-            console.print(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+            console.print(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
 
     def end_line(self) -> None:
         """Finish the live line so that the next output starts on a fresh line."""

@@ -33,6 +33,12 @@ def eval_losses(logs: dict[str, Any]) -> dict[str, float]:
             if key == "eval_loss" or (key.startswith("eval_") and key.endswith("_loss"))}
 
 
+def eval_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """Every evaluation figure of a log record: losses, token accuracy, perplexity (per eval dataset too)."""
+    return {key: float(value) for key, value in logs.items()
+            if key.startswith("eval_") and key.endswith(("_loss", "_accuracy", "_perplexity"))}
+
+
 def plot_losses(log_path: Path, out_dir: Path) -> list[Path]:
     """training_loss.png (raw and smoothed) and, when evaluated, training_eval_loss.png."""
     import matplotlib

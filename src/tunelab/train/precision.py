@@ -15,13 +15,27 @@ class Precision:
     bf16: bool
     fp16: bool
     use_cpu: bool
-    weights: str  # "bfloat16" | "float16" | "float32"
+    weights: str  # "bfloat16" | "float16" | "float32": frozen weights
     note: str
+    trainable: str = "float32"  # trainable weights (bfloat16 only with pure_bf16)
+
+    def load_dtype(self, method: str) -> str:
+        """The dtype weights are loaded in: LoRA freezes every base weight; freeze and full load the trainable
+        dtype so trained weights are never rounded through bf16 (frozen ones are cast down afterwards)."""
+        return self.weights if method == "lora" else self.trainable
 
 
-def decide(train: TrainSection) -> Precision:
+def decide(train: TrainSection, pure_bf16: bool = False) -> Precision:
     """bf16 where it is fast (GPU with bf16, CPU with AVX512-BF16/AMX), else float32 with a note."""
     on_gpu = env.cuda_available() and not train.use_cpu
+    if pure_bf16:
+        if env.bf16_supported() if on_gpu else env.cpu_has_fast_bf16():
+            return Precision(False, False, not on_gpu, "bfloat16",
+                             f"pure_bf16 on the {'GPU' if on_gpu else 'CPU'}: every weight, trainable ones too, "
+                             "in bf16, no autocast", trainable="bfloat16")
+        what = "this GPU" if on_gpu else "this CPU (no AVX512-BF16 or AMX)"
+        return Precision(False, False, not on_gpu, "float32",
+                         f"pure_bf16: true, but {what} has no fast bf16; training in float32 instead")
     if train.bf16:
         if env.bf16_supported() if on_gpu else env.cpu_has_fast_bf16():
             where = "GPU" if on_gpu else "CPU (bf16 matrix units found)"

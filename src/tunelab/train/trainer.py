@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
-from transformers import Trainer
-from transformers.trainer_callback import PrinterCallback
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ExportableState, PrinterCallback
 
+from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.train.accuracy import eval_counts
 from tunelab.train.loss import selective_loss, supports_selective_loss
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """What a stage adds to the HF Trainer: evaluation metrics and the LoRA+ optimizer."""
+
+    compute_accuracy: bool = False
+    perplexity: bool = False  # stage pt: eval perplexity = exp(eval loss)
+    loraplus_lr_ratio: float | None = None
+    loraplus_lr_embedding: float = 1e-6
+
+
+class TrainedTokens(TrainerCallback, ExportableState):
+    """The count of tokens the loss was computed on, over every process; saved in checkpoints (restored on
+    resume through the Trainer's stateful callbacks)."""
+
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+        self.at_start = count
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.at_start = self.count  # after a resume restored the count
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"count": self.count}}
 
 
 class TunelabTrainer(Trainer):
     """Trainer whose loss skips the output head for unlabelled tokens (same value as the standard loss)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, options: TrainerOptions | None = None, **kwargs: Any) -> None:
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [TrainedTokens()]
         super().__init__(*args, **kwargs)
+        self.options = options or TrainerOptions()
         self.remove_callback(PrinterCallback)  # tunelab's ProgressLine and StepLog report instead
+        self.pending_tokens = 0
+        self.eval_totals: list[torch.Tensor] = []
         self.selective = supports_selective_loss(self.model)
         if self.selective:
             # our loss divides by the token count of the whole accumulated batch, which the Trainer
@@ -27,6 +61,8 @@ class TunelabTrainer(Trainer):
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         """Selective cross-entropy normalised by the tokens of the whole accumulated batch."""
+        if model.training and "labels" in inputs:
+            self.pending_tokens += int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
         if not self.selective:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with self.accelerator.autocast():  # accelerate puts autocast around model.forward, which we bypass
@@ -34,3 +70,65 @@ class TunelabTrainer(Trainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
         return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only
+
+    # trained tokens: counted per process, summed over processes when logged or saved
+    def trained_tokens(self) -> TrainedTokens:
+        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, TrainedTokens))
+
+    def flush_trained_tokens(self) -> int:
+        """Add every process's pending count to the shared total (a collective: all processes call it)."""
+        pending = torch.tensor(self.pending_tokens, dtype=torch.long, device=self.args.device)
+        if self.accelerator.num_processes > 1:
+            pending = self.accelerator.reduce(pending, reduction="sum")
+        self.pending_tokens = 0
+        counter = self.trained_tokens()
+        counter.count += int(pending)
+        return counter.count
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs or "train_runtime" in logs:
+            logs["trained_tokens"] = self.flush_trained_tokens()
+        super().log(logs, *args, **kwargs)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        self.flush_trained_tokens()
+        super()._save_checkpoint(model, trial)
+
+    # evaluation: loss, token accuracy and perplexity
+    def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
+                        ignore_keys: list[str] | None = None) -> tuple[Any, Any, Any]:
+        if not self.options.compute_accuracy:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.accelerator.autocast():
+            loss_sum, correct, count = eval_counts(model, inputs)
+        self.eval_totals.append(torch.stack([correct, count]).to(torch.long))
+        return (loss_sum / count.clamp(min=1)).detach(), None, None
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        self.eval_totals = []
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        metrics = output.metrics
+        if self.options.compute_accuracy and self.eval_totals:
+            totals = torch.stack(self.eval_totals).sum(0)
+            if self.accelerator.num_processes > 1:
+                totals = self.accelerator.reduce(totals, reduction="sum")
+            metrics[f"{prefix}_accuracy"] = round(float(totals[0]) / max(float(totals[1]), 1.0), 6)
+        if self.options.perplexity and f"{prefix}_loss" in metrics:
+            metrics[f"{prefix}_perplexity"] = round(math.exp(min(metrics[f"{prefix}_loss"], 700.0)), 4)
+        return output
+
+    def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
+        """LoRA+ (B matrices at loraplus_lr_ratio x the learning rate) through PEFT; else the Trainer's own."""
+        if self.options.loraplus_lr_ratio is None or self.optimizer is not None:
+            return super().create_optimizer(*args, **kwargs)
+        from peft.optimizers import create_loraplus_optimizer
+
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+        optimizer_kwargs.pop("lr", None)
+        self.optimizer = create_loraplus_optimizer(
+            self.model, optimizer_cls, lr=self.args.learning_rate, loraplus_lr_ratio=self.options.loraplus_lr_ratio,
+            loraplus_lr_embedding=self.options.loraplus_lr_embedding, weight_decay=self.args.weight_decay,
+            **optimizer_kwargs)
+        return self.optimizer

@@ -82,3 +82,19 @@ def test_cpu_has_fast_bf16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) 
     assert env.cpu_has_fast_bf16()
     monkeypatch.setattr(env, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     assert not env.cpu_has_fast_bf16()
+
+
+def test_pure_bf16_keeps_trainable_weights_in_bf16_without_autocast(hardware: Hardware) -> None:
+    hardware(cpu_bf16=True)
+    precision = decide(TrainSection(), pure_bf16=True)
+    assert (precision.bf16, precision.weights, precision.trainable) == (False, "bfloat16", "bfloat16")
+    assert precision.load_dtype("full") == precision.load_dtype("lora") == "bfloat16"
+    hardware(cpu_bf16=False)
+    assert decide(TrainSection(), pure_bf16=True).trainable == "float32"
+
+
+def test_full_and_freeze_load_trainable_weights_in_float32(hardware: Hardware) -> None:
+    hardware(cpu_bf16=True)
+    precision = decide(TrainSection(bf16=True))
+    assert precision.load_dtype("lora") == "bfloat16"
+    assert precision.load_dtype("full") == precision.load_dtype("freeze") == "float32"

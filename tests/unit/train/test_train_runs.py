@@ -52,3 +52,79 @@ def test_each_eval_dataset_gets_its_own_loss(tmp_path: Path, tiny_model_dir: Pat
     log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
     assert any("eval_one_loss" in record for record in log)
     assert (out / "training_eval_loss.png").exists()
+
+
+def test_full_fine_tuning_saves_the_model_and_a_run_summary(tmp_path: Path, tiny_model_dir: Path,
+                                                            make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(QA, name="qa", file_name="qa.json")
+    metrics, out = run(tmp_path, tiny_model_dir, data_dir, dataset="qa", finetuning_type="full", max_steps=-1,
+                       num_train_epochs=1, disable_shuffling=True, learning_rate=1e-4)
+    assert (out / "model.safetensors").exists() and not (out / "adapter_model.safetensors").exists()
+    summary = json.loads((out / "run_summary.json").read_text())
+    report = json.loads((out / "data_report.json").read_text())
+    assert summary["steps"] == 5 and summary["epochs"] == 1 and summary["finetuning_type"] == "full"
+    assert summary["trainable_parameters"] == summary["total_parameters"]
+    assert summary["trained_tokens"] == report["totals"]["tokens_trained"]  # one epoch: every trained token once
+    assert summary["input_tokens"] == report["totals"]["tokens"]
+    assert summary["final_train_loss"] == metrics["final_loss"] > 0
+    assert summary["data"]["datasets"][0] == {"name": "qa", "role": "train", "rows_read": 10, "rows_kept": 10,
+                                              "rows_skipped": 0, "skipped": {}, "truncated": 0,
+                                              "dropped_for_length": 0}
+    assert summary["peak_memory_mb"]["peak_rss_mb"] > 0 and summary["resumed_from"] is None
+
+
+def test_freeze_tuning_trains_the_last_layer(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                            data_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    make_dataset(QA, name="qa", file_name="qa.json")
+    _, out = run(tmp_path, tiny_model_dir, data_dir, dataset="qa", finetuning_type="freeze",
+                 freeze_trainable_layers=1)
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {name for name in before if not (before[name] == after[name].to(before[name].dtype)).all()}
+    assert changed and all(name.startswith("model.layers.1.") for name in changed)
+
+
+def read_events(folder: Path) -> list[Any]:
+    """The Event records of TensorBoard event files (TFRecord framing: length, crc, data, crc)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    events = []
+    for path in folder.rglob("events.out.tfevents.*"):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = Event()
+            event.ParseFromString(data[at + 12:at + 12 + length])
+            events.append(event)
+            at += 12 + length + 4
+    return events
+
+
+def test_evaluation_accuracy_early_stopping_best_model_and_tensorboard(tmp_path: Path, tiny_model_dir: Path,
+                                                                      make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(QA, name="qa", file_name="qa.json")
+    # a learning rate below float32's resolution leaves the weights as they are: the metric never improves
+    metrics, out = run(tmp_path, tiny_model_dir, data_dir, dataset="qa", max_steps=10, learning_rate=1e-12,
+                       val_size=3, eval_strategy="steps", eval_steps=1, save_steps=1, compute_accuracy=True,
+                       early_stopping_steps=2, load_best_model_at_end=True, report_to="tensorboard")
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["stopped_early"]
+    assert 0 <= metrics["eval_accuracy"] <= 1 and summary["final_eval"]["eval_accuracy"] == metrics["eval_accuracy"]
+    assert summary["best"]["metric"] == "eval_loss" and summary["best"]["checkpoint"].endswith("checkpoint-1")
+    log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "eval_loss" in r] == [1, 2, 3]
+    tags = {value.tag for event in read_events(out / "runs") for value in event.summary.value}
+    assert {"train/loss", "eval/loss", "eval/accuracy"} <= tags
+
+
+def test_pretraining_reports_perplexity(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                       data_dir: Path) -> None:
+    import math
+
+    make_dataset(TEXTS, name="corpus", file_name="corpus.json", entry={"columns": {"prompt": "text"}})
+    metrics, _ = run(tmp_path, tiny_model_dir, data_dir, stage="pt", dataset="corpus", cutoff_len=32, val_size=2,
+                     eval_strategy="steps", eval_steps=3)
+    assert metrics["eval_perplexity"] == round(math.exp(metrics["eval_loss"]), 4)

@@ -9,7 +9,7 @@ from tunelab.data.collate import BlockMaskCollator, PackedCollator, PadCollator
 from tunelab.data.pipeline import DataBundle
 from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
-from tunelab.train.trainer import TunelabTrainer
+from tunelab.train.trainer import TrainerOptions, TunelabTrainer
 
 
 def data_collator(model_bundle: ModelBundle, packing: str) -> Any:
@@ -23,10 +23,11 @@ def data_collator(model_bundle: ModelBundle, packing: str) -> Any:
     return BlockMaskCollator(pad_id, neat=packing == "neat", dtype=model_bundle.model.dtype)
 
 
-def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: Any, callbacks: list[Any]) -> Any:
+def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: Any, callbacks: list[Any],
+                  options: TrainerOptions | None = None) -> Any:
     """A trainer over already-loaded objects; it never loads anything itself."""
     tokenizer = model_bundle.tokenizer
     collator = data_collator(model_bundle, data_bundle.packing)
     return TunelabTrainer(model=model_bundle.model, args=args, train_dataset=data_bundle.train,
                           eval_dataset=data_bundle.eval, data_collator=collator, processing_class=tokenizer,
-                          callbacks=callbacks)
+                          callbacks=callbacks, options=options)

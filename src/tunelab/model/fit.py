@@ -1,0 +1,54 @@
+"""Settings checked against the model's architecture before its weights load: the model is built on the meta
+device from its config.json (no memory, no weights), so a wrong lora_target or freeze_trainable_layers is
+reported in seconds, all problems together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunelab.config.errors import ConfigError, Problem
+from tunelab.config.schema import RunConfig
+from tunelab.model import adapters, freeze
+
+
+def meta_model(path: Path, trust_remote_code: bool = False) -> Any:
+    """The model's module tree without weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def method_problems(model: Any, config: RunConfig) -> list[Problem]:
+    """Every setting of the fine-tuning method that names something this model does not have."""
+    method = config.method.finetuning_type
+    found: list[Problem] = []
+    if method == "freeze":
+        try:
+            layers = freeze.find_layers(model)
+        except freeze.FreezeError as exc:
+            return [Problem("finetuning_type", str(exc).split(": ", 1)[1])]
+        return [Problem(key, message) for key, message in freeze.problems(layers, config.method)]
+    if method != "lora":
+        return found
+    new_adapter = not config.model.adapter_name_or_path or config.lora.create_new_adapter
+    for check in ((lambda: adapters.lora_targets(model, config.lora.lora_target)) if new_adapter else None,
+                  lambda: adapters.extra_targets(model, config.lora.additional_target)):
+        if check is None:
+            continue
+        try:
+            check()
+        except adapters.AdapterError as exc:
+            key, message = str(exc).split(": ", 1)
+            found.append(Problem(key, message))
+    return found
+
+
+def check_fit(config: RunConfig, path: Path) -> None:
+    """Raise one ConfigError with every method setting that does not fit the model at path."""
+    problems = method_problems(meta_model(path, config.model.trust_remote_code), config)
+    if problems:
+        raise ConfigError(problems, f"(against the model {config.model.model_name_or_path})")
