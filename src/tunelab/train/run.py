@@ -75,6 +75,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     """Method settings checked against the architecture, then the tokenizer and the data (so data errors come
     before the weights load), then the model with its fine-tuning method applied."""
     import torch
+    from transformers import set_seed
 
     source = resolve(config.model.model_name_or_path, config.model.cache_dir)
     info(f"model {config.model.model_name_or_path} ({source.kind}: {source.path})")
@@ -84,6 +85,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     report_data(data, config)
     dtype = getattr(torch, precision.load_dtype(config.method.finetuning_type))
     model = load_model(source.path, dtype, config.model.trust_remote_code)
+    set_seed(config.train.seed)  # new adapters start from the same random weights in every attempt of a run
     model, what = apply_method(model, config, precision)
     info(what)
     if precision.bf16 or precision.fp16:
