@@ -21,12 +21,22 @@ def adapter_paths(config: RunConfig) -> str | None:
     return None
 
 
+def trained_model(config: RunConfig) -> str:
+    """model_name_or_path, or the whole model a freeze/full training run with this config saved in output_dir."""
+    out = config.train.output_dir
+    if (config.method.finetuning_type != "lora" and out and (Path(out) / "config.json").is_file()
+            and not config.model.adapter_name_or_path):
+        info(f"using the model trained in {out} ({config.method.finetuning_type} fine-tuning)")
+        return out
+    return config.model.model_name_or_path
+
+
 def load_for_inference(config: RunConfig) -> ModelBundle:
     """The model (with adapters when there are any) and the tokenizer whose template it was trained with."""
     import torch
 
-    source = resolve(config.model.model_name_or_path, config.model.cache_dir)
-    adapter = adapter_paths(config)
+    source = resolve(trained_model(config), config.model.cache_dir)
+    adapter = adapter_paths(config) if config.method.finetuning_type == "lora" else config.model.adapter_name_or_path
     first = Path(adapter.split(",")[0].strip()) if adapter else None
     # a run saves its tokenizer (and chat template) next to the adapter: prefer it, so chat uses what training used
     tokenizer_dir = first if first and (first / "tokenizer_config.json").is_file() else source.path
