@@ -93,3 +93,26 @@ def test_bf16_training_step_runs_under_autocast(tmp_path: Path, tiny_tokenizer: 
     bundle = ModelBundle(tokenizer=tiny_tokenizer, model=model, source=ResolvedModel(tmp_path, "tiny", "folder"))
     result = BUILDERS["sft"](bundle, data, args, []).train()
     assert torch.isfinite(torch.tensor(result.training_loss))
+
+
+def test_loraplus_puts_the_b_matrices_in_a_faster_group(tmp_path: Path, tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    from tunelab.train.trainer import TrainerOptions
+
+    model = apply_lora(tiny_llama, LoraSection(lora_rank=4))
+    data = DataBundle(train=Dataset.from_list(examples(tiny_tokenizer)), eval=None, report=DataReport())
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", learning_rate=1e-4,
+                             remove_unused_columns=False, disable_tqdm=True)
+    bundle = ModelBundle(tokenizer=tiny_tokenizer, model=model, source=ResolvedModel(tmp_path, "tiny", "folder"))
+    trainer = BUILDERS["sft"](bundle, data, args, [], TrainerOptions(loraplus_lr_ratio=16))
+    optimizer = trainer.create_optimizer()
+    rates = sorted({group["lr"] for group in optimizer.param_groups if group["params"]})
+    assert rates == [1e-4, 16e-4]
+
+
+def test_trained_tokens_are_counted_on_labelled_positions(trainer: Any, tiny_tokenizer: Any) -> None:
+    trainer.train()
+    expected = sum(sum(1 for label in row["labels"][1:] if label != -100) for row in examples(tiny_tokenizer))
+    assert trainer.trained_tokens().count == expected * trainer.args.num_train_epochs  # 3 epochs by default
