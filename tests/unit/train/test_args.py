@@ -106,3 +106,21 @@ def test_token_counting_follows_the_batch_layout(tmp_path: Path) -> None:
     fp32 = Precision(False, False, True, "float32", "")
     assert training_arguments(config, fp32, False, False, padding_free=True).include_num_input_tokens_seen == "all"
     assert training_arguments(config, fp32, False, False).include_num_input_tokens_seen == "non_padding"
+
+
+def test_new_training_keys_are_mapped(tmp_path: Path) -> None:
+    args = arguments(tmp_path, neftune_noise_alpha=5, adam_beta2=0.95, adam_epsilon=1e-6, save_only_model=True)
+    assert (args.neftune_noise_alpha, args.adam_beta2, args.adam_epsilon, args.save_only_model) == (5, 0.95, 1e-6,
+                                                                                                     True)
+    assert args.restore_callback_states_from_checkpoint  # early stopping and token counts survive a resume
+
+
+def test_best_model_settings(tmp_path: Path) -> None:
+    args = arguments(tmp_path, has_eval=True, val_size=0.1, eval_strategy="steps", eval_steps=5, save_steps=10,
+                     load_best_model_at_end=True)
+    assert (args.load_best_model_at_end, args.metric_for_best_model, args.greater_is_better) == (True, "eval_loss",
+                                                                                                 False)
+    args = arguments(tmp_path, has_eval=True, val_size=0.1, eval_strategy="steps", early_stopping_steps=2,
+                     compute_accuracy=True, metric_for_best_model="accuracy")
+    assert (args.load_best_model_at_end, args.metric_for_best_model, args.greater_is_better) == (False,
+                                                                                                 "eval_accuracy", True)
