@@ -90,6 +90,8 @@ def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, 
         restore_callback_states_from_checkpoint=True,
         report_to=report_targets(train.report_to),
         ddp_timeout=train.ddp_timeout,
+        # every trainable weight gets a gradient each step: skip DDP's search for unused ones (as LLaMA-Factory)
+        ddp_find_unused_parameters=False,
         dataloader_num_workers=train.dataloader_num_workers,
         train_sampling_strategy="sequential" if config.data.disable_shuffling else "random",
         # without an attention mask transformers counts tokens != pad id, and pad is often eos: count all

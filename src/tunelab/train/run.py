@@ -148,7 +148,8 @@ def train(config: RunConfig) -> dict[str, Any]:
     if config.lora.pissa_init and main:  # the starting point, to save the result as a plain LoRA adapter
         model_bundle.model.save_pretrained(str(output_dir / "pissa_init"))
     checkpointing = use_gradient_checkpointing(config, adapters.count_parameters(model_bundle.model)[1])
-    packed = (config.train.padding_free and supports_selective_loss(model_bundle.model)
+    sharded = bool(config.launch.deepspeed or config.launch.fsdp)  # the trainer uses the standard loss there
+    packed = (config.train.padding_free and not sharded and supports_selective_loss(model_bundle.model)
               and use_packed_attention(adapters.base_model(model_bundle.model)))
     if packed:
         info("padding-free batches: each batch is one row, examples attend only to themselves")

@@ -50,7 +50,9 @@ class TunelabTrainer(Trainer):
         self.remove_callback(PrinterCallback)  # tunelab's ProgressLine and StepLog report instead
         self.pending_tokens = 0
         self.eval_totals: list[torch.Tensor] = []
-        self.selective = supports_selective_loss(self.model)
+        # ZeRO-3 and FSDP shard the output head's weight, which the selective loss reads directly
+        self.selective = supports_selective_loss(self.model) and not (self.is_deepspeed_enabled
+                                                                      or self.is_fsdp_enabled)
         if self.selective:
             # our loss divides by the token count of the whole accumulated batch, which the Trainer
             # computes (over shifted labels) only for models that take loss kwargs
@@ -66,10 +68,27 @@ class TunelabTrainer(Trainer):
         if not self.selective:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with self.accelerator.autocast():  # accelerate puts autocast around model.forward, which we bypass
-            loss = selective_loss(model, inputs, num_items_in_batch)
+            loss = self.selective_forward(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
         return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only
+
+    def selective_forward(self, model: Any, inputs: dict[str, Any], num_items: Any) -> Any:
+        """The selective loss, run inside the forward of a wrapped model: DistributedDataParallel prepares its
+        gradient all-reduce in its forward, so calling the inner model directly would leave each process
+        stepping on its own gradients."""
+        inner = self.accelerator.unwrap_model(model)
+        if inner is model:
+            return selective_loss(model, inputs, num_items)
+        previous = inner.__dict__.get("forward")  # accelerate may have set its own (mixed precision)
+        inner.forward = lambda **batch: selective_loss(inner, batch, num_items)
+        try:
+            return model(**inputs)
+        finally:
+            if previous is None:
+                del inner.forward
+            else:
+                inner.forward = previous
 
     # trained tokens: counted per process, summed over processes when logged or saved
     def trained_tokens(self) -> TrainedTokens:
@@ -101,7 +120,7 @@ class TunelabTrainer(Trainer):
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.accelerator.autocast():
-            loss_sum, correct, count = eval_counts(model, inputs)
+            loss_sum, correct, count = eval_counts(self.accelerator.unwrap_model(model), inputs)
         self.eval_totals.append(torch.stack([correct, count]).to(torch.long))
         return (loss_sum / count.clamp(min=1)).detach(), None, None
 
