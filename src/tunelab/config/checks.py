@@ -182,10 +182,10 @@ def metric_problem(config: Any, key: str) -> Problem | None:
     if name == "eval_perplexity" and config.method.stage != "pt":
         return Problem("metric_for_best_model", f"{metric} is reported for stage pt; use eval_loss (same order)")
     if each and name in ("eval_loss", "eval_accuracy", "eval_perplexity"):
-        sets = [n.strip() for n in (config.data.eval_dataset or "").split(",") if n.strip()]
+        first = (config.data.eval_dataset or "NAME").split(",")[0].strip()
+        example = name.replace("eval_", f"eval_{first}_")
         return Problem("metric_for_best_model", f"eval_on_each_dataset reports one {name} per dataset; used by "
-                                                f"{key}, it must name one, e.g. {name.replace('eval_', f'eval_{sets[0]}_')}"
-                       if sets else f"eval_on_each_dataset needs eval_dataset")
+                                                f"{key}, it must name one, e.g. {example}")
     if name in ("eval_loss", "eval_accuracy", "eval_perplexity"):
         return None
     if each and name.startswith("eval_") and name.endswith(("_loss", "_accuracy", "_perplexity")):

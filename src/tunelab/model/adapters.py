@@ -22,17 +22,22 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted(names)
 
 
+def checked_names(key: str, value: str, available: list[str], listing: str) -> list[str]:
+    """The comma-separated names of a key, each of which must be in available; listing ends the error."""
+    wanted = [name.strip() for name in value.split(",") if name.strip()]
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise AdapterError(f"{key}: {', '.join(missing)} not found in the model; {listing}")
+    return wanted
+
+
 def lora_targets(model: Any, lora_target: str) -> list[str]:
     """Resolve lora_target ('all' or names) against the model's modules."""
     available = linear_module_names(model)
     if lora_target.strip() == "all":
         return available
-    wanted = [name.strip() for name in lora_target.split(",") if name.strip()]
-    missing = [name for name in wanted if name not in available]
-    if missing:
-        raise AdapterError(f"lora_target: {', '.join(missing)} not found in the model; its linear layers are: "
-                           f"{', '.join(available)} (or use lora_target: all)")
-    return wanted
+    return checked_names("lora_target", lora_target, available,
+                         f"its linear layers are: {', '.join(available)} (or use lora_target: all)")
 
 
 def module_names(model: Any) -> list[str]:
@@ -44,13 +49,8 @@ def extra_targets(model: Any, additional_target: str | None) -> list[str] | None
     """additional_target resolved against the model's modules (trained fully, saved with the adapter)."""
     if not additional_target:
         return None
-    wanted = [name.strip() for name in additional_target.split(",") if name.strip()]
-    available = module_names(model)
-    missing = [name for name in wanted if name not in available]
-    if missing:
-        raise AdapterError(f"additional_target: {', '.join(missing)} not found in the model; modules outside the "
-                           f"layers include: {', '.join(top_level_modules(model))}")
-    return wanted
+    return checked_names("additional_target", additional_target, module_names(model),
+                         f"modules outside the layers include: {', '.join(top_level_modules(model))}")
 
 
 def top_level_modules(model: Any) -> list[str]:
