@@ -75,14 +75,16 @@ class ProgressLine(TrainerCallback):
         self.live = self.stream.isatty()
         self.loss: float | None = None
         self.lr: float | None = None
+        self.grad_norm: float | None = None
 
     def line(self, state: Any) -> str:
         elapsed, tokens_per_s, remaining = self.step_log.speed(state)
         loss = f"{self.loss:.4f}" if self.loss is not None else "-"
         lr = f"{self.lr:.2e}" if self.lr is not None else "-"
+        grad = f"  grad {self.grad_norm:.3f}" if self.grad_norm is not None else ""
         width = len(str(state.max_steps))
         return (f"step {state.global_step:>{width}}/{state.max_steps}  epoch {state.epoch or 0:.2f}  loss {loss}  "
-                f"lr {lr}  {tokens_per_s:,.0f} tok/s  elapsed {format_seconds(elapsed)}  "
+                f"lr {lr}{grad}  {tokens_per_s:,.0f} tok/s  elapsed {format_seconds(elapsed)}  "
                 f"ETA {format_seconds(remaining)}")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -95,6 +97,7 @@ class ProgressLine(TrainerCallback):
             return
         if "loss" in logs:
             self.loss, self.lr = float(logs["loss"]), float(logs.get("learning_rate", self.lr or 0.0))
+            self.grad_norm = float(logs["grad_norm"]) if logs.get("grad_norm") is not None else None
             if not self.live:
                 console.print(self.line(state))
         figures = eval_metrics(logs)

@@ -96,3 +96,7 @@ def test_progress_line(tmp_path: Path, clock: Clock, args: TrainingArguments) ->
                     logs={"loss": 1.23456, "learning_rate": 2e-5})
     assert progress.line(state(3, max_steps=12, tokens=900, epoch=0.5)) == (
         "step  3/12  epoch 0.50  loss 1.2346  lr 2.00e-05  30 tok/s  elapsed 0:30  ETA 1:30")
+    progress.on_log(args, state(3, max_steps=12, tokens=900, epoch=0.5), TrainerControl(),
+                    logs={"loss": 1.23456, "learning_rate": 2e-5, "grad_norm": 0.41237})
+    assert progress.line(state(3, max_steps=12, tokens=900, epoch=0.5)) == (
+        "step  3/12  epoch 0.50  loss 1.2346  lr 2.00e-05  grad 0.412  30 tok/s  elapsed 0:30  ETA 1:30")

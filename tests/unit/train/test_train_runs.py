@@ -128,3 +128,34 @@ def test_pretraining_reports_perplexity(tmp_path: Path, tiny_model_dir: Path, ma
     metrics, _ = run(tmp_path, tiny_model_dir, data_dir, stage="pt", dataset="corpus", cutoff_len=32, val_size=2,
                      eval_strategy="steps", eval_steps=3)
     assert metrics["eval_perplexity"] == round(math.exp(metrics["eval_loss"]), 4)
+
+
+def test_a_pissa_adapter_is_saved_for_the_original_weights(tmp_path: Path, tiny_model_dir: Path,
+                                                          make_dataset: Any, data_dir: Path) -> None:
+    """Trained from the principal components (which change the base weights), saved as a plain LoRA adapter of
+    rank 2r that gives the trained model's outputs on the unmodified model."""
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    make_dataset(QA, name="qa", file_name="qa.json")
+    _, out = run(tmp_path, tiny_model_dir, data_dir, dataset="qa", pissa_init=True, pissa_iter=-1, lora_rank=2,
+                 save_steps=3)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["init_lora_weights"] is True
+    # the trained model as training saw it: residual weights W - B0 A0, plus the trained PiSSA adapter
+    residual = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out / "pissa_init"))
+    with torch.no_grad():
+        for name, param in residual.named_parameters():
+            if "lora_B" in name:
+                param.neg_()
+    saved = LoraConfig.from_pretrained(str(out / "checkpoint-3"))
+    saved.init_lora_weights = True  # load the trained weights as they are (no PiSSA start on W_res again)
+    trained = PeftModel.from_pretrained(residual.merge_and_unload(), str(out / "checkpoint-3"), config=saved)
+    converted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out))
+    inputs = torch.tensor([[1, 5, 9, 2, 7]])
+    with torch.no_grad():
+        expected = trained(input_ids=inputs).logits
+        torch.testing.assert_close(converted(input_ids=inputs).logits, expected, atol=1e-4, rtol=1e-4)
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=inputs).logits
+        assert not torch.allclose(expected, base, atol=1e-4)  # it learned something
