@@ -278,11 +278,12 @@ def launch(cmd: list[str], log_file: Path, env: dict[str, str], abort_share: flo
             "first_log": first, "log": str(log_file)}
 
 
-def run_tunelab(out: Path, args: argparse.Namespace, env: dict[str, str], abort_share: float | None) -> dict[str, Any]:
-    """One `tunelab train bench/sft_lora.yaml` run."""
+def run_tunelab(out: Path, args: argparse.Namespace, env: dict[str, str], abort_share: float | None,
+                config: Path = CONFIG) -> dict[str, Any]:
+    """One `tunelab train bench/sft_lora.yaml` run (or another config: bench_train.py's)."""
     exe = Path(sys.executable).parent / "tunelab"
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "tunelab"]
-    cmd += ["train", str(CONFIG), f"dataset_dir={args.data}", f"output_dir={out}", f"max_steps={args.steps}"]
+    cmd += ["train", str(config), f"dataset_dir={args.data}", f"output_dir={out}", f"max_steps={args.steps}"]
     proc = launch(cmd, out.with_suffix(".log"), env, abort_share, watch=out / "run.jsonl")
     if proc["rc"] != 0:
         return {"system": "tunelab", "ok": False, **proc}

@@ -62,3 +62,63 @@ def test_packed_attention_without_bounds_is_plain_sdpa(make_tiny_llama: Any) -> 
     use_packed_attention(model)
     assert model.config._attn_implementation == NAME
     torch.testing.assert_close(model(input_ids=ids).logits, expected)
+
+
+def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, edges: list[int],
+                        scale: float) -> torch.Tensor:
+    """SDPA per example in float32 with the key/value heads repeated: [1, tokens, heads, dim]."""
+    group = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(group, dim=1), value.repeat_interleave(group, dim=1)
+    outputs = [torch.nn.functional.scaled_dot_product_attention(
+        query[:, :, a:b].float(), key[:, :, a:b].float(), value[:, :, a:b].float(), is_causal=True, scale=scale)
+        for a, b in zip(edges[:-1], edges[1:])]
+    return torch.cat(outputs, dim=2).transpose(1, 2)
+
+
+def qkv(tokens: int, heads: int, kv_heads: int, dim: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Query/key/value laid out as a projection's output viewed per head ([1, heads, tokens, dim], strided)."""
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(1, tokens, n, dim, generator=generator).to(dtype).transpose(1, 2).requires_grad_()
+            for n in (heads, kv_heads, kv_heads)]
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+@pytest.mark.parametrize("split", [256, 4])  # 4: every example of 4+ tokens computed in two blocks of rows
+def test_gemm_attention_values_and_gradients(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, tol: float,
+                                             kv_heads: int, split: int) -> None:
+    from tunelab.model import attention
+    from tunelab.model.attention import SegmentAttention
+
+    monkeypatch.setattr(attention, "BLOCK_SPLIT_TOKENS", split)
+
+    edges = [0, 5, 5, 12, 13, 20]  # an empty and a one-token example included
+    query, key, value = qkv(20, 4, kv_heads, 8, dtype)
+    out = SegmentAttention.apply(query, key, value, edges, 0.3)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    out.backward(grad.to(dtype))
+    ours = [out, query.grad, key.grad, value.grad]
+    reference_inputs = [t.detach().float().requires_grad_() for t in (query, key, value)]
+    expected = reference_attention(*reference_inputs, edges, 0.3)
+    expected.backward(grad)
+    for got, want in zip(ours, [expected, *(t.grad for t in reference_inputs)]):
+        assert got.dtype == dtype and got.shape == want.shape
+        assert ((got.float() - want).norm() / want.norm()).item() < tol
+
+
+def test_packed_attention_uses_gemm_kernel_only_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunelab.model import attention
+
+    calls = []
+    original = attention.SegmentAttention.apply
+    monkeypatch.setattr(attention.SegmentAttention, "apply", lambda *a: calls.append(1) or original(*a))
+    query, key, value = qkv(12, 4, 2, 8, torch.float32)
+    bounds = torch.tensor([0, 7, 12], dtype=torch.int32)
+    module = torch.nn.Module()
+    module.is_causal, module.training, module.num_key_value_groups = True, True, 2
+    out, _ = attention.packed_sdpa_attention(module, query, key, value, None, scaling=0.5, cu_seq_lens_q=bounds)
+    assert calls == [1]
+    monkeypatch.setattr(attention, "GEMM_MAX_TOKENS", 6)  # an example longer than that: SDPA per example
+    sdpa, _ = attention.packed_sdpa_attention(module, query, key, value, None, scaling=0.5, cu_seq_lens_q=bounds)
+    assert calls == [1]
+    torch.testing.assert_close(out, sdpa)

@@ -43,6 +43,22 @@ def test_value_and_gradients_equal_cross_entropy(small_chunks: None, tokens: int
     torch.testing.assert_close(w1.grad, w2.grad)
 
 
+@pytest.mark.parametrize("staged", [1, 3, 4, 7, 1024])  # rows per weight-gradient GEMM: flushes of every size
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_gradient_staged_in_blocks(small_chunks: None, monkeypatch: pytest.MonkeyPatch, staged: int,
+                                          dtype: torch.dtype) -> None:
+    monkeypatch.setattr(loss_module, "WEIGHT_GRAD_TOKENS", staged)
+    h, w, y = tensors(11)
+    w1, w2 = w.clone().requires_grad_(), w.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        ours = chunked_cross_entropy_sum(h.to(dtype), w1, y)  # float32 weight: the full fine-tuning case
+    ours.backward()
+    F.cross_entropy(h.to(dtype).float() @ w2.T, y, reduction="sum").backward()
+    assert w1.grad.dtype == torch.float32
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert ((w1.grad - w2.grad).norm() / w2.grad.norm()).item() < tol
+
+
 def test_gradient_for_hidden_only(small_chunks: None) -> None:
     h, w, y = tensors()
     h1 = h.clone().requires_grad_()
