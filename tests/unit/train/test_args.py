@@ -124,3 +124,11 @@ def test_best_model_settings(tmp_path: Path) -> None:
                      compute_accuracy=True, metric_for_best_model="accuracy")
     assert (args.load_best_model_at_end, args.metric_for_best_model, args.greater_is_better) == (False,
                                                                                                  "eval_accuracy", True)
+
+
+def test_adamw_runs_fused_on_the_cpu(tmp_path: Path) -> None:
+    assert arguments(tmp_path).optim.value == "adamw_torch_fused"  # FLOAT32 precision trains on the CPU
+    assert arguments(tmp_path, optim="sgd").optim.value == "sgd"
+    config = build({"model_name_or_path": "tiny", "dataset": "demo", "output_dir": str(tmp_path / "out")})
+    gpu = Precision(bf16=False, fp16=False, use_cpu=False, weights="float32", note="")
+    assert training_arguments(config, gpu, False, False).optim.value == "adamw_torch"
