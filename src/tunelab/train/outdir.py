@@ -24,9 +24,10 @@ RUN_FILES = RUN_MARKS + (paths.LOSS_PNG, paths.EVAL_LOSS_PNG, paths.DATA_REPORT,
                          "config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
                          "special_tokens_map.json", "generation_config.json", "all_results.json",
                          "eval_results.json", "pissa_init")
-# keys that may change between attempts of one run (how it is watched, launched or saved; not what it learns)
+# keys that may change between attempts of one run (where it is, how it is watched, launched or saved; not
+# what it learns)
 SAME_RUN_IGNORES = frozenset({
-    "overwrite_output_dir", "resume_from_checkpoint", "plot_loss", "report_to", "logging_steps", "save_total_limit",
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "plot_loss", "report_to", "logging_steps", "save_total_limit",
     "dataloader_num_workers", "preprocessing_num_workers", "ddp_timeout", "overwrite_cache", "tokenized_path",
     "per_device_eval_batch_size", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port",
     "include_num_input_tokens_seen", "include_effective_tokens_per_second", "eval_tasks", "eval_models",
