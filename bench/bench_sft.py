@@ -339,15 +339,22 @@ def figures(run: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------------------------- main
 
-def main(argv: list[str] | None = None) -> int:
-    """Prepare, run both systems alternately, write and print the results."""
-    args = parse_args(argv)
+def prepare(args: argparse.Namespace) -> list[int]:
+    """Resolve the paths, make the model and the data where missing, warm tunelab's model cache; returns the real
+    tokens of each benchmark batch."""
     args.data, args.model, args.baselines = args.data.resolve(), args.model.resolve(), args.baselines.resolve()
     ensure_model(args.model, args.baselines)
     data_file = ensure_dataset(args.data, args.model, args.baselines)
     warm_tunelab_cache()
     tokens = batch_tokens(data_file, args.model, args.steps)
     print(f"bench: {args.steps} steps x 4 samples = {sum(tokens):,} real tokens", flush=True)
+    return tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare, run both systems alternately, write and print the results."""
+    args = parse_args(argv)
+    tokens = prepare(args)
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     info = machine()

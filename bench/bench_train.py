@@ -30,8 +30,7 @@ from typing import Any
 import yaml
 
 import bench_sft
-from bench_sft import (batch_tokens, ensure_dataset, ensure_model, figures, git_revision, launch, machine,
-                       matmul_rate, wait_for_quiet, warm_tunelab_cache)
+from bench_sft import figures, git_revision, launch, machine, matmul_rate, wait_for_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"lora": REPO / "bench" / "train_lora.yaml", "full": REPO / "bench" / "train_full.yaml"}
@@ -274,12 +273,7 @@ def lf_versions(lf_python: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Prepare, run both systems alternately per mode, write and print the results."""
     args = parse_args(argv)
-    args.data, args.model, args.baselines = args.data.resolve(), args.model.resolve(), args.baselines.resolve()
-    ensure_model(args.model, args.baselines)
-    data_file = ensure_dataset(args.data, args.model, args.baselines)
-    warm_tunelab_cache()
-    tokens = batch_tokens(data_file, args.model, args.steps)
-    print(f"bench: {args.steps} steps x 4 samples = {sum(tokens):,} real tokens", flush=True)
+    tokens = bench_sft.prepare(args)
     date = datetime.date.today().isoformat()
     results_file = args.results / f"train_{date}.json"
     earlier = json.loads(results_file.read_text())["runs"] if args.append and results_file.is_file() else []
