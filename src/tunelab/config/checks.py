@@ -13,6 +13,7 @@ from typing import Any, Literal
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
 from tunelab.config.launch_checks import launch_checks
+from tunelab.runtime.names import split_names
 
 SUPPORTED_STAGES = ("pt", "sft")
 LORA_ONLY = ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio", "additional_target", "create_new_adapter")
@@ -77,7 +78,6 @@ def mixing_check(config: Any) -> list[Problem]:
     if data.mix_strategy == "concat":
         return problems + [Problem("interleave_probs", "only used when interleaving: set mix_strategy: "
                                                        "interleave_under (or interleave_over/interleave_once)")]
-    from tunelab.data.gather import split_names
     from tunelab.data.mix import parse_probs
 
     try:

@@ -11,11 +11,7 @@ from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
 from tunelab.data.records import DatasetReport, Sample
 from tunelab.data.report import DataReport
-
-
-def split_names(dataset: str | None) -> list[str]:
-    """'a, b' -> ['a', 'b']."""
-    return [name.strip() for name in (dataset or "").split(",") if name.strip()]
+from tunelab.runtime.names import split_names
 
 
 def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Sample], DataReport]:

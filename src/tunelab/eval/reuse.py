@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.schema import RunConfig
-from tunelab.data.gather import split_names
+from tunelab.runtime.names import split_names
 from tunelab.data.registry import lookup, sha1_of
 from tunelab.eval.predictions import read_predictions
 from tunelab.eval.score import Answer
@@ -32,7 +32,7 @@ def file_stamp(path: Path) -> list[Any]:
 
 def prediction_fingerprint(config: RunConfig) -> dict[str, Any]:
     """Everything that changes a prediction: model, adapters, template, data file, limits, generation settings."""
-    adapters = [a.strip() for a in (config.model.adapter_name_or_path or "").split(",") if a.strip()]
+    adapters = split_names(config.model.adapter_name_or_path)
     model = Path(config.model.model_name_or_path)
     datasets = lookup(split_names(config.data.eval_dataset), config.data.dataset_dir)
     return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.config.schema import LoraSection
+from tunelab.runtime.names import split_names
 
 
 class AdapterError(Exception):
@@ -24,7 +25,7 @@ def linear_module_names(model: Any) -> list[str]:
 
 def checked_names(key: str, value: str, available: list[str], listing: str) -> list[str]:
     """The comma-separated names of a key, each of which must be in available; listing ends the error."""
-    wanted = [name.strip() for name in value.split(",") if name.strip()]
+    wanted = split_names(value)
     missing = [name for name in wanted if name not in available]
     if missing:
         raise AdapterError(f"{key}: {', '.join(missing)} not found in the model; {listing}")
@@ -84,7 +85,7 @@ def adapter_folders(paths: str) -> list[str]:
     """The comma-separated adapter folders, each checked for an adapter_config.json."""
     from pathlib import Path
 
-    folders = [p.strip() for p in paths.split(",") if p.strip()]
+    folders = split_names(paths)
     for folder in folders:
         if not (Path(folder) / "adapter_config.json").is_file():
             raise AdapterError(f"adapter_name_or_path: {folder} has no adapter_config.json; give the output_dir of "

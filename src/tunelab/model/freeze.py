@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.config.schema import MethodSection
+from tunelab.runtime.names import split_names
 
 
 class FreezeError(Exception):
@@ -56,13 +57,13 @@ def problems(layers: Layers, method: MethodSection) -> list[tuple[str, str]]:
     if n == 0 or abs(n) > layers.count:
         found.append(("freeze_trainable_layers", f"{n}, but the model has {layers.count} decoder layers; give 1 to "
                       f"{layers.count} (the last n) or -1 to -{layers.count} (the first n)"))
-    modules = names(method.freeze_trainable_modules)
+    modules = split_names(method.freeze_trainable_modules)
     if modules != ["all"]:
         missing = [m for m in modules if m not in layers.modules]
         if missing:
             found.append(("freeze_trainable_modules", f"{', '.join(missing)} not in the model's layers; a layer "
                           f"holds: {', '.join(layers.modules)} (or use all)"))
-    extra = names(method.freeze_extra_modules)
+    extra = split_names(method.freeze_extra_modules)
     missing = [m for m in extra if m not in layers.outside]
     if missing:
         found.append(("freeze_extra_modules", f"{', '.join(missing)} not found outside the layers; there are: "
@@ -70,13 +71,9 @@ def problems(layers: Layers, method: MethodSection) -> list[tuple[str, str]]:
     return found
 
 
-def names(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
 def trainable_prefixes(layers: Layers, method: MethodSection) -> list[str]:
     """Parameter-name prefixes (and module names outside the layers) that stay trainable."""
-    modules = names(method.freeze_trainable_modules)
+    modules = split_names(method.freeze_trainable_modules)
     prefixes = []
     for index in trainable_layer_ids(layers.count, method.freeze_trainable_layers):
         if modules == ["all"]:
@@ -93,13 +90,13 @@ def apply_freeze(model: Any, method: MethodSection) -> str:
     if found:
         raise FreezeError("; ".join(f"{key}: {message}" for key, message in found))
     prefixes = trainable_prefixes(layers, method)
-    extra = set(names(method.freeze_extra_modules))
+    extra = set(split_names(method.freeze_extra_modules))
     for name, param in model.named_parameters():
         parts = name.split(".")
         outside_name = parts[-2] if len(parts) > 1 else parts[0]
         param.requires_grad_(name.startswith(tuple(prefixes))
                              or (not name.startswith(layers.path + ".") and outside_name in extra))
     ids = trainable_layer_ids(layers.count, method.freeze_trainable_layers)
-    what = method.freeze_trainable_modules if names(method.freeze_trainable_modules) != ["all"] else "all modules"
+    what = method.freeze_trainable_modules if split_names(method.freeze_trainable_modules) != ["all"] else "all modules"
     return (f"layers {ids.start}-{ids.stop - 1} of {layers.count} ({what})"
             + (f" + {', '.join(sorted(extra))}" if extra else ""))

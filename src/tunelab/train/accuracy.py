@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.data.tokenize import IGNORE_INDEX
-from tunelab.model.adapters import base_model
-from tunelab.train.loss import supports_selective_loss
+from tunelab.train.loss import labelled_hidden, supports_selective_loss
 
 CHUNK_TOKENS = 512
 
@@ -18,13 +17,7 @@ CHUNK_TOKENS = 512
 def selective_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum of token cross-entropies, correct argmax predictions, labelled tokens) through the output head only
     where there are labels."""
-    base = base_model(model)
-    model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-    hidden = base.get_decoder()(**model_inputs, use_cache=False).last_hidden_state
-    labels = inputs["labels"][:, 1:]
-    keep = labels != IGNORE_INDEX
-    hidden, labels = hidden[:, :-1][keep], labels[keep]
-    weight = base.get_output_embeddings().weight
+    hidden, labels, weight = labelled_hidden(model, inputs)
     loss = torch.zeros((), device=hidden.device)
     correct = torch.zeros((), dtype=torch.long, device=hidden.device)
     for start in range(0, hidden.shape[0], CHUNK_TOKENS):
@@ -32,7 +25,7 @@ def selective_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch
         target = labels[start:start + CHUNK_TOKENS]
         loss += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(-1) == target).sum()
-    return loss, correct, keep.sum()
+    return loss, correct, torch.tensor(labels.shape[0], device=hidden.device)
 
 
 def logits_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

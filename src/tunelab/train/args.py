@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.config.schema import RunConfig
+from tunelab.runtime.names import split_names
 from tunelab.train.precision import Precision
 
 
@@ -53,7 +54,7 @@ def launch_settings(config: RunConfig) -> dict[str, Any]:
 
 def report_targets(report_to: str) -> list[str] | str:
     """'none' or a list of tracker names."""
-    names = [name.strip() for name in report_to.split(",") if name.strip() and name.strip() != "none"]
+    names = [name for name in split_names(report_to) if name != "none"]
     return names or "none"
 
 

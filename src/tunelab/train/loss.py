@@ -126,11 +126,9 @@ def chunked_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, labels
         return ChunkedCrossEntropy.apply(hidden, weight, labels, compute_dtype)
 
 
-def selective_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: torch.Tensor | int | None) -> torch.Tensor:
-    """Sum of token cross-entropies over labelled positions, divided by num_items (or their count).
-
-    Prompt and padding positions never reach the output head, so their logits are never computed.
-    """
+def labelled_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The decoder's last hidden states at the positions that predict a label, those labels, and the output
+    head's weight: what every selective computation (loss, accuracy) starts from."""
     base = base_model(model)
     model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
     mask = model_inputs.get("attention_mask")
@@ -139,6 +137,15 @@ def selective_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: torch
     hidden = base.get_decoder()(**model_inputs, use_cache=False).last_hidden_state
     labels = inputs["labels"][:, 1:]
     keep = labels != IGNORE_INDEX
-    total = chunked_cross_entropy_sum(hidden[:, :-1][keep], base.get_output_embeddings().weight, labels[keep])
-    denominator = num_items if num_items is not None else keep.sum().clamp(min=1)
+    return hidden[:, :-1][keep], labels[keep], base.get_output_embeddings().weight
+
+
+def selective_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: torch.Tensor | int | None) -> torch.Tensor:
+    """Sum of token cross-entropies over labelled positions, divided by num_items (or their count).
+
+    Prompt and padding positions never reach the output head, so their logits are never computed.
+    """
+    hidden, labels, weight = labelled_hidden(model, inputs)
+    total = chunked_cross_entropy_sum(hidden, weight, labels)
+    denominator = num_items if num_items is not None else max(labels.shape[0], 1)
     return total / denominator

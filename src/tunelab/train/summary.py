@@ -17,7 +17,6 @@ from tunelab.train import plots
 from tunelab.train.callbacks import StepLog
 from tunelab.train.outdir import Start
 from tunelab.train.plots import eval_losses
-from tunelab.train.trainer import TrainedTokens
 
 
 def final_eval(trainer: Any, records: list[dict], data_bundle: DataBundle) -> dict[str, float]:
@@ -52,7 +51,7 @@ def speeds(trainer: Any, runtime: float) -> dict[str, float | int]:
     """Tokens seen and trained, over the whole run and per second of this session."""
     state = trainer.state
     step_log = next((cb for cb in trainer.callback_handler.callbacks if isinstance(cb, StepLog)), None)
-    counter = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, TrainedTokens))
+    counter = trainer.trained_tokens()
     seen_now = state.num_input_tokens_seen - (step_log.tokens_at_start if step_log else 0)
     trained_now = counter.count - counter.at_start
     return {"input_tokens": state.num_input_tokens_seen, "trained_tokens": counter.count,
