@@ -31,8 +31,10 @@ import yaml
 
 import bench_sft
 from bench_sft import figures, git_revision, launch, machine, matmul_rate, wait_for_quiet
+from sft_report import table
 
 REPO = Path(__file__).resolve().parents[1]
+SYSTEMS = (("tunelab", "tunelab median"), ("llamafactory", "LLaMA-Factory median"))
 CONFIGS = {"lora": REPO / "bench" / "train_lora.yaml", "full": REPO / "bench" / "train_full.yaml"}
 LEARNING_RATE = {"lora": 1e-4, "full": 1e-5}
 N_PARAMS = 134.5e6  # SmolLM2-135M without the tied output head counted twice
@@ -193,26 +195,6 @@ def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None
     return out
 
 
-def table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    """The markdown table of one mode's runs, then the medians."""
-    rows = ["| run | real tokens/s | tokens/s (steps 2-N) | mean step s | start-up s | peak RSS MiB | final loss "
-            "| other load |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in runs:
-        if not r["ok"]:
-            rows.append(f"| {r['name']} | FAILED (rc {r['rc']}, see {r['log']}) | | | | | | |")
-            continue
-        rows.append(f"| {r['name']} | {r['tokens_per_s']:.1f} | {r['tokens_per_s_after_step1']:.1f} | "
-                    f"{r['mean_step_s']:.2f} | {r['startup_s']:.1f} | {r['peak_rss_mib_wait4']:,.0f} | "
-                    f"{r['final_loss']:.4f} | {100 * r['other_processes_cpu_share']:.0f}% |")
-    for system, label in (("tunelab", "tunelab median"), ("llamafactory", "LLaMA-Factory median")):
-        if system in summary:
-            m = summary[system]
-            rows.append(f"| **{label}** | **{m['tokens_per_s']:.1f}** | {m['tokens_per_s_after_step1']:.1f} | "
-                        f"{m['mean_step_s']:.2f} | {m['startup_s']:.1f} | {m['peak_rss_mib_wait4']:,.0f} | "
-                        f"{m['final_loss']:.4f} | |")
-    return "\n".join(rows)
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The results page: per mode the table, the ratio, MFU and loss agreement; then the machine."""
     m, g = result["machine"], result["matmul"]
@@ -230,7 +212,7 @@ def markdown(result: dict[str, Any]) -> str:
         s = result["summary"][mode]
         runs = [r for r in result["runs"] if r["mode"] == mode]
         lines += [f"## {mode} ({'LoRA r=8 on all linear layers, lr 1e-4' if mode == 'lora' else 'every weight, lr 1e-5'})",
-                  "", table(runs, s), ""]
+                  "", table(runs, s, SYSTEMS, polled=False), ""]
         if "ratio_tunelab_over_lf" in s:
             r = s["ratio_tunelab_over_lf"]
             lines += [f"**tunelab / LLaMA-Factory, median real tokens/s: {r['tokens_per_s']:.2f}x** (steps 2-N: "

@@ -47,26 +47,32 @@ def summarise(runs: list[dict[str, Any]], gemm: dict[str, Any] | None) -> dict[s
     return out
 
 
-def table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    """The markdown table of every run, then the medians."""
-    head = ("| run | real tokens/s | tokens/s (steps 2-N) | mean step s | start-up s | peak RSS MiB "
-            "(wait4 / polled tree) | final loss | other load |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def rss(figures: dict[str, Any], polled: bool) -> str:
+    """The peak-RSS cell: wait4's figure, and the polled process tree's when the benchmark polled it."""
+    cell = f"{figures['peak_rss_mib_wait4']:,.0f}"
+    return f"{cell} / {figures['peak_rss_mib_tree_polled']:,.0f}" if polled else cell
+
+
+def table(runs: list[dict[str, Any]], summary: dict[str, Any],
+          systems: tuple[tuple[str, str], ...] = (("tunelab", "tunelab median"), ("hf_peft", "HF+PEFT median")),
+          polled: bool = True) -> str:
+    """The markdown table of every run, then the medians of each (system, label) of systems."""
+    rss_head = "peak RSS MiB (wait4 / polled tree)" if polled else "peak RSS MiB"
+    head = (f"| run | real tokens/s | tokens/s (steps 2-N) | mean step s | start-up s | {rss_head} | final loss "
+            "| other load |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = [head]
     for r in runs:
         if not r["ok"]:
             rows.append(f"| {r['name']} | FAILED (rc {r['rc']}, see {r['log']}) | | | | | | |")
             continue
         rows.append(f"| {r['name']} | {r['tokens_per_s']:.1f} | {r['tokens_per_s_after_step1']:.1f} | "
-                    f"{r['mean_step_s']:.2f} | {r['startup_s']:.1f} | {r['peak_rss_mib_wait4']:,.0f} / "
-                    f"{r['peak_rss_mib_tree_polled']:,.0f} | {r['final_loss']:.4f} | "
+                    f"{r['mean_step_s']:.2f} | {r['startup_s']:.1f} | {rss(r, polled)} | {r['final_loss']:.4f} | "
                     f"{100 * r['other_processes_cpu_share']:.0f}% |")
-    for system, label in (("tunelab", "tunelab median"), ("hf_peft", "HF+PEFT median")):
+    for system, label in systems:
         if system in summary:
             m = summary[system]
             rows.append(f"| **{label}** | **{m['tokens_per_s']:.1f}** | {m['tokens_per_s_after_step1']:.1f} | "
-                        f"{m['mean_step_s']:.2f} | {m['startup_s']:.1f} | {m['peak_rss_mib_wait4']:,.0f} / "
-                        f"{m['peak_rss_mib_tree_polled']:,.0f} | {m['final_loss']:.4f} | |")
+                        f"{m['mean_step_s']:.2f} | {m['startup_s']:.1f} | {rss(m, polled)} | {m['final_loss']:.4f} | |")
     return "\n".join(rows)
 
 
