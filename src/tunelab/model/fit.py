@@ -34,11 +34,10 @@ def method_problems(model: Any, config: RunConfig) -> list[Problem]:
         return [Problem(key, message) for key, message in freeze.problems(layers, config.method)]
     if method != "lora":
         return found
-    new_adapter = not config.model.adapter_name_or_path or config.lora.create_new_adapter
-    for check in ((lambda: adapters.lora_targets(model, config.lora.lora_target)) if new_adapter else None,
-                  lambda: adapters.extra_targets(model, config.lora.additional_target)):
-        if check is None:
-            continue
+    checks = [lambda: adapters.extra_targets(model, config.lora.additional_target)]
+    if not config.model.adapter_name_or_path or config.lora.create_new_adapter:  # a new adapter: its targets
+        checks.insert(0, lambda: adapters.lora_targets(model, config.lora.lora_target))
+    for check in checks:
         try:
             check()
         except adapters.AdapterError as exc:

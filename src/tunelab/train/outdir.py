@@ -160,7 +160,7 @@ def prepare(config: RunConfig, start: Start, main: bool) -> list[str]:
         for checkpoint in checkpoints.checkpoints(output_dir):
             remove(checkpoint.path)
     if start.resume is not None and start.resume.parent.resolve() == output_dir.resolve():
-        step = checkpoints.inspect(start.resume, int(start.resume.name.split("-")[1])).step
+        step = int(checkpoints.NAME.match(start.resume.name).group(1))
         for broken in checkpoints.incomplete_after(output_dir, step):
             remove(broken.path)
             done.append(f"removed {broken.path.name}: {broken.problem}")
