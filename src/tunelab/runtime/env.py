@@ -69,6 +69,12 @@ def bf16_supported() -> bool:
     return cpu_has_fast_bf16()
 
 
+def world_size() -> int:
+    """The number of training processes (torchrun's WORLD_SIZE; 1 when not launched by it)."""
+    raw = os.environ.get("WORLD_SIZE", "").strip()
+    return int(raw) if raw.isdigit() else 1
+
+
 def device_name() -> str:
     """'cuda' when a GPU is visible, else 'cpu'."""
     return "cuda" if cuda_available() else "cpu"

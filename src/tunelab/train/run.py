@@ -90,7 +90,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     info(what)
     if precision.bf16 or precision.fp16:
         adapters.keep_input_dtype(model)  # autocast decides the matmul dtype; PEFT's cast would only copy
-    for note in speed.apply(model, precision):
+    for note in speed.tune_process(precision) + speed.apply(model, precision):
         info(f"speed: {note}")
     return ModelBundle(tokenizer=tokenizer, model=model, source=source), data
 
@@ -112,9 +112,10 @@ def check_report_to(report_to: str) -> None:
                        "remove it from report_to")
 
 
-def trainer_options(config: RunConfig) -> TrainerOptions:
+def trainer_options(config: RunConfig, precision: Precision) -> TrainerOptions:
     lora = config.lora
     return TrainerOptions(compute_accuracy=config.eval.compute_accuracy, perplexity=config.method.stage == "pt",
+                          master_weights=speed.master_weights(config, precision),
                           loraplus_lr_ratio=lora.loraplus_lr_ratio if config.method.finetuning_type == "lora" else None,
                           loraplus_lr_embedding=lora.loraplus_lr_embedding)
 
@@ -155,8 +156,10 @@ def train(config: RunConfig) -> dict[str, Any]:
         info("padding-free batches: each batch is one row, examples attend only to themselves")
     args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing, packed)
     step_log = StepLog(paths.output_file(output_dir, paths.LOG))
-    trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, callbacks(config, step_log),
-                                            trainer_options(config))
+    options = trainer_options(config, precision)
+    if options.master_weights:
+        info("speed: trainable weights in bf16 for the forward and backward, float32 masters in the optimizer")
+    trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, callbacks(config, step_log), options)
     length = (f"{trainer.args.max_steps} steps" if trainer.args.max_steps > 0
               else f"{config.train.num_train_epochs:g} epochs")
     info(f"training for {length}, output in {output_dir}" + (" (gradient checkpointing on)" if checkpointing else ""))

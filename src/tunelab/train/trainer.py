@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from transformers.trainer_callback import ExportableState, PrinterCallback
 from tunelab.data.tokenize import IGNORE_INDEX
 from tunelab.train.accuracy import eval_counts
 from tunelab.train.loss import selective_loss, supports_selective_loss
+from tunelab.train.master import MasterWeights
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class TrainerOptions:
     perplexity: bool = False  # stage pt: eval perplexity = exp(eval loss)
     loraplus_lr_ratio: float | None = None
     loraplus_lr_embedding: float = 1e-6
+    master_weights: bool = False  # bf16 working weights, float32 masters in the optimizer (train/master.py)
 
 
 class TrainedTokens(TrainerCallback, ExportableState):
@@ -50,6 +53,7 @@ class TunelabTrainer(Trainer):
         self.remove_callback(PrinterCallback)  # tunelab's ProgressLine and StepLog report instead
         self.pending_tokens = 0
         self.eval_totals: list[torch.Tensor] = []
+        self.master = MasterWeights(self.model) if self.options.master_weights else None
         # ZeRO-3 and FSDP shard the output head's weight, which the selective loss reads directly
         self.selective = supports_selective_loss(self.model) and not (self.is_deepspeed_enabled
                                                                       or self.is_fsdp_enabled)
@@ -139,9 +143,18 @@ class TunelabTrainer(Trainer):
         return output
 
     def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
-        """LoRA+ (B matrices at loraplus_lr_ratio x the learning rate) through PEFT; else the Trainer's own."""
-        if self.options.loraplus_lr_ratio is None or self.optimizer is not None:
-            return super().create_optimizer(*args, **kwargs)
+        """The Trainer's optimizer (over the float32 masters with master weights), or LoRA+."""
+        if self.optimizer is not None:
+            return self.optimizer
+        if self.options.loraplus_lr_ratio is None:
+            optimizer = super().create_optimizer(*args, **kwargs)
+            if self.master is not None:
+                self.master.attach(optimizer)
+            return optimizer
+        return self.create_loraplus_optimizer()
+
+    def create_loraplus_optimizer(self) -> Any:
+        """LoRA+: the B matrices at loraplus_lr_ratio x the learning rate, through PEFT."""
         from peft.optimizers import create_loraplus_optimizer
 
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
@@ -151,3 +164,29 @@ class TunelabTrainer(Trainer):
             loraplus_lr_embedding=self.options.loraplus_lr_embedding, weight_decay=self.args.weight_decay,
             **optimizer_kwargs)
         return self.optimizer
+
+    # master weights: gradient norm over the float32 master gradients, saving and loading through the masters
+    def _clip_grad_norm(self, model: Any) -> Any:
+        if self.master is None:
+            return super()._clip_grad_norm(model)
+        return self.master.clip_grad_norm(self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
+        if self.master is None or grad_norm is not None:
+            return super()._get_grad_norm(model, grad_norm)
+        return self.master.clip_grad_norm(float("inf"))
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        with self.masters_in_place():
+            super()._save(output_dir, state_dict)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        with self.masters_in_place():
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        with self.masters_in_place():
+            super()._load_best_model()
+
+    def masters_in_place(self) -> Any:
+        return self.master.masters_in_place() if self.master is not None else contextlib.nullcontext()

@@ -27,3 +27,14 @@ def test_cpu_lora_gets_fused_linears(make_tiny_llama: Any) -> None:
 def test_nothing_to_do_without_lora_or_off_the_cpu(make_tiny_llama: Any) -> None:
     assert speed.apply(make_tiny_llama(), CPU_BF16) == []
     assert speed.apply(lora(make_tiny_llama()), GPU_BF16) == []
+
+
+def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
+    from tunelab.runtime import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert speed.tune_process(GPU_BF16) == [] and calls == []
+    assert "malloc" in speed.tune_process(CPU_BF16)[0]
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)  # no glibc: nothing said
+    assert speed.tune_process(CPU_BF16) == []
