@@ -159,3 +159,39 @@ def test_a_pissa_adapter_is_saved_for_the_original_weights(tmp_path: Path, tiny_
         torch.testing.assert_close(converted(input_ids=inputs).logits, expected, atol=1e-4, rtol=1e-4)
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=inputs).logits
         assert not torch.allclose(expected, base, atol=1e-4)  # it learned something
+
+
+def test_a_resumed_pissa_run_ends_with_the_same_adapter(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                       data_dir: Path) -> None:
+    """The PiSSA start is recomputed (seeded) on resume, so the checkpoint's adapter continues on the same residual
+    weights and the converted adapter equals the uninterrupted run's."""
+    from safetensors.torch import load_file
+
+    make_dataset(QA, name="qa", file_name="qa.json")
+    common = {"dataset": "qa", "pissa_init": True, "pissa_iter": 2, "lora_rank": 2, "max_steps": 4, "save_steps": 2,
+              "disable_shuffling": True}
+    _, whole = run(tmp_path / "a", tiny_model_dir, data_dir, **common)
+    _, resumed = run(tmp_path / "b", tiny_model_dir, data_dir, **common,
+                     resume_from_checkpoint=str(whole / "checkpoint-2"))
+    first, second = (load_file(str(out / "adapter_model.safetensors")) for out in (whole, resumed))
+    assert first.keys() == second.keys() and all(torch_equal(first[k], second[k]) for k in first)
+
+
+def test_neftune_noise_reaches_the_training_forward_only(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                        data_dir: Path) -> None:
+    make_dataset(QA, name="qa", file_name="qa.json")
+    flat = {"dataset": "qa", "max_steps": 2, "disable_shuffling": True, "val_size": 2, "eval_strategy": "steps",
+            "eval_steps": 1, "learning_rate": 1e-9}  # the weights barely move: eval losses compare the forward
+    plain, _ = run(tmp_path / "plain", tiny_model_dir, data_dir, **flat)
+    noisy, out = run(tmp_path / "noisy", tiny_model_dir, data_dir, neftune_noise_alpha=50.0, **flat)
+    log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
+    plain_log = [json.loads(line) for line in (tmp_path / "plain" / "out" / "run.jsonl").read_text().splitlines()]
+    train_loss = [r["loss"] for r in log if "loss" in r][0]
+    assert train_loss != [r["loss"] for r in plain_log if "loss" in r][0]  # noise on the training embeddings
+    assert abs(noisy["eval_loss"] - plain["eval_loss"]) < 1e-4  # none at evaluation
+
+
+def torch_equal(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
