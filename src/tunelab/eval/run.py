@@ -45,8 +45,9 @@ def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
     if config.eval.eval_models:
         return config.eval.models()
     if not adapter:
-        raise EvalError("--compare needs models to compare: set adapter_name_or_path (compared with the bare "
-                        f"{base}) or list eval_models")
+        raise EvalError("--compare needs models to compare: set adapter_name_or_path (a LoRA run's output_dir, "
+                        f"compared with the bare {base}) or list eval_models (for a freeze or full run: "
+                        "eval_models: [{name: base}, {name: fine-tuned, model_name_or_path: <its output_dir>}])")
     return [EvalModelSpec(name="base"), EvalModelSpec(name="fine-tuned", adapter_name_or_path=adapter)]
 
 

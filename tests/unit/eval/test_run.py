@@ -102,8 +102,9 @@ def test_rows_without_references_stop_before_the_model_loads(make_dataset: Any, 
 def test_compare_needs_models(datasets: Path, tmp_path: Path) -> None:
     config = build({"model_name_or_path": "m", "dataset_dir": str(datasets), "output_dir": str(tmp_path),
                     "eval_tasks": [{"name": "g", "type": "generation", "dataset": "demo"}]}, purpose="eval")
-    with pytest.raises(EvalError, match="--compare needs models"):
+    with pytest.raises(EvalError, match="--compare needs models") as caught:
         evaluate(config, compare=True)
+    assert "model_name_or_path: <its output_dir>" in str(caught.value)  # how to compare a freeze/full run
 
 
 def test_config_problems_are_reported_together() -> None:
