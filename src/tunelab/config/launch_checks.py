@@ -2,14 +2,13 @@
 
 A config is validated in the launching process and again in every torchrun worker, so the environment
 variables LLaMA-Factory users set (NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT,
-FORCE_TORCHRUN) are read here, at check time, through os.environ. Every problem names the key (or the
+FORCE_TORCHRUN) are read here, at check time, through runtime/env.py. Every problem names the key (or the
 variable, or the file) and the fix; all of them are reported together.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from tunelab.config.errors import Problem
 from tunelab.config.schema import LaunchSection
+from tunelab.runtime import env
 
 ZERO_STAGES = (0, 1, 2, 3)
 DEEPSPEED_EXAMPLE = "examples/deepspeed/ds_z2_config.json"
@@ -27,7 +27,7 @@ def launch_checks(config: Any) -> list[Problem]:
     from tunelab.train.launch import in_distributed_worker, multi_process, plan_problems, read_settings
 
     launch = config.launch
-    environ: Mapping[str, str] = os.environ
+    environ: Mapping[str, str] = env.variables()
     problems: list[Problem] = []
     if not in_distributed_worker(environ):  # in a worker, torchrun has already placed this process
         settings, found = read_settings(launch, environ)

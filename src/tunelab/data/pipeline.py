@@ -7,7 +7,6 @@ val_size rows (or read eval_dataset), then tokenize (and pack) the train and eva
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from tunelab.data.packing import effective_cutoff_len, pack_pretrain, pack_super
 from tunelab.data.records import Sample
 from tunelab.data.report import DataReport
 from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.runtime.logging import is_main_process
 
 
 @dataclass
@@ -107,7 +107,7 @@ def build_data(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft")
     report.train_examples = len(train)
     bundle = DataBundle(train=train, eval=eval_set(evaluation, data, report), report=report,
                         packing=packing_mode(data, stage))
-    if fingerprint is not None and int(os.environ.get("RANK", "0")) == 0:  # one process of a multi-GPU run saves
+    if fingerprint is not None and is_main_process():  # one process of a multi-GPU run saves
         saved.save(data.tokenized_path, bundle, fingerprint)
     return bundle
 

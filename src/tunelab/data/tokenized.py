@@ -8,7 +8,6 @@ records and the tokenizer (nothing is pickled on the way in) and send back only 
 
 from __future__ import annotations
 
-import os
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from tunelab.data.encode import Encoder
 from tunelab.data.packing import effective_cutoff_len
 from tunelab.data.records import Sample
 from tunelab.data.tokenize import IGNORE_INDEX, build_example
+from tunelab.runtime import env
 
 PARALLEL_MIN_ROWS = 20_000  # measured: below this, starting workers costs more than they save on 2 cores
 CHUNK_ROWS = 10_000  # records encoded at a time (one batched tokenizer call per chunk)
@@ -88,7 +88,7 @@ def use_processes(workers: int, rows: int) -> bool:
     """Worker processes only where they pay: enough rows, fork available, and more than 2 CPUs. The Rust
     tokenizer already spreads one process's batches over every CPU; on 2 CPUs, 2 single-threaded processes
     were measured slower than one process (bench/results/preprocess_*.md)."""
-    return workers > 1 and rows >= PARALLEL_MIN_ROWS and can_fork() and usable_cpus() > 2
+    return workers > 1 and rows >= PARALLEL_MIN_ROWS and can_fork() and env.cpu_cores() > 2
 
 
 def workers_note(workers: int, rows: int) -> str | None:
@@ -97,13 +97,8 @@ def workers_note(workers: int, rows: int) -> str | None:
         return None
     why = (f"{rows:,} rows are too few to pay for starting them (from {PARALLEL_MIN_ROWS:,})" if rows < PARALLEL_MIN_ROWS
            else "this system cannot fork" if not can_fork() else
-           f"on {usable_cpus()} CPUs one process is faster: its tokenizer already uses every CPU")
+           f"on {env.cpu_cores()} CPUs one process is faster: its tokenizer already uses every CPU")
     return f"preprocessing_num_workers {workers}: tokenized in this process, not in worker processes: {why}"
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def can_fork() -> bool:
@@ -122,22 +117,12 @@ def encode_in_workers(records: list[Sample], encoder: Encoder, data: DataSection
     size = min(CHUNK_ROWS, -(-len(records) // (workers * 4)))
     bounds = [(start, min(start + size, len(records))) for start in range(0, len(records), size)]
     _WORK = (records, encoder, data, role)
-    previous = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # each worker tokenizes on one thread, and says nothing of it
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:  # the children are forked here
+    try:  # each worker tokenizes on one thread, and says nothing of it
+        with env.variable_set("TOKENIZERS_PARALLELISM", "false"), \
+                multiprocessing.get_context("fork").Pool(workers) as pool:  # the children are forked here
             return pool.map(encode_range, bounds, chunksize=1)
     finally:
         _WORK = None
-        restore_env("TOKENIZERS_PARALLELISM", previous)
-
-
-def restore_env(name: str, value: str | None) -> None:
-    """Put an environment variable back as it was."""
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
 
 
 def list_array(flat: Any, offsets: Any) -> Any:

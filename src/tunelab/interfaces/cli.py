@@ -28,15 +28,14 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import os
-
     from tunelab.config.load import load_config
+    from tunelab.runtime import env
     from tunelab.train.launch import launch, plan_launch
 
     from tunelab.train.outdir import plan_start
 
     config = load_config(args.config, args.overrides, purpose="train")
-    plan = plan_launch(config.launch, os.environ)
+    plan = plan_launch(config.launch, env.variables())
     if plan is not None:  # several processes: run this same command under torchrun, which trains in each
         plan_start(config)  # an output_dir problem is reported once, before any process starts
         return launch(plan, args.config, args.overrides)

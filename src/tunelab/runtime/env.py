@@ -6,8 +6,29 @@ import importlib.metadata
 import os
 import platform
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+
+
+def variables() -> Mapping[str, str]:
+    """The process environment, for the pure functions that take an `environ` mapping (launch settings, rank)."""
+    return os.environ
+
+
+@contextmanager
+def variable_set(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the duration of a block (inherited by processes started in it)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def cache_dir() -> Path:
@@ -32,6 +53,11 @@ def api_env() -> dict[str, str]:
     """LLaMA-Factory's API server settings that are set: API_HOST, API_PORT, API_KEY (as host, port, key)."""
     names = {"host": "API_HOST", "port": "API_PORT", "key": "API_KEY"}
     return {key: os.environ[name] for key, name in names.items() if os.environ.get(name)}
+
+
+def cpu_cores() -> int:
+    """CPUs this process may run on (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,11 @@ console reads as for one process; errors are printed by every process, since any
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Mapping
 
 from rich.console import Console
+from tunelab.runtime import env
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -32,7 +32,7 @@ def quiet_libraries() -> None:
 
 def is_main_process(environ: Mapping[str, str] | None = None) -> bool:
     """True in a single-process run and in the process of global RANK 0 of a distributed one."""
-    rank = (os.environ if environ is None else environ).get("RANK", "").strip()
+    rank = (env.variables() if environ is None else environ).get("RANK", "").strip()
     return rank in ("", "0")
 
 

@@ -9,7 +9,6 @@ sees torchrun's LOCAL_RANK/WORLD_SIZE and trains directly. Pure functions take `
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -209,10 +208,10 @@ def worker_environment(environ: Mapping[str, str], processes: int, cpu_cores: in
 
 def launch(plan: Plan, config_path: str, overrides: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     """Run the torchrun job in the foreground and return its exit code."""
-    from tunelab.runtime.env import cuda_available
+    from tunelab.runtime import env as runtime_env
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env = worker_environment(os.environ if environ is None else environ, plan.processes, cores, cuda_available)
+    env = worker_environment(runtime_env.variables() if environ is None else environ, plan.processes,
+                             runtime_env.cpu_cores(), runtime_env.cuda_available)
     info(describe(plan, env.get("OMP_NUM_THREADS")))
     process = subprocess.Popen(torchrun_command(plan, config_path, overrides), env=env)
     try:

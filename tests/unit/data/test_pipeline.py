@@ -219,7 +219,7 @@ def tokenize_with(records: list[Sample], tokenizer: Any, **values: Any) -> tuple
 def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 4)
-    monkeypatch.setattr(tokenized, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(tokenized.env, "cpu_cores", lambda: 4)
     records = two_dataset_records(10)
     parallel = tokenize_with(records, tiny_tokenizer, preprocessing_num_workers=2, cutoff_len=10)
     serial = tokenize_with(records, tiny_tokenizer, cutoff_len=10)
@@ -229,7 +229,7 @@ def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
 
 def test_a_data_error_in_a_worker_keeps_its_message(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 2)
-    monkeypatch.setattr(tokenized, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(tokenized.env, "cpu_cores", lambda: 4)
     records = two_dataset_records(3)
     records[0] = Sample.chat(messages=(Message("user", "Weather?"), Message("function", "{not json")),
                              dataset="b", row=1)

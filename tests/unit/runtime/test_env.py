@@ -32,3 +32,24 @@ def test_describe_reports_versions() -> None:
     info = env.describe()
     assert info["packages"]["tunelab"] == "0.1.0"  # type: ignore[index]
     assert {"python", "torch_threads", "cpu_fast_bf16", "cuda", "cache_dir"} <= set(info)
+
+
+def test_variable_set_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("TUNELAB_TEST_VAR", raising=False)
+    with env.variable_set("TUNELAB_TEST_VAR", "inside"):
+        assert env.variables()["TUNELAB_TEST_VAR"] == "inside"
+    assert "TUNELAB_TEST_VAR" not in os.environ
+    monkeypatch.setenv("TUNELAB_TEST_VAR", "before")
+    with pytest.raises(RuntimeError), env.variable_set("TUNELAB_TEST_VAR", "inside"):
+        raise RuntimeError("the block fails")
+    assert os.environ["TUNELAB_TEST_VAR"] == "before"
+
+
+def test_world_size_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert env.world_size() == 1
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert env.world_size() == 4
+    assert env.cpu_cores() >= 1
