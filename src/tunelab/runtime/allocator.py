@@ -2,9 +2,9 @@
 
 By default glibc serves every allocation above a threshold (at most 32 MiB) with its own mmap and gives it back
 to the kernel when freed, so each training step faults in its large tensors (activations, gradients, the
-embedding-sized ones) page by page again: on a 2-core CPU that was a fifth of a full fine-tuning step in kernel
-time (bench/README.md). Serving them from malloc's heap and keeping freed memory for reuse removes those faults;
-the peak memory stays the same because a step allocates the same sizes every time.
+embedding-sized ones) page by page again: in full fine-tuning on a 2-core CPU the kernel took about a quarter of
+the process's CPU time (bench/README.md). Serving them from malloc's heap and keeping freed memory for reuse removes
+those faults; the peak memory stays the same because a step allocates the same sizes every time.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from tunelab.config.load import build
 from tunelab.runtime import env
 from tunelab.train import speed
 from tunelab.train.master import MasterWeights
+from tunelab.train.plots import read_log
 from tunelab.train.run import train
 
 QA = [{"instruction": f"Question {i}?", "output": f"Answer number {i}."} for i in range(12)]
@@ -67,16 +68,15 @@ def test_saving_and_loading_go_through_the_masters(make_tiny_llama: Any) -> None
         for m in master.masters:
             m.add_(1e-4)  # a change bf16 cannot hold
     master.refresh()
+    master_of = dict(zip((name for name, _ in model.named_parameters()), master.masters))
     with master.masters_in_place():
         saved = {k: v.clone() for k, v in model.state_dict().items()}
     assert all(v.dtype == torch.float32 for v in saved.values())
-    assert torch.equal(saved["model.norm.weight"], master.masters[[n for n, _ in model.named_parameters()]
-                                                                   .index("model.norm.weight")])
+    assert torch.equal(saved["model.norm.weight"], master_of["model.norm.weight"])
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # the working weights are back
     with master.masters_in_place():
         model.load_state_dict({k: v + 1 for k, v in saved.items()})
-    assert all(torch.equal(m, s + 1) for m, s in zip(master.masters, [saved[n] for n, _ in
-                                                                      model.named_parameters()]))
+    assert all(torch.equal(m, saved[name] + 1) for name, m in master_of.items())
     assert all(torch.equal(p.data, m.to(torch.bfloat16)) for p, m in zip(master.params, master.masters))
 
 
@@ -89,8 +89,7 @@ def run(tmp_path: Path, tiny_model_dir: Path, data_dir: Path, out: str, **flat: 
 
 
 def losses(out: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in records if "loss" in r}
+    return {r["step"]: r["loss"] for r in read_log(out / "run.jsonl") if "loss" in r}
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

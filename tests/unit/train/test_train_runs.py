@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.load import build
+from tunelab.train.plots import read_log
 from tunelab.train.run import train
 
 TEXTS = [{"text": f"Document {i}: tunelab trains small models on plain text, line after line."} for i in range(12)]
@@ -49,8 +50,7 @@ def test_each_eval_dataset_gets_its_own_loss(tmp_path: Path, tiny_model_dir: Pat
     metrics, out = run(tmp_path, tiny_model_dir, data_dir, dataset="qa", eval_dataset="one,two",
                        eval_on_each_dataset=True, eval_strategy="steps", eval_steps=3)
     assert {"eval_one_loss", "eval_two_loss"} <= set(metrics)
-    log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
-    assert any("eval_one_loss" in record for record in log)
+    assert any("eval_one_loss" in record for record in read_log(out / "run.jsonl"))
     assert (out / "training_eval_loss.png").exists()
 
 
@@ -114,8 +114,7 @@ def test_evaluation_accuracy_early_stopping_best_model_and_tensorboard(tmp_path:
     assert summary["steps"] == 3 and summary["stopped_early"]
     assert 0 <= metrics["eval_accuracy"] <= 1 and summary["final_eval"]["eval_accuracy"] == metrics["eval_accuracy"]
     assert summary["best"]["metric"] == "eval_loss" and summary["best"]["checkpoint"].endswith("checkpoint-1")
-    log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "eval_loss" in r] == [1, 2, 3]
+    assert [r["step"] for r in read_log(out / "run.jsonl") if "eval_loss" in r] == [1, 2, 3]
     tags = {value.tag for event in read_events(out / "runs") for value in event.summary.value}
     assert {"train/loss", "eval/loss", "eval/accuracy"} <= tags
 
@@ -165,6 +164,7 @@ def test_a_resumed_pissa_run_ends_with_the_same_adapter(tmp_path: Path, tiny_mod
                                                        data_dir: Path) -> None:
     """The PiSSA start is recomputed (seeded) on resume, so the checkpoint's adapter continues on the same residual
     weights and the converted adapter equals the uninterrupted run's."""
+    import torch
     from safetensors.torch import load_file
 
     make_dataset(QA, name="qa", file_name="qa.json")
@@ -174,7 +174,7 @@ def test_a_resumed_pissa_run_ends_with_the_same_adapter(tmp_path: Path, tiny_mod
     _, resumed = run(tmp_path / "b", tiny_model_dir, data_dir, **common,
                      resume_from_checkpoint=str(whole / "checkpoint-2"))
     first, second = (load_file(str(out / "adapter_model.safetensors")) for out in (whole, resumed))
-    assert first.keys() == second.keys() and all(torch_equal(first[k], second[k]) for k in first)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_neftune_noise_reaches_the_training_forward_only(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
@@ -184,14 +184,7 @@ def test_neftune_noise_reaches_the_training_forward_only(tmp_path: Path, tiny_mo
             "eval_steps": 1, "learning_rate": 1e-9}  # the weights barely move: eval losses compare the forward
     plain, _ = run(tmp_path / "plain", tiny_model_dir, data_dir, **flat)
     noisy, out = run(tmp_path / "noisy", tiny_model_dir, data_dir, neftune_noise_alpha=50.0, **flat)
-    log = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
-    plain_log = [json.loads(line) for line in (tmp_path / "plain" / "out" / "run.jsonl").read_text().splitlines()]
-    train_loss = [r["loss"] for r in log if "loss" in r][0]
-    assert train_loss != [r["loss"] for r in plain_log if "loss" in r][0]  # noise on the training embeddings
+    first_losses = [[r["loss"] for r in read_log(folder / "run.jsonl") if "loss" in r][0]
+                    for folder in (out, tmp_path / "plain" / "out")]
+    assert first_losses[0] != first_losses[1]  # noise on the training embeddings
     assert abs(noisy["eval_loss"] - plain["eval_loss"]) < 1e-4  # none at evaluation
-
-
-def torch_equal(a: Any, b: Any) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
