@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from torch.utils.data import IterableDataset as TorchIterableDataset
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainerControl, TrainerState
+from transformers import TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback
+from transformers.trainer_utils import EvalLoopOutput
 
 from tunelab.data.tokenize import IGNORE_INDEX
 from tunelab.train.accuracy import eval_counts
+from tunelab.train.hf_private import HookedTrainer, forward_through_wrapper
 from tunelab.train.loss import selective_loss, supports_selective_loss
 from tunelab.train.master import MasterWeights
+
+Batch = dict[str, torch.Tensor]
+Collator = Callable[[list[dict[str, list[int]]]], Batch]
 
 
 @dataclass(frozen=True)
@@ -36,19 +46,24 @@ class TrainedTokens(TrainerCallback, ExportableState):
         self.count = count
         self.at_start = count
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: object) -> None:
         self.at_start = self.count  # after a resume restored the count
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, dict[str, int]]:
         return {"args": {}, "attributes": {"count": self.count}}
 
 
-class TunelabTrainer(Trainer):
+class TunelabTrainer(HookedTrainer):
     """Trainer whose loss skips the output head for unlabelled tokens (same value as the standard loss)."""
 
-    def __init__(self, *args: Any, options: TrainerOptions | None = None, **kwargs: Any) -> None:
-        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [TrainedTokens()]
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, model: torch.nn.Module, args: TrainingArguments,
+                 train_dataset: Dataset | TorchIterableDataset, eval_dataset: Dataset | None = None,
+                 data_collator: Collator | None = None, processing_class: PreTrainedTokenizerBase | None = None,
+                 callbacks: list[TrainerCallback] | None = None, options: TrainerOptions | None = None) -> None:
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         data_collator=data_collator, processing_class=processing_class,
+                         callbacks=list(callbacks or []) + [TrainedTokens()])
         self.options = options or TrainerOptions()
         self.remove_callback(PrinterCallback)  # tunelab's ProgressLine and StepLog report instead
         self.pending_tokens = 0
@@ -58,14 +73,11 @@ class TunelabTrainer(Trainer):
         self.selective = supports_selective_loss(self.model) and not (self.is_deepspeed_enabled
                                                                       or self.is_fsdp_enabled)
         if self.selective:
-            # our loss divides by the token count of the whole accumulated batch, which the Trainer
-            # computes (over shifted labels) only for models that take loss kwargs
-            self.model_accepts_loss_kwargs = True
-            self._loss_shifts_labels = True
-            self.loss_is_scaled_for_ga = True
+            self.declare_own_loss()
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(self, model: torch.nn.Module, inputs: Batch, return_outputs: bool = False,
+                     num_items_in_batch: torch.Tensor | int | None = None
+                     ) -> torch.Tensor | tuple[torch.Tensor, Batch]:
         """Selective cross-entropy normalised by the tokens of the whole accumulated batch."""
         if model.training and "labels" in inputs:
             self.pending_tokens += int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
@@ -77,25 +89,18 @@ class TunelabTrainer(Trainer):
             loss = loss * self.accelerator.num_processes
         return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only
 
-    def selective_forward(self, model: Any, inputs: dict[str, Any], num_items: Any) -> Any:
-        """The selective loss, run inside the forward of a wrapped model: DistributedDataParallel prepares its
-        gradient all-reduce in its forward, so calling the inner model directly would leave each process
-        stepping on its own gradients."""
+    def selective_forward(self, model: torch.nn.Module, inputs: Batch,
+                          num_items: torch.Tensor | int | None) -> torch.Tensor:
+        """The selective loss, run inside the forward of a wrapped model (so DistributedDataParallel reduces the
+        gradients)."""
         inner = self.accelerator.unwrap_model(model)
         if inner is model:
             return selective_loss(model, inputs, num_items)
-        previous = inner.__dict__.get("forward")  # accelerate may have set its own (mixed precision)
-        inner.forward = lambda **batch: selective_loss(inner, batch, num_items)
-        try:
-            return model(**inputs)
-        finally:
-            if previous is None:
-                del inner.forward
-            else:
-                inner.forward = previous
+        return forward_through_wrapper(model, inner, lambda **batch: selective_loss(inner, batch, num_items), inputs)
 
     # trained tokens: counted per process, summed over processes when logged or saved
     def trained_tokens(self) -> TrainedTokens:
+        """The callback that holds the count."""
         return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, TrainedTokens))
 
     def flush_trained_tokens(self) -> int:
@@ -108,30 +113,36 @@ class TunelabTrainer(Trainer):
         counter.count += int(pending)
         return counter.count
 
-    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """The Trainer's log, with the trained-token count in training logs."""
         if "loss" in logs or "train_runtime" in logs:
             logs["trained_tokens"] = self.flush_trained_tokens()
-        super().log(logs, *args, **kwargs)
+        super().log(logs, start_time)
 
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+    def before_checkpoint(self) -> None:
+        """The checkpoint's trainer_state.json holds the count over every process."""
         self.flush_trained_tokens()
-        super()._save_checkpoint(model, trial)
 
     # evaluation: loss, token accuracy and perplexity
-    def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
-                        ignore_keys: list[str] | None = None) -> tuple[Any, Any, Any]:
+    def prediction_step(self, model: torch.nn.Module, inputs: Batch, prediction_loss_only: bool,
+                        ignore_keys: list[str] | None = None
+                        ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """The Trainer's step, or the selective loss and the token-accuracy counts with compute_accuracy."""
         if not self.options.compute_accuracy:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
-        inputs = self._prepare_inputs(inputs)
+        inputs = self.prepare_inputs(inputs)
         with torch.no_grad(), self.accelerator.autocast():
             loss_sum, correct, count = eval_counts(self.accelerator.unwrap_model(model), inputs)
         self.eval_totals.append(torch.stack([correct, count]).to(torch.long))
         return (loss_sum / count.clamp(min=1)).detach(), None, None
 
-    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+    def evaluation_loop(self, dataloader: DataLoader, description: str, prediction_loss_only: bool | None = None,
+                        ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval") -> EvalLoopOutput:
+        """The Trainer's loop, with token accuracy and perplexity added to its metrics."""
         self.eval_totals = []
-        output = super().evaluation_loop(*args, **kwargs)
-        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                         metric_key_prefix)
+        prefix = metric_key_prefix
         metrics = output.metrics
         if self.options.compute_accuracy and self.eval_totals:
             totals = torch.stack(self.eval_totals).sum(0)
@@ -142,18 +153,18 @@ class TunelabTrainer(Trainer):
             metrics[f"{prefix}_perplexity"] = round(math.exp(min(metrics[f"{prefix}_loss"], 700.0)), 4)
         return output
 
-    def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer (over the float32 masters with master weights), or LoRA+."""
         if self.optimizer is not None:
             return self.optimizer
         if self.options.loraplus_lr_ratio is None:
-            optimizer = super().create_optimizer(*args, **kwargs)
+            optimizer = super().create_optimizer(model)
             if self.master is not None:
                 self.master.attach(optimizer)
             return optimizer
         return self.create_loraplus_optimizer()
 
-    def create_loraplus_optimizer(self) -> Any:
+    def create_loraplus_optimizer(self) -> torch.optim.Optimizer:
         """LoRA+: the B matrices at loraplus_lr_ratio x the learning rate, through PEFT."""
         from peft.optimizers import create_loraplus_optimizer
 
@@ -166,27 +177,10 @@ class TunelabTrainer(Trainer):
         return self.optimizer
 
     # master weights: gradient norm over the float32 master gradients, saving and loading through the masters
-    def _clip_grad_norm(self, model: Any) -> Any:
-        if self.master is None:
-            return super()._clip_grad_norm(model)
-        return self.master.clip_grad_norm(self.args.max_grad_norm)
+    def own_grad_norm(self, max_norm: float) -> torch.Tensor | None:
+        """With master weights, the norm of the float32 master gradients (clipped to max_norm)."""
+        return self.master.clip_grad_norm(max_norm) if self.master is not None else None
 
-    def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
-        if self.master is None or grad_norm is not None:
-            return super()._get_grad_norm(model, grad_norm)
-        return self.master.clip_grad_norm(float("inf"))
-
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        with self.masters_in_place():
-            super()._save(output_dir, state_dict)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        with self.masters_in_place():
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_best_model(self) -> None:
-        with self.masters_in_place():
-            super()._load_best_model()
-
-    def masters_in_place(self) -> Any:
+    def weights_for_io(self) -> AbstractContextManager[None]:
+        """With master weights, the float32 masters are in the model while it is saved or loaded."""
         return self.master.masters_in_place() if self.master is not None else contextlib.nullcontext()
