@@ -1,15 +1,23 @@
-"""Resolve `model_name_or_path` and load tokenizer and model: the only caller of from_pretrained."""
+"""Resolve `model_name_or_path` and load tokenizer and model: every run's (and every engine's) base model and
+tokenizer are loaded here. The other from_pretrained calls are model/ internals with one job each: adapters.py
+loads saved adapters onto a loaded model, registry.py reads a GGUF file once to convert it, fit.py reads only the
+config to estimate memory."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.model import registry
 from tunelab.runtime.logging import info
 from tunelab.runtime.suggest import suggest
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading torch or transformers
+    import torch
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -31,8 +39,8 @@ class ResolvedModel:
 class ModelBundle:
     """A tokenizer (with its chat template) and a model, loaded once and handed to trainers and engines."""
 
-    tokenizer: Any
-    model: Any
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel | PeftModel  # a PeftModel once a LoRA method is applied
     source: ResolvedModel
 
 
@@ -112,7 +120,8 @@ def download(repo_id: str, cache_dir: str | None) -> Path:
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})\n{local_options()}") from None
 
 
-def load_tokenizer(path: Path, template: str | None = None, trust_remote_code: bool = False) -> Any:
+def load_tokenizer(path: Path, template: str | None = None,
+                   trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The tokenizer with the chat template training and inference will both use (named, or the model's own),
     with LLaMA-Factory's fixes for the template's EOS, pad and stop words."""
     from transformers import AutoTokenizer
@@ -131,7 +140,7 @@ def load_tokenizer(path: Path, template: str | None = None, trust_remote_code: b
     return tokenizer
 
 
-def load_model(path: Path, dtype: Any, trust_remote_code: bool = False) -> Any:
+def load_model(path: Path, dtype: torch.dtype, trust_remote_code: bool = False) -> PreTrainedModel:
     """A causal LM from a resolved folder, in the given torch dtype."""
     from transformers import AutoModelForCausalLM
 
@@ -141,7 +150,7 @@ def load_model(path: Path, dtype: Any, trust_remote_code: bool = False) -> Any:
         raise ModelError(f"model_name_or_path: cannot load a causal language model from {path}: {exc}") from None
 
 
-def load_bundle(name_or_path: str, dtype: Any, template: str | None = None, trust_remote_code: bool = False,
+def load_bundle(name_or_path: str, dtype: torch.dtype, template: str | None = None, trust_remote_code: bool = False,
                 cache_dir: str | None = None) -> ModelBundle:
     """Resolve, then load tokenizer and model together."""
     source = resolve(name_or_path, cache_dir)

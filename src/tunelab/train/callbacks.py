@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from tunelab.runtime.logging import console
+from tunelab.runtime.progress import LiveLine, TrainingFields
 from tunelab.train.plots import eval_losses, eval_metrics
-
-
-def format_seconds(seconds: float) -> str:
-    """'1:02:03' or '2:03'."""
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class StepLog(TrainerCallback):
@@ -30,14 +21,15 @@ class StepLog(TrainerCallback):
         self.start = 0.0
         self.train_start = 0.0
         self.tokens_at_start = 0
-        self.last: dict[str, Any] = {}
+        self.last: dict[str, float | int] = {}
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: object) -> None:
         self.train_start = time.time()
         self.tokens_at_start = state.num_input_tokens_seen
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def speed(self, state: Any) -> tuple[float, float, float]:
+    def speed(self, state: TrainerState) -> tuple[float, float, float]:
         """(elapsed s, tokens/s, remaining s) for the run so far."""
         elapsed = time.time() - self.train_start
         tokens = state.num_input_tokens_seen - self.tokens_at_start
@@ -45,7 +37,8 @@ class StepLog(TrainerCallback):
         remaining = elapsed / done * max(state.max_steps - state.global_step, 0)
         return elapsed, tokens / elapsed if elapsed > 0 else 0.0, remaining
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if not logs or not state.is_world_process_zero:
             return
         elapsed, tokens_per_s, remaining = self.speed(state)
@@ -66,51 +59,46 @@ class StepLog(TrainerCallback):
 
 
 class ProgressLine(TrainerCallback):
-    """A live line (step/total, loss, lr, tokens/s, elapsed, ETA): redrawn each step on a terminal,
-    printed at each logging step otherwise."""
+    """The live training line (runtime/progress.py): redrawn each step on a terminal, printed at each logging step
+    otherwise; evaluation figures are printed as lines of their own."""
 
-    def __init__(self, step_log: StepLog, stream: Any = None) -> None:
+    def __init__(self, step_log: StepLog, stream: TextIO | None = None) -> None:
         self.step_log = step_log
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
+        self.output = LiveLine(stream)
         self.loss: float | None = None
         self.lr: float | None = None
         self.grad_norm: float | None = None
 
-    def line(self, state: Any) -> str:
+    def fields(self, state: TrainerState) -> TrainingFields:
+        """The figures of the line at this state."""
         elapsed, tokens_per_s, remaining = self.step_log.speed(state)
-        loss = f"{self.loss:.4f}" if self.loss is not None else "-"
-        lr = f"{self.lr:.2e}" if self.lr is not None else "-"
-        grad = f"  grad {self.grad_norm:.3f}" if self.grad_norm is not None else ""
-        width = len(str(state.max_steps))
-        return (f"step {state.global_step:>{width}}/{state.max_steps}  epoch {state.epoch or 0:.2f}  loss {loss}  "
-                f"lr {lr}{grad}  {tokens_per_s:,.0f} tok/s  elapsed {format_seconds(elapsed)}  "
-                f"ETA {format_seconds(remaining)}")
+        return TrainingFields(step=state.global_step, total=state.max_steps, epoch=state.epoch or 0.0, loss=self.loss,
+                              lr=self.lr, grad_norm=self.grad_norm, tokens_per_s=tokens_per_s, elapsed=elapsed,
+                              remaining=remaining)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.live and state.is_world_process_zero:
-            self.stream.write("\r" + self.line(state) + "\033[K")
-            self.stream.flush()
+    def line(self, state: TrainerState) -> str:
+        """'step  3/12  epoch 0.50  loss 1.2346  lr 2.00e-05  30 tok/s  elapsed 0:30  ETA 1:30'."""
+        return self.fields(state).text()
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: object) -> None:
+        if self.output.live and state.is_world_process_zero:
+            self.output.show(self.line(state))
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if not logs or not state.is_world_process_zero:
             return
         if "loss" in logs:
             self.loss, self.lr = float(logs["loss"]), float(logs.get("learning_rate", self.lr or 0.0))
             self.grad_norm = float(logs["grad_norm"]) if logs.get("grad_norm") is not None else None
-            if not self.live:
-                console.print(self.line(state))
+            if not self.output.live:
+                self.output.print(self.line(state))
         figures = eval_metrics(logs)
         if eval_losses(figures):
-            self.end_line()
-            console.print(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+            self.output.print(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
 
-    def end_line(self) -> None:
-        """Finish the live line so that the next output starts on a fresh line."""
-        if self.live:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: object) -> None:
         if state.is_world_process_zero:
-            self.end_line()
+            self.output.close()

@@ -12,7 +12,7 @@ import pytest
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.train import callbacks
-from tunelab.train.callbacks import ProgressLine, StepLog, format_seconds
+from tunelab.train.callbacks import ProgressLine, StepLog
 
 
 class Clock:
@@ -45,11 +45,6 @@ def state(step: int, max_steps: int = 10, tokens: int = 0, epoch: float = 0.0) -
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0:00"), (65.9, "1:05"), (3723, "1:02:03"), (-5, "0:00")])
-def test_format_seconds(seconds: float, text: str) -> None:
-    assert format_seconds(seconds) == text
 
 
 def test_step_log_writes_one_line_per_logged_step(tmp_path: Path, clock: Clock, args: TrainingArguments) -> None:
@@ -100,3 +95,21 @@ def test_progress_line(tmp_path: Path, clock: Clock, args: TrainingArguments) ->
                     logs={"loss": 1.23456, "learning_rate": 2e-5, "grad_norm": 0.41237})
     assert progress.line(state(3, max_steps=12, tokens=900, epoch=0.5)) == (
         "step  3/12  epoch 0.50  loss 1.2346  lr 2.00e-05  grad 0.412  30 tok/s  elapsed 0:30  ETA 1:30")
+
+
+def test_progress_line_prints_at_logging_steps_off_a_terminal(tmp_path: Path, clock: Clock,
+                                                              args: TrainingArguments) -> None:
+    """Written to a file or pipe: one plain line per logged step and per evaluation, nothing between them."""
+    log = StepLog(tmp_path / "run.jsonl")
+    log.on_train_begin(args, state(0), TrainerControl())
+    stream = io.StringIO()
+    progress = ProgressLine(log, stream=stream)
+    clock.now += 30.0
+    progress.on_step_end(args, state(3, max_steps=12, tokens=900, epoch=0.5), TrainerControl())
+    assert stream.getvalue() == ""
+    progress.on_log(args, state(3, max_steps=12, tokens=900, epoch=0.5), TrainerControl(),
+                    logs={"loss": 1.23456, "learning_rate": 2e-5})
+    progress.on_log(args, state(3, max_steps=12), TrainerControl(), logs={"eval_loss": 2.5, "eval_runtime": 1.0})
+    progress.on_train_end(args, state(12, max_steps=12), TrainerControl())
+    assert stream.getvalue() == ("step  3/12  epoch 0.50  loss 1.2346  lr 2.00e-05  30 tok/s  elapsed 0:30  ETA 1:30\n"
+                                 "step 3: eval_loss 2.5000\n")
