@@ -79,7 +79,8 @@ def test_a_counter_logs_every_five_seconds_and_at_the_end(clock: Clock, monkeypa
     clock.now += 4.0
     count(3, 4)
     count(4, 4)  # the end is always said
-    assert said == ["  mmlu: 1/4 questions, 12 tokens/s, elapsed 2s, ETA 6s", "  mmlu: 3/4 questions, elapsed 8s, ETA 3s",
+    assert said == ["  mmlu: 1/4 questions, 12 tokens/s, elapsed 2s, ETA 6s",
+                    "  mmlu: 3/4 questions, elapsed 8s, ETA 3s",
                     "  mmlu: 4/4 questions, elapsed 8s, ETA 0s"]
 
 

@@ -41,7 +41,8 @@ def test_a_trainer_with_another_signature_is_refused(name: str) -> None:
     def changed(self: object, renamed: object, required: object) -> None:
         """The same name, other parameters."""
 
-    with pytest.raises(PrivateApiError, match=rf"ChangedTrainer\.{name}\(.*\), which takes \(self, renamed, required\) in"):
+    expected = rf"ChangedTrainer\.{name}\(.*\), which takes \(self, renamed, required\) in"
+    with pytest.raises(PrivateApiError, match=expected):
         hf_private.check_trainer_class(trainer_class_without(name, changed))
 
 
