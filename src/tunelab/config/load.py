@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from tunelab.config.aliases import RENAMED
 from tunelab.config.checks import cross_checks
-from tunelab.config.errors import ConfigError, Problem
+from tunelab.config.errors import ConfigError, Problem, pydantic_problems
 from tunelab.config.lf_eval import EVAL_KEYS, from_llamafactory_eval
 from tunelab.config.schema import SECTIONS, RunConfig, key_owners
 from tunelab.runtime.override import override_value
@@ -92,29 +92,6 @@ def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Pro
         else:
             problems.append(Problem(key, "unknown key" + suggest(name, sorted(owners))))
     return per_section, problems
-
-
-def location(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as the user writes it: eval_tasks[1].metrics."""
-    if not loc:
-        return "config"
-    text = str(loc[0])
-    for part in loc[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
-
-
-def pydantic_problems(exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into Problems keyed by the flat key."""
-    problems = []
-    for err in exc.errors():
-        key = location(err["loc"])
-        if err["type"] == "missing":
-            problems.append(Problem(key, "required; add it to the YAML or pass " f"{key}=..."))
-            continue
-        got = err.get("input")
-        problems.append(Problem(key, f"{err['msg'].lower()} (got {got!r})"))
-    return problems
 
 
 def build(flat: dict[str, Any], purpose: Purpose = "train", source: str | None = None,
