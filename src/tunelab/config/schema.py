@@ -16,6 +16,10 @@ def yaml_no(value: object) -> object:
 
 Strategy = Annotated[Literal["no", "steps", "epoch"], BeforeValidator(yaml_no)]
 
+# The tool-call formats the data layer writes (tool_format); config cannot import data, so the names are kept
+# here and a test checks they equal the writers' table.
+TOOL_FORMAT_NAMES: tuple[str, ...] = ("default", "glm4", "llama3", "mistral", "qwen")
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values never change after validation."""

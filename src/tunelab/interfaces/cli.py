@@ -28,9 +28,10 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tunelab.config.launch_plan import plan_launch
     from tunelab.config.load import load_config
     from tunelab.runtime import env
-    from tunelab.train.launch import launch, plan_launch
+    from tunelab.train.launch import launch
 
     from tunelab.train.outdir import plan_start
 

@@ -14,8 +14,8 @@ from tunelab.config.errors import ConfigError
 from tunelab.config.schema import LaunchSection
 from tunelab.runtime import logging as console_log
 from tunelab.train import launch as launcher
-from tunelab.train.launch import (Plan, describe, in_distributed_worker, is_main_process, plan_launch,
-                                  torchrun_command, worker_environment)
+from tunelab.config.launch_plan import Plan, in_distributed_worker, plan_launch
+from tunelab.train.launch import describe, is_main_process, torchrun_command, worker_environment
 
 LAUNCH_VARIABLES = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "FORCE_TORCHRUN",
                     "LOCAL_RANK", "WORLD_SIZE", "RANK", "OMP_NUM_THREADS")
