@@ -5,20 +5,19 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from tunelab.config.aliases import RENAMED
-from tunelab.config.checks import cross_checks
+from tunelab.config.checks import Purpose, cross_checks
 from tunelab.config.errors import ConfigError, Problem, pydantic_problems
 from tunelab.config.lf_eval import EVAL_KEYS, from_llamafactory_eval
-from tunelab.config.schema import SECTIONS, RunConfig, key_owners
+from tunelab.config.schema import SECTIONS, RunConfig, Section, key_owners
 from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
 
-Purpose = Literal["train", "infer", "predict", "eval"]
 
 
 @lru_cache(maxsize=1)
@@ -99,7 +98,7 @@ def build(flat: dict[str, Any], purpose: Purpose = "train", source: str | None =
     """Validate flat keys into a RunConfig or raise one ConfigError listing every problem (earlier ones first)."""
     per_section, problems = sort_keys(flat)
     problems = list(earlier or []) + problems
-    sections = {}
+    sections: dict[str, Section] = {}
     for name, cls in SECTIONS.items():
         try:
             sections[name] = cls(**per_section[name])
