@@ -7,10 +7,10 @@ import json
 import sys
 from collections.abc import Callable
 
-from tunelab import __version__
 from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
+from tunelab.runtime.version import __version__
 
 EXIT_CONFIG = 2
 EXIT_ERROR = 1
