@@ -55,7 +55,7 @@ def parse_entries(key: str, raw: list[Any], spec: type[Entry]) -> tuple[list[Any
 
     The parsed list is aligned with `raw`: None where an entry is invalid.
     """
-    from tunelab.config.load import pydantic_problems
+    from tunelab.config.errors import pydantic_problems
 
     parsed, problems = [], []
     for index, item in enumerate(raw):
