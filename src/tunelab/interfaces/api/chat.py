@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from tunelab.infer.engine import ErrorEvent, TextEvent
 from tunelab.infer.tools import StreamSplitter, ToolFormat
 from tunelab.interfaces.api.errors import error_body
 from tunelab.interfaces.api.messages import render, tool_format
@@ -83,16 +84,16 @@ async def stream_chat(model_id: str, run: Run, n: int, prompt_tokens: int, found
     for i in range(n):
         yield delta(i, {"role": "assistant", "content": ""})
     async for event in events(run):
-        kind, i = event[0], event[1]
-        if kind == "error":
-            yield sse(error_body(500, event[2], code="generation_failed"))
+        i = event.choice
+        if isinstance(event, ErrorEvent):
+            yield sse(error_body(500, event.message, code="generation_failed"))
             return
-        if kind == "text":
-            text = splitters[i].feed(event[2]) if splitters[i] else event[2]
+        if isinstance(event, TextEvent):
+            text = splitters[i].feed(event.text) if splitters[i] else event.text
             if text:
                 yield delta(i, {"content": text})
             continue
-        reason, completion_tokens = event[2], completion_tokens + event[3]
+        reason, completion_tokens = event.finish_reason, completion_tokens + event.tokens
         if splitters[i]:
             parsed = splitters[i].finish()
             if parsed.content:

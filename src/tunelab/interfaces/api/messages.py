@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tunelab.data.template import generation_prompt
+from tunelab.infer.protocols import Tokenizer
 from tunelab.infer.tools import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import ChatRequest, Message
@@ -82,7 +83,7 @@ def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def tool_format(tokenizer: Any, body: ChatRequest) -> ToolFormat | None:
+def tool_format(tokenizer: Tokenizer, body: ChatRequest) -> ToolFormat | None:
     """The template's tool-call format when the request uses tools; 400 when the template has none."""
     if not body.use_tools():
         return None
@@ -94,7 +95,7 @@ def tool_format(tokenizer: Any, body: ChatRequest) -> ToolFormat | None:
     return found
 
 
-def render(tokenizer: Any, body: ChatRequest) -> list[int]:
+def render(tokenizer: Tokenizer, body: ChatRequest) -> list[int]:
     """The prompt's token ids: the messages (and tools) through the model's chat template."""
     check_order(body.messages)
     tools = [tool.model_dump(exclude_none=True) for tool in body.tools] if body.use_tools() else None
