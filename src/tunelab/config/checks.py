@@ -62,7 +62,7 @@ def packing_check(config: Any) -> list[Problem]:
                                                 "every token: they contradict each other (LLaMA-Factory refuses "
                                                 "the pair too); keep one"))
     if config.data.tool_format is not None:
-        from tunelab.data.tool_text import TOOL_FORMATS
+        from tunelab.text.tool_calls import TOOL_FORMATS
 
         if config.data.tool_format not in TOOL_FORMATS:
             problems.append(Problem("tool_format", f"unknown tool format {config.data.tool_format!r}; use one of: "

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tunelab.infer.engine import ErrorEvent, TextEvent
-from tunelab.infer.tools import StreamSplitter, ToolFormat
+from tunelab.text.tool_calls import StreamSplitter, ToolFormat
 from tunelab.interfaces.api.errors import error_body
 from tunelab.interfaces.api.messages import render, tool_format
 from tunelab.interfaces.api.protocol import ChatRequest

@@ -7,7 +7,7 @@ from typing import Any
 
 from tunelab.data.template import generation_prompt
 from tunelab.infer.protocols import Tokenizer
-from tunelab.infer.tools import ToolFormat, detect, format_names
+from tunelab.text.tool_calls import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import ChatRequest, Message
 
