@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from pydantic import JsonValue
 
 from tunelab.data.template import generation_prompt
 from tunelab.infer.protocols import Tokenizer
 from tunelab.text.tool_calls import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
-from tunelab.interfaces.api.protocol import ChatRequest, Message
+from tunelab.interfaces.api.protocol import ChatRequest, Message, TextPart
 
 
-def text_of(content: str | list[Any] | None) -> str:
+def text_of(content: str | list[TextPart] | None) -> str:
     """Message content as one string: text parts joined by newlines."""
     if content is None:
         return ""
@@ -50,7 +51,7 @@ def check_order(messages: list[Message]) -> None:
         raise bad_order(0, "a system message alone is no conversation; add a user message")
 
 
-def arguments_of(arguments: str | dict[str, Any]) -> Any:
+def arguments_of(arguments: str | dict[str, JsonValue]) -> JsonValue:
     """Call arguments as the templates expect them (a mapping); a string that is not JSON stays a string."""
     if isinstance(arguments, dict):
         return arguments
@@ -60,13 +61,13 @@ def arguments_of(arguments: str | dict[str, Any]) -> Any:
         return arguments
 
 
-def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def template_messages(messages: list[Message]) -> list[dict[str, JsonValue]]:
     """Messages in the shape Hugging Face chat templates read (tool calls with mapping arguments)."""
     names: dict[str, str] = {}
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, JsonValue]] = []
     for message in messages:
         role = "system" if message.role == "developer" else message.role
-        item: dict[str, Any] = {"role": role, "content": text_of(message.content)}
+        item: dict[str, JsonValue] = {"role": role, "content": text_of(message.content)}
         if message.tool_calls:
             item["tool_calls"] = [{"id": call.id, "type": "function",
                                    "function": {"name": call.function.name,
