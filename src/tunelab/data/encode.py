@@ -15,7 +15,7 @@ from typing import Any
 from tunelab.data.chat_template import BOS, EOS, TOKEN, ChatTemplate
 from tunelab.data.errors import DataError
 from tunelab.data.records import Message, Sample
-from tunelab.data.tool_text import function_text, tools_text
+from tunelab.text.tool_calls import function_text, tools_text
 
 Pair = tuple[list[int], list[int]]
 

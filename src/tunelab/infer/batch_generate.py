@@ -4,7 +4,7 @@ HF `generate` keeps decoding a batch until its longest answer ends; here a row t
 max_new_tokens, or a cancel from `on_token`) leaves the batch at once: its rows of the KV cache, the attention
 mask and the position counters are dropped, so the later steps compute only for the rows still running. Rows may
 differ in their sampling settings; greedy rows give the same tokens as `model.generate(do_sample=False)` on the
-prompt alone. `predict` and the API server decode through `generate`.
+prompt alone. `predict` calls `generate` directly; chat and the API through `infer/engine.py`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+
+from tunelab.config.schema import InferSection
+from tunelab.infer.protocols import CausalLM, Tokenizer
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import DynamicCache
 
 FinishReason = Literal["stop", "length", "cancelled"]
+OnToken = Callable[[int, int], bool]  # (request index, new token) -> False to cancel that request
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class _Row:
     index: int
     request: GenRequest
     tokens: list[int]
-    generator: Any = None
+    generator: torch.Generator | None = None
 
 
 @dataclass
@@ -55,15 +63,25 @@ class _Batch:
     """The tensors of the rows still running; row i of each belongs to rows[i]."""
 
     rows: list[_Row]
-    cache: Any
-    mask: Any  # [rows, cached positions]: 1 for real tokens, 0 for left padding
-    positions: Any  # [rows, 1]: the position of each row's last token
-    seen: Any  # [rows, vocab] bool, tokens of prompt + output (only when a row has a repetition penalty)
-    extra: dict[str, Any]  # forward arguments of this model (logits_to_keep), looked up once
+    cache: DynamicCache
+    mask: torch.Tensor  # [rows, cached positions]: 1 for real tokens, 0 for left padding
+    positions: torch.Tensor  # [rows, 1]: the position of each row's last token
+    seen: torch.Tensor | None  # [rows, vocab] bool, tokens of prompt + output (only with a repetition penalty)
+    extra: dict[str, int]  # forward arguments of this model (logits_to_keep), looked up once
 
 
-def generate(model: Any, requests: list[GenRequest], pad_id: int,
-             on_token: Callable[[int, int], bool] | None = None) -> list[GenResult]:
+class SamplingFields(TypedDict):
+    """GenRequest's decoding fields as an infer section sets them (temperature, top_p, top_k only to sample)."""
+
+    do_sample: bool
+    repetition_penalty: float
+    temperature: NotRequired[float]
+    top_p: NotRequired[float]
+    top_k: NotRequired[int]
+
+
+def generate(model: CausalLM, requests: list[GenRequest], pad_id: int,
+             on_token: OnToken | None = None) -> list[GenResult]:
     """Continue every request in one batch; on_token(request index, token) sees each new token, False cancels."""
     import torch
 
@@ -92,7 +110,7 @@ def generate(model: Any, requests: list[GenRequest], pad_id: int,
     return [results[i] for i in range(len(requests))]
 
 
-def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
+def stop_token_ids(tokenizer: Tokenizer, model: CausalLM) -> frozenset[int]:
     """The tokens that end an answer: the tokenizer's eos and the model's generation-config eos id(s)
     (SmolLM2 ends a turn with <|im_end|>)."""
     ids = {tokenizer.eos_token_id}
@@ -101,9 +119,9 @@ def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
     return frozenset(i for i in ids if isinstance(i, int))
 
 
-def sampling_fields(settings: Any) -> dict[str, Any]:
+def sampling_fields(settings: InferSection) -> SamplingFields:
     """GenRequest's decoding fields from an infer section: temperature, top_p and top_k only when it samples."""
-    fields: dict[str, Any] = {"do_sample": settings.do_sample, "repetition_penalty": settings.repetition_penalty}
+    fields: SamplingFields = {"do_sample": settings.do_sample, "repetition_penalty": settings.repetition_penalty}
     if settings.do_sample:
         fields.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     return fields
@@ -128,7 +146,7 @@ def check_request(index: int, request: GenRequest) -> None:
         raise ValueError(f"generate: request {index}: " + "; ".join(problems))
 
 
-def sampler(request: GenRequest) -> Any:
+def sampler(request: GenRequest) -> torch.Generator | None:
     """A generator of the request's own, for sampling rows; None for greedy rows."""
     import torch
 
@@ -139,18 +157,18 @@ def sampler(request: GenRequest) -> Any:
     return torch.Generator().manual_seed(seed)
 
 
-def model_device(model: Any) -> Any:
+def model_device(model: CausalLM) -> torch.device:
     """Where the model's weights are."""
     return next(model.parameters()).device
 
 
-def forward_kwargs(model: Any) -> dict[str, Any]:
+def forward_kwargs(model: CausalLM) -> dict[str, int]:
     """logits_to_keep=1 where the (PEFT-wrapped or plain) model's forward takes it: no logits for the prompt."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
 
 
-def prefill(model: Any, rows: list[_Row], pad_id: int) -> tuple[_Batch, Any]:
+def prefill(model: CausalLM, rows: list[_Row], pad_id: int) -> tuple[_Batch, torch.Tensor]:
     """One forward over the left-padded prompts; the batch state and each row's next-token logits."""
     import torch
     from transformers import DynamicCache
@@ -177,7 +195,7 @@ def prefill(model: Any, rows: list[_Row], pad_id: int) -> tuple[_Batch, Any]:
     return batch, out.logits[:, -1, :].float()
 
 
-def decode_step(model: Any, batch: _Batch, tokens: list[int]) -> Any:
+def decode_step(model: CausalLM, batch: _Batch, tokens: list[int]) -> torch.Tensor:
     """Feed each running row its last token; their next-token logits."""
     import torch
 
@@ -190,7 +208,7 @@ def decode_step(model: Any, batch: _Batch, tokens: list[int]) -> Any:
     return out.logits[:, -1, :].float()
 
 
-def choose(logits: Any, batch: _Batch) -> list[int]:
+def choose(logits: torch.Tensor, batch: _Batch) -> list[int]:
     """The next token of every running row: argmax for greedy rows, a draw from its own generator otherwise."""
     import torch
 
@@ -209,7 +227,7 @@ def choose(logits: Any, batch: _Batch) -> list[int]:
     return tokens
 
 
-def sample(logits: Any, request: GenRequest, generator: Any) -> int:
+def sample(logits: torch.Tensor, request: GenRequest, generator: torch.Generator | None) -> int:
     """One token drawn from a row's logits after temperature, top-k and top-p, as HF's warpers do them."""
     import torch
 
@@ -226,7 +244,7 @@ def sample(logits: Any, request: GenRequest, generator: Any) -> int:
     return int(torch.multinomial(probs, 1, generator=generator).item())
 
 
-def finish(row: _Row, token: int, on_token: Callable[[int, int], bool] | None,
+def finish(row: _Row, token: int, on_token: OnToken | None,
            results: dict[int, GenResult]) -> bool:
     """Take a row's new token; True (and its result recorded) when the row is done."""
     reason: FinishReason | None = None

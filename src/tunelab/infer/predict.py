@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tunelab.config.schema import DataSection, InferSection, RunConfig
 from tunelab.data.gather import load_records
 from tunelab.data.records import Sample
 from tunelab.data.template import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
+from tunelab.infer.protocols import Tokenizer
 from tunelab.model.load import ModelBundle
 
 PREDICTIONS = "generated_predictions.jsonl"
@@ -45,11 +46,11 @@ class PredictReport:
     rows: int = 0
     written: int = 0
     resumed: int = 0
-    too_long: list[dict[str, Any]] = field(default_factory=list)
+    too_long: list[dict[str, str | int]] = field(default_factory=list)
     generated_tokens: int = 0
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, int | float | list[dict[str, str | int]]]:
         """JSON-ready form."""
         speed = self.generated_tokens / self.seconds if self.seconds else 0.0
         return {"rows": self.rows, "written": self.written, "resumed": self.resumed,
@@ -62,7 +63,7 @@ def prediction_settings(infer: InferSection) -> InferSection:
     return infer if "do_sample" in infer.model_fields_set else infer.model_copy(update={"do_sample": False})
 
 
-def prompt_rows(records: list[Sample], tokenizer: Any, data: DataSection) -> list[PromptRow]:
+def prompt_rows(records: list[Sample], tokenizer: Tokenizer, data: DataSection) -> list[PromptRow]:
     """Every record as a prompt (all turns but the last answer) and its reference answer."""
     rows = []
     for record in records:
@@ -102,7 +103,8 @@ def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSe
     return answers
 
 
-def predict(config: RunConfig, bundle: ModelBundle, progress: Any = None) -> PredictReport:
+def predict(config: RunConfig, bundle: ModelBundle,
+            progress: Callable[[PredictReport, int], None] | None = None) -> PredictReport:
     """Answer every eval row into <output_dir>/generated_predictions.jsonl; resumes where a run stopped."""
     import torch
 

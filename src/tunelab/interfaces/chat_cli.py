@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tunelab.config.schema import InferSection
-from tunelab.infer.hf_engine import HFEngine
+from tunelab.infer.chat import ChatEngine
 from tunelab.runtime.override import override_value
 
 REPL_HELP = ("commands: /system TEXT (set the system prompt; /system alone clears it), /clear (forget the "
@@ -25,7 +25,7 @@ def messages_for(prompt: str, system: str | None, history: list[dict[str, str]] 
     return head + (history or []) + [{"role": "user", "content": prompt}]
 
 
-def one_shot(engine: HFEngine, prompts: list[str], system: str | None) -> int:
+def one_shot(engine: ChatEngine, prompts: list[str], system: str | None) -> int:
     """Print one answer per prompt."""
     for prompt in prompts:
         if len(prompts) > 1:
@@ -34,7 +34,7 @@ def one_shot(engine: HFEngine, prompts: list[str], system: str | None) -> int:
     return 0
 
 
-def compare(engine: HFEngine, prompts: list[str], system: str | None) -> int:
+def compare(engine: ChatEngine, prompts: list[str], system: str | None) -> int:
     """Answer each prompt with the base model and with the fine-tuned one."""
     if not prompts:
         print("tunelab chat --compare: give at least one --prompt", file=sys.stderr)
@@ -63,7 +63,7 @@ class Session:
         return messages_for("", self.system, self.history)[:-1]
 
 
-def answer(engine: HFEngine, session: Session, prompt: str) -> None:
+def answer(engine: ChatEngine, session: Session, prompt: str) -> None:
     """Stream an answer to prompt and add both turns to the session (a stopped answer is kept as far as it got)."""
     print("assistant> ", end="", flush=True)
     pieces: list[str] = []
@@ -77,7 +77,7 @@ def answer(engine: HFEngine, session: Session, prompt: str) -> None:
     session.history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": "".join(pieces).strip()}]
 
 
-def set_option(engine: HFEngine, assignment: str) -> str:
+def set_option(engine: ChatEngine, assignment: str) -> str:
     """Apply `/set key=value` to the engine's generation settings; returns what to tell the user."""
     key, sep, raw = assignment.partition("=")
     key = key.strip()
@@ -98,7 +98,7 @@ def set_option(engine: HFEngine, assignment: str) -> str:
     return f"{key} = {getattr(engine.settings, key)}"
 
 
-def command(engine: HFEngine, session: Session, line: str) -> bool:
+def command(engine: ChatEngine, session: Session, line: str) -> bool:
     """Run one /command; False when the REPL should end."""
     name, _, argument = line.partition(" ")
     argument = argument.strip()
@@ -136,7 +136,7 @@ def note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def repl(engine: HFEngine, system: str | None) -> int:
+def repl(engine: ChatEngine, system: str | None) -> int:
     """Read prompts until /exit or end of input; answers stream as they are generated."""
     session = Session(system=system)
     note(REPL_HELP)

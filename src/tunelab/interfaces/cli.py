@@ -66,14 +66,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from tunelab.config.load import load_config
-    from tunelab.infer.hf_engine import HFEngine
+    from tunelab.infer.chat import ChatEngine
     from tunelab.infer.load import load_for_inference
     from tunelab.interfaces.chat_cli import compare, one_shot, repl
     from tunelab.runtime.logging import quiet_libraries
 
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="infer")
-    engine = HFEngine(load_for_inference(config), config.infer, seed=config.train.seed)
+    engine = ChatEngine(load_for_inference(config), config.infer, seed=config.train.seed)
     if args.compare:
         return compare(engine, args.prompt or [], config.data.default_system)
     if args.prompt:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.data.tool_text import TOOL_FORMATS, function_text, tools_text
+from tunelab.text.tool_calls import TOOL_FORMATS, function_text, tools_text
 
 GOLDEN = json.loads((Path(__file__).parents[2] / "fixtures" / "tool_text_golden.json").read_text(encoding="utf-8"))
 TODAY = date.fromisoformat(GOLDEN["date"])
@@ -71,3 +71,10 @@ def test_default_format_needs_string_enums() -> None:
     tools = '[{"name": "pick", "parameters": {"properties": {"n": {"enum": [1, 2]}}}}]'
     with pytest.raises(ValueError, match=r"tools\[0\]\.parameters\.properties\.n\.enum: .* list of strings"):
         tools_text("default", tools)
+
+
+def test_config_knows_every_tool_format() -> None:
+    """config checks tool_format against its own list (config is below text): it must name exactly these formats."""
+    from tunelab.config.schema import TOOL_FORMAT_NAMES
+
+    assert tuple(TOOL_FORMAT_NAMES) == tuple(TOOL_FORMATS)

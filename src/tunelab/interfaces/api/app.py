@@ -6,11 +6,10 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from tunelab.interfaces.api.chat import chat_completion
 from tunelab.interfaces.api.completions import completion
@@ -41,12 +40,12 @@ def key_check(api_key: str | None) -> Callable[[Request, Handler], Awaitable[Res
     return check
 
 
-def schema(kind: type[BaseModel]) -> dict[str, Any]:
+def schema(kind: type[BaseModel]) -> dict[str, JsonValue]:
     """An OpenAPI requestBody entry for a body model."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": kind.model_json_schema()}}}}
 
 
-def model_card(server: Server, created: int) -> dict[str, Any]:
+def model_card(server: Server, created: int) -> dict[str, str | int]:
     """The served model as an OpenAI model object."""
     return {"id": server.model_id, "object": "model", "created": created, "owned_by": "tunelab"}
 
@@ -66,17 +65,17 @@ def create_app(server: Server) -> FastAPI:
     created = int(time.time())
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> dict[str, str | int]:
         engine = server.engine
         return {"status": "ok", "model": server.model_id, "waiting": engine.waiting(), "batches": engine.batches,
                 "largest_batch": engine.largest_batch, "max_batch": engine.max_batch}
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    async def models() -> dict[str, str | list[dict[str, str | int]]]:
         return {"object": "list", "data": [model_card(server, created)]}
 
     @app.get("/v1/models/{model:path}")
-    async def model(model: str) -> dict[str, Any]:
+    async def model(model: str) -> dict[str, str | int]:
         server.check_model(model)
         return model_card(server, created)
 

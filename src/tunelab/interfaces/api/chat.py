@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import JsonValue
 
-from tunelab.infer.tools import StreamSplitter, ToolFormat
+from tunelab.infer.engine import ErrorEvent, TextEvent
+from tunelab.text.tool_calls import StreamSplitter, ToolFormat
 from tunelab.interfaces.api.errors import error_body
 from tunelab.interfaces.api.messages import render, tool_format
 from tunelab.interfaces.api.protocol import ChatRequest
@@ -40,9 +41,9 @@ async def chat_completion(server: Server, body: ChatRequest, request: Request) -
                          "usage": usage(len(ids), sum(a.tokens for a in answers))})
 
 
-def choice(index: int, answer: Answer, found: ToolFormat | None) -> dict[str, Any]:
+def choice(index: int, answer: Answer, found: ToolFormat | None) -> dict[str, JsonValue]:
     """One choice of a whole answer; tool calls parsed out when the request has tools."""
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    message: dict[str, JsonValue] = {"role": "assistant", "content": answer.text}
     reason = answer.finish_reason
     if found is not None:
         parsed = found.parse(answer.text)
@@ -53,7 +54,7 @@ def choice(index: int, answer: Answer, found: ToolFormat | None) -> dict[str, An
     return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
 
 
-def sse(data: dict[str, Any]) -> str:
+def sse(data: dict[str, JsonValue]) -> str:
     """One server-sent event line."""
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -61,8 +62,8 @@ def sse(data: dict[str, Any]) -> str:
 def chunker(kind: str, chunk_id: str, created: int, model_id: str,
             include_usage: bool) -> Callable[..., str]:
     """chunk(choices, usage=None) -> one SSE event of a stream; usage (null until the last chunk) when asked."""
-    def chunk(choices: list[dict[str, Any]], usage_: dict[str, int] | None = None) -> str:
-        data = {"id": chunk_id, "object": kind, "created": created, "model": model_id,
+    def chunk(choices: list[JsonValue], usage_: dict[str, int] | None = None) -> str:
+        data: dict[str, JsonValue] = {"id": chunk_id, "object": kind, "created": created, "model": model_id,
                 "system_fingerprint": None, "choices": choices}
         if include_usage:
             data["usage"] = usage_
@@ -75,7 +76,7 @@ async def stream_chat(model_id: str, run: Run, n: int, prompt_tokens: int, found
     """The SSE stream: a role chunk per choice, content deltas, tool-call deltas, finish chunks, usage, [DONE]."""
     chunk = chunker("chat.completion.chunk", new_id("chatcmpl"), run.created, model_id, include_usage)
 
-    def delta(index: int, content: dict[str, Any], reason: str | None = None) -> str:
+    def delta(index: int, content: dict[str, JsonValue], reason: str | None = None) -> str:
         return chunk([{"index": index, "delta": content, "logprobs": None, "finish_reason": reason}])
 
     splitters = [StreamSplitter(found) if found else None for _ in range(n)]
@@ -83,16 +84,16 @@ async def stream_chat(model_id: str, run: Run, n: int, prompt_tokens: int, found
     for i in range(n):
         yield delta(i, {"role": "assistant", "content": ""})
     async for event in events(run):
-        kind, i = event[0], event[1]
-        if kind == "error":
-            yield sse(error_body(500, event[2], code="generation_failed"))
+        i = event.choice
+        if isinstance(event, ErrorEvent):
+            yield sse(error_body(500, event.message, code="generation_failed"))
             return
-        if kind == "text":
-            text = splitters[i].feed(event[2]) if splitters[i] else event[2]
+        if isinstance(event, TextEvent):
+            text = splitters[i].feed(event.text) if splitters[i] else event.text
             if text:
                 yield delta(i, {"content": text})
             continue
-        reason, completion_tokens = event[2], completion_tokens + event[3]
+        reason, completion_tokens = event.finish_reason, completion_tokens + event.tokens
         if splitters[i]:
             parsed = splitters[i].finish()
             if parsed.content:

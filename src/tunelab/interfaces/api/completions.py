@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from tunelab.infer.engine import ErrorEvent, TextEvent
 from tunelab.interfaces.api.chat import chunker, sse
 from tunelab.interfaces.api.errors import APIError, error_body
 from tunelab.interfaces.api.protocol import CompletionRequest
@@ -55,15 +56,14 @@ async def stream_completion(model_id: str, run: Run, prompt_tokens: int, include
 
     completion_tokens = 0
     async for event in events(run):
-        kind, i = event[0], event[1]
-        if kind == "error":
-            yield sse(error_body(500, event[2], code="generation_failed"))
+        if isinstance(event, ErrorEvent):
+            yield sse(error_body(500, event.message, code="generation_failed"))
             return
-        if kind == "text":
-            yield chunk([{"index": i, "text": event[2], "logprobs": None, "finish_reason": None}])
+        if isinstance(event, TextEvent):
+            yield chunk([{"index": event.choice, "text": event.text, "logprobs": None, "finish_reason": None}])
             continue
-        completion_tokens += event[3]
-        yield chunk([{"index": i, "text": "", "logprobs": None, "finish_reason": event[2]}])
+        completion_tokens += event.tokens
+        yield chunk([{"index": event.choice, "text": "", "logprobs": None, "finish_reason": event.finish_reason}])
     if include_usage:
         yield chunk([], usage(prompt_tokens, completion_tokens))
     yield "data: [DONE]\n\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +28,8 @@ class APIError(Exception):
         self.code = code
 
 
-def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(status: int, message: str, param: str | None = None,
+               code: str | None = None) -> dict[str, dict[str, str | None]]:
     """The JSON body OpenAI clients parse into their error classes."""
     return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param,
                       "code": code}}
@@ -38,7 +40,7 @@ def error_response(status: int, message: str, param: str | None = None, code: st
     return JSONResponse(error_body(status, message, param, code), status_code=status)
 
 
-def field_name(loc: tuple[Any, ...]) -> str:
+def field_name(loc: Iterable[object]) -> str:
     """A pydantic location as a dotted field name, without FastAPI's leading 'body'."""
     parts = [str(part) for part in loc if part != "body"]
     name = ""
@@ -47,10 +49,11 @@ def field_name(loc: tuple[Any, ...]) -> str:
     return name
 
 
-def validation_message(errors: list[Any]) -> tuple[str, str | None]:
+def validation_message(errors: Sequence[Mapping[str, object]]) -> tuple[str, str | None]:
     """The first validation problem as (message, param), with a count of the others."""
     first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
-    name = field_name(tuple(first.get("loc", ())))
+    loc = first.get("loc", ())
+    name = field_name(loc if isinstance(loc, tuple) else ())
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     if not name:
         return f"the request body must be a JSON object: {first.get('msg')}{more}", None

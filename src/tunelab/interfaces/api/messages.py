@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from pydantic import JsonValue
 
 from tunelab.data.template import generation_prompt
-from tunelab.infer.tools import ToolFormat, detect, format_names
+from tunelab.infer.protocols import Tokenizer
+from tunelab.text.tool_calls import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
-from tunelab.interfaces.api.protocol import ChatRequest, Message
+from tunelab.interfaces.api.protocol import ChatRequest, Message, TextPart
 
 
-def text_of(content: str | list[Any] | None) -> str:
+def text_of(content: str | list[TextPart] | None) -> str:
     """Message content as one string: text parts joined by newlines."""
     if content is None:
         return ""
@@ -49,7 +51,7 @@ def check_order(messages: list[Message]) -> None:
         raise bad_order(0, "a system message alone is no conversation; add a user message")
 
 
-def arguments_of(arguments: str | dict[str, Any]) -> Any:
+def arguments_of(arguments: str | dict[str, JsonValue]) -> JsonValue:
     """Call arguments as the templates expect them (a mapping); a string that is not JSON stays a string."""
     if isinstance(arguments, dict):
         return arguments
@@ -59,13 +61,13 @@ def arguments_of(arguments: str | dict[str, Any]) -> Any:
         return arguments
 
 
-def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def template_messages(messages: list[Message]) -> list[dict[str, JsonValue]]:
     """Messages in the shape Hugging Face chat templates read (tool calls with mapping arguments)."""
     names: dict[str, str] = {}
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, JsonValue]] = []
     for message in messages:
         role = "system" if message.role == "developer" else message.role
-        item: dict[str, Any] = {"role": role, "content": text_of(message.content)}
+        item: dict[str, JsonValue] = {"role": role, "content": text_of(message.content)}
         if message.tool_calls:
             item["tool_calls"] = [{"id": call.id, "type": "function",
                                    "function": {"name": call.function.name,
@@ -82,7 +84,7 @@ def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def tool_format(tokenizer: Any, body: ChatRequest) -> ToolFormat | None:
+def tool_format(tokenizer: Tokenizer, body: ChatRequest) -> ToolFormat | None:
     """The template's tool-call format when the request uses tools; 400 when the template has none."""
     if not body.use_tools():
         return None
@@ -94,7 +96,7 @@ def tool_format(tokenizer: Any, body: ChatRequest) -> ToolFormat | None:
     return found
 
 
-def render(tokenizer: Any, body: ChatRequest) -> list[int]:
+def render(tokenizer: Tokenizer, body: ChatRequest) -> list[int]:
     """The prompt's token ids: the messages (and tools) through the model's chat template."""
     check_order(body.messages)
     tools = [tool.model_dump(exclude_none=True) for tool in body.tools] if body.use_tools() else None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from tunelab.interfaces.api.errors import APIError
 
@@ -22,7 +22,7 @@ class TextPart(Body):
 
 class FunctionCall(Body):
     name: str
-    arguments: str | dict[str, Any] = "{}"
+    arguments: str | dict[str, JsonValue] = "{}"
 
 
 class ToolCallIn(Body):
@@ -42,7 +42,7 @@ class Message(Body):
 class FunctionSpec(Body):
     name: str
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, JsonValue] | None = None
 
 
 class Tool(Body):
@@ -97,10 +97,10 @@ class ChatRequest(Sampling):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[Tool] | None = None
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, JsonValue] | None = None
     parallel_tool_calls: bool | None = None
     top_logprobs: int | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: dict[str, JsonValue] | None = None
 
     def length_limit(self) -> int | None:
         """max_completion_tokens (the new name) or max_tokens."""

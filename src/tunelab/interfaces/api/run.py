@@ -7,14 +7,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
-from tunelab.interfaces.api.engine import Engine, Job, gen_request
+from tunelab.infer.batch_generate import GenRequest, SamplingFields
+from tunelab.infer.engine import DoneEvent, Emit, Engine, ErrorEvent, Event, Job, TextEvent, new_job
+from tunelab.infer.protocols import Tokenizer
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.sampling import choice_seed
-from tunelab.interfaces.api.textstream import IncrementalDecoder, StopText
 
 # How often a non-streaming request checks whether its client is still there.
 DISCONNECT_POLL_SECONDS = 1.0
@@ -42,7 +42,7 @@ class Run:
     """The jobs of one request and the queue their events arrive on."""
 
     jobs: list[Job]
-    events: asyncio.Queue
+    events: asyncio.Queue[Event]
     created: int = field(default_factory=lambda: int(time.time()))
 
     def cancel(self) -> None:
@@ -56,10 +56,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
 
-def emitter(loop: asyncio.AbstractEventLoop, events: asyncio.Queue) -> Any:
+def emitter(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event]) -> Emit:
     """A thread-safe function putting an event on the request's queue (a no-op once the loop has closed)."""
 
-    def emit(event: tuple[Any, ...]) -> None:
+    def emit(event: Event) -> None:
         try:
             loop.call_soon_threadsafe(events.put_nowait, event)
         except RuntimeError:
@@ -68,18 +68,17 @@ def emitter(loop: asyncio.AbstractEventLoop, events: asyncio.Queue) -> Any:
     return emit
 
 
-def start(engine: Engine, tokenizer: Any, prompts: list[Prompt], n: int, fields: dict[str, Any], stops: list[str],
-          stop_ids: frozenset[int], seed: int | None) -> Run:
+def start(engine: Engine, tokenizer: Tokenizer, prompts: list[Prompt], n: int, fields: SamplingFields,
+          stops: list[str], stop_ids: frozenset[int], seed: int | None) -> Run:
     """Queue n choices per prompt (choice index = prompt index x n + i) and return their Run."""
-    events: asyncio.Queue = asyncio.Queue()
+    events: asyncio.Queue[Event] = asyncio.Queue()
     emit = emitter(asyncio.get_running_loop(), events)
     jobs = []
     for p, prompt in enumerate(prompts):
         for i in range(n):
-            request = gen_request(input_ids=prompt.ids, max_new_tokens=prompt.max_new_tokens,
-                                  stop_token_ids=stop_ids, seed=choice_seed(seed, i), **fields)
-            jobs.append(Job(request=request, choice=p * n + i, emit=emit, decoder=IncrementalDecoder(tokenizer),
-                            stop_text=StopText(stops), stop_ids=stop_ids))
+            request = GenRequest(input_ids=prompt.ids, max_new_tokens=prompt.max_new_tokens,
+                                 stop_token_ids=stop_ids, seed=choice_seed(seed, i), **fields)
+            jobs.append(new_job(tokenizer, request, p * n + i, emit, stops))
     engine.submit(jobs)
     return Run(jobs=jobs, events=events)
 
@@ -100,25 +99,24 @@ async def collect(run: Run, request: Request) -> list[Answer]:
     return answers
 
 
-def apply(event: tuple[Any, ...], answers: list[Answer]) -> int:
+def apply(event: Event, answers: list[Answer]) -> int:
     """Record one event in the answers; 1 when it finished a choice."""
-    kind, choice = event[0], event[1]
-    if kind == "error":
-        raise APIError(500, event[2], code="generation_failed")
-    if kind == "text":
-        answers[choice].text += event[2]
+    if isinstance(event, ErrorEvent):
+        raise APIError(500, event.message, code="generation_failed")
+    if isinstance(event, TextEvent):
+        answers[event.choice].text += event.text
         return 0
-    answers[choice].finish_reason, answers[choice].tokens = event[2], event[3]
+    answers[event.choice].finish_reason, answers[event.choice].tokens = event.finish_reason, event.tokens
     return 1
 
 
-async def events(run: Run) -> AsyncIterator[tuple[Any, ...]]:
+async def events(run: Run) -> AsyncIterator[Event]:
     """Every event of the run until all choices are done; leaving early (client gone) cancels the jobs."""
     pending = len(run.jobs)
     try:
         while pending:
             event = await run.events.get()
-            if event[0] in ("done", "error"):
+            if isinstance(event, (DoneEvent, ErrorEvent)):
                 pending -= 1
             yield event
     finally:

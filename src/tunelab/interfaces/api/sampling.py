@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from tunelab.config.schema import InferSection
+from tunelab.infer.batch_generate import SamplingFields
 from tunelab.infer.batch_generate import sampling_fields as settings_fields
+from tunelab.infer.protocols import CausalLM
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import Sampling
 
@@ -31,7 +31,7 @@ class Limits:
         return f"cutoff_len, {self.cutoff_len} tokens{context}; raise it with cutoff_len=N when starting the server"
 
 
-def model_context(model: Any) -> int | None:
+def model_context(model: CausalLM) -> int | None:
     """The longest sequence the model's config says it handles, when it says."""
     config = getattr(model, "config", None)
     value = getattr(config, "max_position_embeddings", None)
@@ -52,9 +52,9 @@ def answer_length(prompt_tokens: int, asked: int | None, default: int, limits: L
                         f"of the {prompt_param} or of {length_param}.", param=param, code="context_length_exceeded")
 
 
-def sampling_fields(body: Sampling, settings: InferSection) -> dict[str, Any]:
+def sampling_fields(body: Sampling, settings: InferSection) -> SamplingFields:
     """GenRequest sampling fields: request values over the config's; temperature 0 means greedy."""
-    update = {name: getattr(body, name) for name in ("temperature", "top_p", "top_k", "repetition_penalty")
+    update: dict[str, float | int | bool] = {name: getattr(body, name) for name in ("temperature", "top_p", "top_k", "repetition_penalty")
               if getattr(body, name) is not None}
     if body.temperature is not None:
         update["do_sample"] = body.temperature > 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from tunelab.config.schema import InferSection
 from tunelab.infer.batch_generate import stop_token_ids
-from tunelab.interfaces.api.engine import Engine
+from tunelab.infer.engine import Engine, GenerateFn
+from tunelab.infer.protocols import CausalLM, Tokenizer
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.sampling import Limits, model_context
 
@@ -17,7 +16,7 @@ from tunelab.interfaces.api.sampling import Limits, model_context
 class Server:
     """The served model and how requests to it are answered."""
 
-    tokenizer: Any
+    tokenizer: Tokenizer
     engine: Engine
     settings: InferSection
     model_id: str
@@ -32,9 +31,8 @@ class Server:
                                 f"(GET /v1/models lists it)", param="model", code="model_not_found")
 
 
-def build_server(tokenizer: Any, model: Any, settings: InferSection, model_id: str, cutoff_len: int,
-                 max_batch: int, api_key: str | None = None,
-                 generate_fn: Callable[..., list[Any]] | None = None) -> Server:
+def build_server(tokenizer: Tokenizer, model: CausalLM, settings: InferSection, model_id: str, cutoff_len: int,
+                 max_batch: int, api_key: str | None = None, generate_fn: GenerateFn | None = None) -> Server:
     """A Server around a loaded tokenizer and model (the engine thread starts with the app)."""
     stops = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)

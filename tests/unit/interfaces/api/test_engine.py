@@ -6,8 +6,6 @@ import threading
 
 from tunelab.config.schema import InferSection
 from tunelab.infer.batch_generate import GenResult
-from tunelab.interfaces.api.engine import Job
-from tunelab.interfaces.api.textstream import IncrementalDecoder, StopText
 
 from .conftest import chat_body, sse_events
 
@@ -42,30 +40,6 @@ def test_concurrent_clients_get_the_answers_they_get_alone(make_client):
     assert not errors
     assert together == alone
     assert client.get("/health").json()["largest_batch"] > 1
-
-
-def test_cancelled_job_stops_its_row(tiny_tokenizer):
-    events: list = []
-    job = Job(request=None, choice=0, emit=events.append, decoder=IncrementalDecoder(tiny_tokenizer),
-              stop_text=StopText(["there"]), stop_ids=frozenset({2}))
-    ids = tiny_tokenizer("Hello", add_special_tokens=False)["input_ids"]
-    assert all(job.on_token(t) for t in ids)
-    assert job.on_token(2) and job.tokens == len(ids)  # a stop id is not text and is not counted
-    job.cancelled.set()
-    assert job.on_token(ids[0]) is False
-    job.finish(GenResult(ids, "cancelled"))
-    assert not any(e[0] == "done" for e in events)
-
-
-def test_stop_string_cancels_the_row_and_finishes_with_stop(tiny_tokenizer):
-    events: list = []
-    job = Job(request=None, choice=0, emit=events.append, decoder=IncrementalDecoder(tiny_tokenizer),
-              stop_text=StopText([" there"]), stop_ids=frozenset())
-    answers = [job.on_token(t) for t in tiny_tokenizer("Hello there, how", add_special_tokens=False)["input_ids"]]
-    assert False in answers
-    job.finish(GenResult([], "cancelled"))
-    assert "".join(e[2] for e in events if e[0] == "text") == "Hello"
-    assert events[-1][:3] == ("done", 0, "stop")
 
 
 def test_a_client_leaving_mid_stream_cancels_its_job(make_client, tiny_tokenizer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tunelab.infer.tools import HermesFormat, Llama3JsonFormat, StreamSplitter, detect
+from tunelab.text.tool_calls import HermesFormat, Llama3JsonFormat, StreamSplitter, detect
 
 from .conftest import HERMES_TEMPLATE
 

@@ -1,20 +1,31 @@
-"""The prompt text of tool descriptions and function calls, per tool format, as LLaMA-Factory 0.9.5 writes it.
+"""The tool-call text format, both directions: written into training prompts, parsed back out of answers.
 
-`tools_text` is the text a template appends to the system prompt for a row's `tools` column;
-`function_text` is what goes into the assistant slot for a `function_call` turn. Both give the same
-characters as LLaMA-Factory's `ToolFormatter` / `FunctionFormatter` for the formats its templates
-default, chatml, qwen, qwen3, qwen3_nothink, llama3, mistral, glm4 and chatglm3 use
-(tests/fixtures/tool_text_golden.json, recorded by tools/lf_tool_text_golden.py, holds the proof).
-Inputs LLaMA-Factory crashes on raise ValueError here, with the reason.
+Writing (data): `tools_text` is the text a template appends to the system prompt for a row's `tools` column;
+`function_text` is what goes into the assistant slot for a `function_call` turn. Both give the same characters
+as LLaMA-Factory 0.9.5's `ToolFormatter` / `FunctionFormatter` for the formats its templates default, chatml,
+qwen, qwen3, qwen3_nothink, llama3, mistral, glm4 and chatglm3 use (tests/fixtures/tool_text_golden.json,
+recorded by tools/lf_tool_text_golden.py, holds the proof). Inputs LLaMA-Factory crashes on raise ValueError
+here, with the reason.
+
+Parsing (infer, the API): the served chat template is the source of truth: the format is detected from the
+template's text (the markers it renders for past tool calls), never configured separately, so a model is parsed
+the way it was trained. `qwen` writes what `HermesFormat` parses, `llama3` what `Llama3JsonFormat` parses.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+
+# A decoded JSON value (tool schemas, call arguments).
+JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
+
+
+# Writing: tool descriptions and function calls in training prompts, per LLaMA-Factory tool format.
 
 _DEFAULT_PROMPT = (
     "You have access to the following tools:\n{tools}"
@@ -42,15 +53,15 @@ _QWEN_PROMPT = (
     '"arguments": <args-json-object>}}\n</tool_call>'
 )
 
-Call = tuple[Any, Any]  # (name, arguments) as parsed from the function_call JSON
+Call = tuple[JSON, JSON]  # (name, arguments) as parsed from the function_call JSON
 
 
-def _dumps(value: Any, indent: int | None = None) -> str:
+def _dumps(value: JSON, indent: int | None = None) -> str:
     """JSON text with non-ASCII characters kept, as every tool format writes it."""
     return json.dumps(value, ensure_ascii=False, indent=indent)
 
 
-def _unwrapped(tool: Any, index: int) -> dict:
+def _unwrapped(tool: dict[str, JSON], index: int) -> dict[str, JSON]:
     """The function object of a tool, whether given bare or as {"type": "function", "function": {...}}."""
     inner = tool.get("function") if tool.get("type") == "function" else tool
     if not isinstance(inner, dict):
@@ -58,12 +69,12 @@ def _unwrapped(tool: Any, index: int) -> dict:
     return inner
 
 
-def _wrapped(tool: dict) -> dict:
+def _wrapped(tool: dict[str, JSON]) -> dict[str, JSON]:
     """The tool in the OpenAI shape {"type": "function", "function": {...}}."""
     return tool if tool.get("type") == "function" else {"type": "function", "function": tool}
 
 
-def _default_param_line(name: str, param: Any, required: Any, where: str) -> str:
+def _default_param_line(name: str, param: JSON, required: JSON, where: str) -> str:
     """One '  - name (type, required): description, ...' line of the default format."""
     if not isinstance(param, dict):
         raise ValueError(f"{where}: a parameter must be a JSON object, got {_dumps(param)}")
@@ -81,7 +92,7 @@ def _default_param_line(name: str, param: Any, required: Any, where: str) -> str
     return line + "\n"
 
 
-def _default_tools(tools: list[dict]) -> str:
+def _default_tools(tools: list[dict[str, JSON]]) -> str:
     """Tool descriptions of the 'default' format: a bulleted list per tool and the Action/Action Input rule."""
     blocks, names = [], []
     for index, tool in enumerate(tools):
@@ -102,7 +113,7 @@ def _default_tools(tools: list[dict]) -> str:
     return _DEFAULT_PROMPT.format(tools="".join(blocks), names=", ".join(names))
 
 
-def _glm4_tools(tools: list[dict]) -> str:
+def _glm4_tools(tools: list[dict[str, JSON]]) -> str:
     """Tool descriptions of the 'glm4' format: a '## name' heading and the indented JSON per tool."""
     parts = []
     for index, tool in enumerate(tools):
@@ -113,18 +124,19 @@ def _glm4_tools(tools: list[dict]) -> str:
     return _GLM4_PROMPT.format(tools="".join(parts))
 
 
-def _llama3_tools(tools: list[dict], today: date) -> str:
+def _llama3_tools(tools: list[dict[str, JSON]], today: date | None = None) -> str:
     """Tool descriptions of the 'llama3' format: each wrapped tool as indented JSON, after the date header."""
+    today = today or date.today()
     text = "".join(_dumps(_wrapped(tool), indent=4) + "\n\n" for tool in tools)
     return _LLAMA3_PROMPT.format(today=today.strftime("%d %b %Y"), tools=text)
 
 
-def _mistral_tools(tools: list[dict]) -> str:
+def _mistral_tools(tools: list[dict[str, JSON]]) -> str:
     """Tool descriptions of the 'mistral' format: one JSON list inside [AVAILABLE_TOOLS]."""
     return "[AVAILABLE_TOOLS] " + _dumps([_wrapped(tool) for tool in tools]) + "[/AVAILABLE_TOOLS]"
 
 
-def _qwen_tools(tools: list[dict]) -> str:
+def _qwen_tools(tools: list[dict[str, JSON]]) -> str:
     """Tool descriptions of the 'qwen' format: one JSON line per wrapped tool inside <tools>."""
     return _QWEN_PROMPT.format(tools="".join("\n" + _dumps(_wrapped(tool)) for tool in tools))
 
@@ -159,7 +171,7 @@ def _qwen_calls(calls: list[Call]) -> str:
                      for name, arguments in calls)
 
 
-_TOOL_WRITERS: dict[str, Callable[..., str]] = {
+_TOOL_WRITERS: dict[str, Callable[[list[dict[str, JSON]]], str]] = {
     "default": _default_tools, "glm4": _glm4_tools, "llama3": _llama3_tools,
     "mistral": _mistral_tools, "qwen": _qwen_tools,
 }
@@ -196,7 +208,7 @@ def tools_text(tool_format: str, tools_json: str, *, today: date | None = None) 
         if not isinstance(tool, dict):
             raise ValueError(f"tools[{index}] must be a JSON object, got {_dumps(tool)}")
     if tool_format == "llama3":
-        return _llama3_tools(tools, today or date.today())
+        return _llama3_tools(tools, today)
     return _TOOL_WRITERS[tool_format](tools)
 
 
@@ -215,7 +227,7 @@ def _parse_calls(json_text: str, content: str) -> list[Call]:
     return calls
 
 
-def _first_span(text: str, words: tuple[str, str] | None) -> re.Match | None:
+def _first_span(text: str, words: tuple[str, str] | None) -> re.Match[str] | None:
     """The first `words[0] ... words[1]` span of text (shortest), if words are given."""
     if not words or len(words) != 2:
         return None
@@ -236,3 +248,178 @@ def function_text(tool_format: str, content: str, thought_words: tuple[str, str]
     if thought is None:
         return write(_parse_calls(content, content))
     return thought.group(0) + write(_parse_calls(content.replace(thought.group(0), ""), content))
+
+
+# Parsing: tool calls out of a model's answer, in the format its chat template renders.
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One parsed call: the function name and its arguments as a JSON string (OpenAI's shape)."""
+
+    name: str
+    arguments: str
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+    def to_openai(self) -> dict[str, str | dict[str, str]]:
+        """The call as an OpenAI `tool_calls` entry."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A model answer split into the text outside the calls (None when there is none) and the calls."""
+
+    content: str | None
+    calls: list[ToolCall]
+
+
+def call_from_json(obj: JSON, arguments_key: str) -> ToolCall | None:
+    """A ToolCall from a decoded {"name": ..., <arguments_key>: {...}} object, or None if it is not one."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None
+    args = obj.get(arguments_key, obj.get("arguments", {}))
+    # some models emit the arguments already encoded as a JSON string; OpenAI wants a string either way
+    arguments = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return ToolCall(name=obj["name"], arguments=arguments)
+
+
+def content_or_none(text: str) -> str | None:
+    """Stripped text, or None when nothing but whitespace is left."""
+    text = text.strip()
+    return text or None
+
+
+class HermesFormat:
+    """Hermes / Qwen2.5 / Qwen3 style: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks."""
+
+    name = "hermes"
+    opening = "<tool_call>"
+    pattern = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+    def start(self, text: str) -> int:
+        """Index where the first tool call begins in text, or -1."""
+        return text.find(self.opening)
+
+    def holdback(self, text: str) -> int:
+        """How many trailing characters of text might be the beginning of a tool call (held back when streaming)."""
+        for size in range(min(len(self.opening) - 1, len(text)), 0, -1):
+            if self.opening.startswith(text[-size:]):
+                return size
+        return 0
+
+    def parse(self, text: str) -> Parsed:
+        """Split text into content and calls; a block that is not valid JSON stays in the content."""
+        calls: list[ToolCall] = []
+        kept: list[str] = []
+        last = 0
+        for match in self.pattern.finditer(text):
+            try:
+                call = call_from_json(json.loads(match.group(1)), "arguments")
+            except json.JSONDecodeError:
+                call = None
+            if call is None:
+                continue
+            kept.append(text[last:match.start()])
+            last = match.end()
+            calls.append(call)
+        kept.append(text[last:])
+        return Parsed(content=content_or_none("".join(kept)) if calls else content_or_none(text), calls=calls)
+
+
+class Llama3JsonFormat:
+    """Llama 3.1 / 3.2 / 3.3 JSON tool calling: the whole answer is `{"name": ..., "parameters": {...}}`
+    (optionally after `<|python_tag|>`, several calls separated by `;`)."""
+
+    name = "llama3_json"
+    python_tag = "<|python_tag|>"
+
+    def start(self, text: str) -> int:
+        """0 when the answer (so far) begins like a JSON call, else -1: Llama answers a call with JSON only."""
+        stripped = text.lstrip()
+        if stripped.startswith(self.python_tag) or stripped.startswith("{"):
+            return 0
+        return -1
+
+    def holdback(self, text: str) -> int:
+        """Everything while the answer is blank or a prefix of the python tag: it may still become a call."""
+        stripped = text.lstrip()
+        return len(text) if not stripped or self.python_tag.startswith(stripped) else 0
+
+    def parse(self, text: str) -> Parsed:
+        """The calls when the whole answer is JSON calls; otherwise the text as content."""
+        body = text.strip()
+        if body.startswith(self.python_tag):
+            body = body[len(self.python_tag):].strip()
+        if not body.startswith("{"):
+            return Parsed(content=content_or_none(text), calls=[])
+        decoder = json.JSONDecoder()
+        calls: list[ToolCall] = []
+        position = 0
+        while position < len(body):
+            try:
+                obj, end = decoder.raw_decode(body, position)
+            except json.JSONDecodeError:
+                return Parsed(content=content_or_none(text), calls=[])
+            call = call_from_json(obj, "parameters")
+            if call is None:
+                return Parsed(content=content_or_none(text), calls=[])
+            calls.append(call)
+            position = end
+            while position < len(body) and body[position] in " \t\r\n;":
+                position += 1
+        return Parsed(content=None, calls=calls)
+
+
+ToolFormat = HermesFormat | Llama3JsonFormat
+
+# Markers each format's templates render; checked in order (the first match wins).
+DETECTORS: list[tuple[str, tuple[str, ...], type[HermesFormat] | type[Llama3JsonFormat]]] = [
+    ("hermes", ("<tool_call>",), HermesFormat),
+    ("llama3_json", ("<|start_header_id|>", '"parameters"'), Llama3JsonFormat),
+]
+
+
+def detect(chat_template: str | None) -> ToolFormat | None:
+    """The tool-call format a chat template uses, or None when it defines none."""
+    if not chat_template or "tools" not in chat_template:
+        return None
+    for _, markers, kind in DETECTORS:
+        if all(marker in chat_template for marker in markers):
+            return kind()
+    return None
+
+
+def format_names() -> list[str]:
+    """Names of the known formats, for error messages and docs."""
+    return [name for name, _, _ in DETECTORS]
+
+
+class StreamSplitter:
+    """Splits streamed answer text into content to show now and tool-call text buffered until the end."""
+
+    def __init__(self, tool_format: ToolFormat) -> None:
+        self.format = tool_format
+        self.pending = ""
+        self.buffer: str | None = None
+
+    def feed(self, text: str) -> str:
+        """Add streamed text; the content that is safe to show (never the start of a tool call)."""
+        if self.buffer is not None:
+            self.buffer += text
+            return ""
+        self.pending += text
+        start = self.format.start(self.pending)
+        if start >= 0:
+            content, self.buffer, self.pending = self.pending[:start], self.pending[start:], ""
+            return content
+        keep = self.format.holdback(self.pending)
+        cut = len(self.pending) - keep
+        content, self.pending = self.pending[:cut], self.pending[cut:]
+        return content
+
+    def finish(self) -> Parsed:
+        """At the end: the calls parsed from the buffered text, and the content not yet shown."""
+        if self.buffer is None:
+            return Parsed(content=self.pending or None, calls=[])
+        return self.format.parse(self.buffer)

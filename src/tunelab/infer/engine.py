@@ -1,10 +1,9 @@
-"""The engine: one worker thread owns the model and answers waiting requests in batched generate() calls.
+"""The engine: one worker thread owns the model and answers waiting jobs in batched generate() calls.
 
-Requests are queued as jobs (one per choice). The worker takes the first waiting job, gathers whatever else
-arrives within a few milliseconds (up to max_batch jobs), and runs them in one generate() call; on_token
-decodes each new token on the worker and hands the text to the job's asyncio queue through
-loop.call_soon_threadsafe. A job that is cancelled (its client left) or hits a stop string answers False
-from on_token, which frees its row in the batch.
+Jobs are queued one per answer. The worker takes the first waiting job, gathers whatever else arrives within a
+few milliseconds (up to max_batch jobs), and runs them in one generate() call; each new token is decoded on the
+worker and the text handed to the job's `emit` (an asyncio queue for the API, a plain queue for chat). A job that
+is cancelled (its client left, Ctrl-C) or hits a stop string answers False from on_token, which frees its row.
 """
 
 from __future__ import annotations
@@ -15,40 +14,64 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
-from tunelab.interfaces.api.textstream import IncrementalDecoder, StopText
+from tunelab.infer.batch_generate import GenRequest, GenResult, OnToken, generate
+from tunelab.infer.detokenize import Detokenizer, incremental_decoder
+from tunelab.infer.protocols import CausalLM, Tokenizer
+from tunelab.infer.stop_text import StopText
 from tunelab.runtime.logging import warn
 
 # How long the worker waits for more requests after the first one: clients that start together share a batch.
 GATHER_SECONDS = 0.01
 
 
-def gen_request(**fields: Any) -> Any:
-    """A batch_generate.GenRequest (imported late: the module pulls in torch)."""
-    from tunelab.infer.batch_generate import GenRequest
+@dataclass(frozen=True)
+class TextEvent:
+    """New text of one answer, safe to show (no stop string can cut it any more)."""
 
-    return GenRequest(**fields)
-
-
-def default_generate() -> Callable[..., list[Any]]:
-    """tunelab.infer.batch_generate.generate."""
-    from tunelab.infer.batch_generate import generate
-
-    return generate
+    choice: int
+    text: str
 
 
-Emit = Callable[[tuple[Any, ...]], None]
+@dataclass(frozen=True)
+class DoneEvent:
+    """An answer ended: 'stop' (stop token or string) or 'length', with its generated token count."""
+
+    choice: int
+    finish_reason: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """Generation failed for the batch this answer was in."""
+
+    choice: int
+    message: str
+
+
+Event = TextEvent | DoneEvent | ErrorEvent
+Emit = Callable[[Event], None]
+
+
+class GenerateFn(Protocol):
+    """batch_generate.generate's signature (tests pass scripted stand-ins)."""
+
+    def __call__(self, model: CausalLM, requests: list[GenRequest], pad_id: int,
+                 on_token: OnToken | None = None) -> list[GenResult]:
+        """Continue every request in one batch."""
+        ...
 
 
 @dataclass
 class Job:
-    """One choice of one request: what to generate, how to turn tokens into text, where to send it."""
+    """One answer: what to generate, how to turn tokens into text, where to send it."""
 
-    request: Any
+    request: GenRequest
     choice: int
     emit: Emit
-    decoder: IncrementalDecoder
+    decoder: Detokenizer
     stop_text: StopText
     stop_ids: frozenset[int]
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -63,10 +86,10 @@ class Job:
         self.tokens += 1
         text = self.stop_text.feed(self.decoder.push(token_id))
         if text:
-            self.emit(("text", self.choice, text))
+            self.emit(TextEvent(self.choice, text))
         return not self.stop_text.stopped
 
-    def finish(self, result: Any) -> None:
+    def finish(self, result: GenResult) -> None:
         """Send the held-back text and the finish event ('stop' | 'length') with the completion token count."""
         if self.cancelled.is_set():
             return
@@ -81,24 +104,31 @@ class Job:
         if not self.stop_text.stopped:
             text += self.stop_text.finish()  # nothing can follow: release what a stop string might have cut
         if text:
-            self.emit(("text", self.choice, text))
+            self.emit(TextEvent(self.choice, text))
         reason = "stop" if self.stop_text.stopped or result.finish_reason != "length" else "length"
-        self.emit(("done", self.choice, reason, self.tokens))
+        self.emit(DoneEvent(self.choice, reason, self.tokens))
 
     def fail(self, message: str) -> None:
         """Tell the waiting request that generation failed."""
-        self.emit(("error", self.choice, message))
+        self.emit(ErrorEvent(self.choice, message))
+
+
+def new_job(tokenizer: Tokenizer, request: GenRequest, choice: int, emit: Emit, stops: list[str]) -> Job:
+    """A job for one answer, with its own incremental decoder and stop strings."""
+    return Job(request=request, choice=choice, emit=emit, decoder=incremental_decoder(tokenizer),
+               stop_text=StopText(stops), stop_ids=request.stop_token_ids)
 
 
 class Engine:
-    """The worker thread and its queue of jobs."""
+    """The worker thread and its queue of jobs; `name` tells whose failures the warnings report."""
 
-    def __init__(self, model: Any, pad_id: int, max_batch: int,
-                 generate_fn: Callable[..., list[Any]] | None = None) -> None:
+    def __init__(self, model: CausalLM, pad_id: int, max_batch: int, generate_fn: GenerateFn | None = None,
+                 name: str = "api") -> None:
         self.model = model
         self.pad_id = pad_id
         self.max_batch = max_batch
-        self.generate_fn = generate_fn
+        self.generate_fn: GenerateFn = generate_fn or generate
+        self.name = name
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.thread: threading.Thread | None = None
         self.batches = 0
@@ -107,7 +137,6 @@ class Engine:
     def start(self) -> None:
         """Start the worker thread (once)."""
         if self.thread is None:
-            self.generate_fn = self.generate_fn or default_generate()
             self.thread = threading.Thread(target=self.work, name="tunelab-engine", daemon=True)
             self.thread.start()
 
@@ -161,8 +190,8 @@ class Engine:
             with torch.inference_mode():
                 results = self.generate_fn(self.model, [job.request for job in batch], self.pad_id,
                                            on_token=lambda row, token_id: batch[row].on_token(token_id))
-        except Exception as exc:  # noqa: BLE001 - the server must survive a failed batch and say why
-            warn(f"tunelab api: generation failed: {exc}\n{traceback.format_exc()}")
+        except Exception as exc:  # noqa: BLE001 - the engine must survive a failed batch and say why
+            warn(f"tunelab {self.name}: generation failed: {exc}\n{traceback.format_exc()}")
             for job in batch:
                 job.fail(f"generation failed: {type(exc).__name__}: {exc}")
             return

@@ -1,45 +1,6 @@
-"""Token ids to text while they are generated: whole characters only, and never text a stop string cuts later."""
+"""Stop strings: release generated text only when no stop string can still cut it."""
 
 from __future__ import annotations
-
-from typing import Any
-
-
-class IncrementalDecoder:
-    """Decodes a growing list of token ids into text deltas.
-
-    Each step decodes a short window (the previous token(s) plus the new ones) and keeps the part beyond what
-    the window's prefix decoded to: tokenizers that drop or merge spaces at a token boundary and byte-level
-    tokens that end inside a UTF-8 character (decoded as U+FFFD) both come out right, at constant cost per token.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.prefix_offset = 0
-        self.read_offset = 0
-
-    def decode(self, ids: list[int]) -> str:
-        """Text of ids without special tokens."""
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def push(self, token_id: int) -> str:
-        """Add one token; the new text it completes (possibly empty)."""
-        self.ids.append(token_id)
-        prefix = self.decode(self.ids[self.prefix_offset:self.read_offset])
-        text = self.decode(self.ids[self.prefix_offset:])
-        # an unfinished multi-byte character decodes to U+FFFD: wait for the token that completes it
-        if len(text) > len(prefix) and not text.endswith("\ufffd"):
-            self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
-            return text[len(prefix):]
-        return ""
-
-    def flush(self) -> str:
-        """Whatever is left undecoded at the end (an incomplete character comes out as U+FFFD)."""
-        prefix = self.decode(self.ids[self.prefix_offset:self.read_offset])
-        text = self.decode(self.ids[self.prefix_offset:])
-        self.prefix_offset = self.read_offset = len(self.ids)
-        return text[len(prefix):] if len(text) > len(prefix) else ""
 
 
 class StopText:
