@@ -11,7 +11,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState, PrinterCallback
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.train.accuracy import eval_counts
 from tunelab.train.loss import selective_loss, supports_selective_loss
 from tunelab.train.master import MasterWeights

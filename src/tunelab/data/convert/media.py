@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Example, Message
 from tunelab.data.registry import Columns
 
 MEDIA_KINDS = ("images", "videos", "audios")
@@ -48,7 +48,7 @@ def media_paths(row: dict[str, Any], column: str | None, media_dir: Path | None)
     return tuple(resolve_path(item, f"{column}[{index}]", media_dir) for index, item in enumerate(items))
 
 
-def with_media(sample: Sample, row: dict[str, Any], columns: Columns, media_dir: Path | None) -> Sample:
+def with_media(sample: Example, row: dict[str, Any], columns: Columns, media_dir: Path | None) -> Example:
     """The sample with its media attached and their count checked against the placeholders."""
     found = {kind: media_paths(row, getattr(columns, kind), media_dir) for kind in MEDIA_KINDS}
     sample = replace(sample, **found)
@@ -56,15 +56,12 @@ def with_media(sample: Sample, row: dict[str, Any], columns: Columns, media_dir:
     return sample
 
 
-def check_placeholders(sample: Sample, columns: Columns) -> None:
+def check_placeholders(sample: Example, columns: Columns) -> None:
     """Each conversation the trainer sees has one placeholder per media file (LLaMA-Factory's _validate_messages).
 
     Only mapped media columns are checked: for a dataset without one, '<image>' is plain text.
     """
-    conversations = [("", sample.prompt + (answer,)) for answer in sample.response] or [("", sample.prompt)]
-    if sample.kind == "ranking":
-        conversations = [(f" with the {name} answer", sample.prompt + (answer,))
-                         for name, answer in zip(("chosen", "rejected"), sample.response)]
+    conversations = sample.conversations()
     for kind in MEDIA_KINDS:
         column = getattr(columns, kind)
         if column is None:

@@ -1,4 +1,4 @@
-"""OpenAI-style rows (messages with role/content, tool_calls, tool results) -> Samples, as LLaMA-Factory aligns them.
+"""OpenAI-style rows (messages with role/content, tool_calls, tool results) -> examples, as LLaMA-Factory aligns them.
 
 Like LLaMA-Factory's OpenAIDatasetConverter: an assistant message with tool_calls becomes a function turn whose
 content is the JSON list of the calls' "function" objects; consecutive tool results merge into one observation
@@ -13,7 +13,7 @@ from typing import Any
 from tunelab.data.convert.fields import content_text, tools_field
 from tunelab.data.convert.sharegpt import Turn, finish, leading_system, mapped_role, message_at, message_list
 from tunelab.data.errors import DataError
-from tunelab.data.records import Sample
+from tunelab.data.examples import Example
 from tunelab.data.registry import DatasetEntry
 
 TOOL_RESPONSE_JOIN = "\n</tool_response>\n<tool_response>\n"  # LLaMA-Factory's join of consecutive tool results
@@ -70,12 +70,12 @@ def aligned_turns(messages: list[Any], start: int, entry: DatasetEntry) -> list[
     return turns
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
-    """One openai-format row -> Sample for stage sft, rm/dpo or kto; no media."""
+def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+    """One openai-format row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     messages = message_list(row, entry)
     system, start = leading_system(messages, row, entry)
     turns = aligned_turns(messages, start, entry)
     tools = tools_field(row, entry.columns.tools)
     common = {"dataset": dataset, "row": index, "system": thinking_system(system, tools), "tools": tools}
-    return finish(turns, row, entry, stage, common)
+    return finish(turns, row, entry, example, common)
 

@@ -1,4 +1,4 @@
-"""ShareGPT rows (a list of role-tagged messages) -> Samples, with LLaMA-Factory's turn rules enforced, not skipped.
+"""ShareGPT rows (a list of role-tagged messages) -> examples, with LLaMA-Factory's turn rules enforced, not skipped.
 
 The rules (LLaMA-Factory's SharegptDatasetConverter): an optional system message first; then turns alternate
 between the user side (user or observation tags) at even positions and the assistant side (assistant or
@@ -8,13 +8,14 @@ the prompt and put the answers in the chosen and rejected columns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tunelab.data.convert.fields import (check_function_call, content_text, kto_flag, missing_column, text_field,
                                          tools_field)
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Role, Sample
+from tunelab.data.examples import Context, Example, Feedback, Message, Pair, PromptOnly, Role, Supervised
 from tunelab.data.registry import DatasetEntry, Tags
 
 USER_SIDE: tuple[Role, ...] = ("user", "observation")
@@ -180,9 +181,40 @@ def ranking_answer(row: dict[str, Any], entry: DatasetEntry, name: str) -> Messa
     return Message(allowed[role], content)
 
 
-def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, stage: str, common: dict[str, Any]) -> Sample:
-    """A Sample from aligned turns, checked for order, ending and contents (shared with the openai converter)."""
-    ranking = stage in ("rm", "dpo")
+Messages = tuple[Message, ...]
+Common = dict[str, Any]  # the Context fields: dataset, row, system, tools
+
+
+def supervised(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Supervised:
+    """The conversation up to its last turn, which is the response."""
+    return Supervised(prompt=messages[:-1], response=messages[-1], **common)
+
+
+def pair(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Pair:
+    """The conversation as the prompt, with the chosen and rejected columns."""
+    chosen, rejected = ranking_answer(row, entry, "chosen"), ranking_answer(row, entry, "rejected")
+    return Pair(prompt=messages, chosen=chosen, rejected=rejected, **common)
+
+
+def feedback(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Feedback:
+    """The last turn as the response, tagged by kto_tag."""
+    flag = kto_flag(row, entry.columns.kto_tag)
+    return Feedback(prompt=messages[:-1], response=messages[-1], desirable=flag, **common)
+
+
+def prompt_only(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> PromptOnly:
+    """The conversation up to its last turn, which is the reference answer (LLaMA-Factory's unsupervised rows)."""
+    return PromptOnly(prompt=messages[:-1], answer=messages[-1], **common)
+
+
+BUILDERS: dict[type[Context], Callable[[dict[str, Any], DatasetEntry, Messages, Common], Example]] = {
+    Supervised: supervised, Pair: pair, Feedback: feedback, PromptOnly: prompt_only}
+
+
+def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, example: type[Example],
+           common: Common) -> Example:
+    """An example from aligned turns, checked for order, ending and contents (shared with the openai converter)."""
+    ranking = example is Pair
     check_order(turns, entry)
     check_ending(turns, entry, ranking)
     last = turns[-1]
@@ -192,17 +224,11 @@ def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, stage: s
                         fix="write the answer the model should learn, or remove the row", kind="the response is empty")
     check_contents(turns, entry)
     messages = tuple(Message(turn.role, turn.content) for turn in turns)
-    if ranking:
-        answers = (ranking_answer(row, entry, "chosen"), ranking_answer(row, entry, "rejected"))
-        return Sample(prompt=messages, response=answers, kind="ranking", **common)
-    if stage == "kto":
-        flag = kto_flag(row, entry.columns.kto_tag)
-        return Sample(prompt=messages[:-1], response=messages[-1:], kto_tag=flag, kind="kto", **common)
-    return Sample(prompt=messages[:-1], response=messages[-1:], **common)
+    return BUILDERS[example](row, entry, messages, common)
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
-    """One sharegpt row -> Sample for stage sft, rm/dpo or kto; no media."""
+def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+    """One sharegpt row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     messages = message_list(row, entry)
     system, start = leading_system(messages, row, entry)
     turns = []
@@ -212,4 +238,4 @@ def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, 
         turns.append(Turn(mapped_role(role, position, entry), content_text(message.get(entry.tags.content_tag),
                                                                              content_field), position))
     common = {"dataset": dataset, "row": index, "system": system, "tools": tools_field(row, entry.columns.tools)}
-    return finish(turns, row, entry, stage, common)
+    return finish(turns, row, entry, example, common)

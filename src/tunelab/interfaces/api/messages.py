@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tunelab.data.template import generation_prompt
+from tunelab.data.render import generation_prompt
 from tunelab.infer.tools import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.protocol import ChatRequest, Message
