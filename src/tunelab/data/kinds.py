@@ -81,8 +81,8 @@ def kind_of(stage: str) -> Kind:
     """The example kind a stage trains on; an unknown stage is an error that lists the known ones."""
     kind = STAGE_KINDS.get(stage)
     if kind is None:
-        raise ValueError(f"unknown stage {stage!r}{suggest(stage, STAGE_KINDS)}; expected one of "
-                         f"{', '.join(STAGE_KINDS)}")
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_KINDS)}"
+                         f"{suggest(stage, STAGE_KINDS)}")
     return kind
 
 

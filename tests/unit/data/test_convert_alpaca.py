@@ -131,7 +131,7 @@ def test_entry_must_suit_the_stage(spec: DatasetEntry, stage: str, problem: str)
 
 
 def test_unknown_stage_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="unknown stage 'ppx'; did you mean ppo"):
+    with pytest.raises(ValueError, match=r"unknown stage 'ppx'; expected one of .*; did you mean ppo\?"):
         convert({"instruction": "Q", "output": "A"}, entry(), "ppx")
 
 
