@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Union
+from typing import TYPE_CHECKING, Literal, Protocol, Union
 
 from tunelab.config.schema import DataSection
 from tunelab.data.report import DataReport
@@ -24,6 +24,7 @@ class ExampleStream(Protocol):
         ...
 
 
+Packing = Literal["none", "plain", "neat"]  # plain: packed rows attend across examples; neat: examples kept apart
 TrainSet = Union["Dataset", ExampleStream]
 EvalSet = Union["Dataset", dict[str, "Dataset"], None]  # a dict: one set per eval dataset (eval_on_each_dataset)
 
@@ -36,7 +37,7 @@ class DataBundle:
     train: TrainSet
     eval: EvalSet
     report: DataReport
-    packing: str = "none"  # none | plain (packed rows attend across examples) | neat (examples kept apart)
+    packing: Packing = "none"
 
     @property
     def streaming(self) -> bool:

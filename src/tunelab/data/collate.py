@@ -165,7 +165,8 @@ class PairCollator:
         ids = [e["chosen_input_ids"] for e in examples] + [e["rejected_input_ids"] for e in examples]
         labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
         return {"input_ids": padded(ids, self.pad_token_id, self.multiple_of),
-                "attention_mask": mask_of(ids, self.multiple_of), "labels": padded(labels, IGNORE_INDEX, self.multiple_of)}
+                "attention_mask": mask_of(ids, self.multiple_of),
+                "labels": padded(labels, IGNORE_INDEX, self.multiple_of)}
 
 
 @dataclass

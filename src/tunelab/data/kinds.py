@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Union
 
 from tunelab.config.schema import DataSection
 from tunelab.data import collate
+from tunelab.data.bundle import Packing
 from tunelab.data.dataset import chunked_dataset, feedback_dataset, supervised_dataset, text_dataset
 from tunelab.data.encode import feedback, pair, prompt, supervised, text
 from tunelab.data.examples import Example, Feedback, Pair, PromptOnly, Supervised, TextExample
@@ -24,7 +25,6 @@ from tunelab.runtime.suggest import suggest
 if TYPE_CHECKING:
     from datasets import Dataset
 
-Packing = Literal["none", "plain", "neat"]  # plain: packed rows attend across examples; neat: examples kept apart
 DatasetBuilder = Callable[[Sequence[Example], Tokenizer, DataSection, DataReport, str], "Dataset"]
 Collator = Union[collate.PadCollator, collate.PairCollator, collate.FeedbackCollator, collate.PromptCollator]
 

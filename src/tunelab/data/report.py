@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+
 @dataclass
 class RowIssue:
     """A skipped row, kept for the data report."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.config.schema import DataSection
 from tunelab.data import registry
-from tunelab.data.bundle import DataBundle, EvalSet
+from tunelab.data.bundle import DataBundle, EvalSet, Packing
 from tunelab.data.errors import DataError
 from tunelab.data.report import DataReport
 from tunelab.data.tokenizer import Tokenizer
@@ -41,7 +41,7 @@ def digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def file_stamp(path: Path) -> dict[str, Any]:
+def file_stamp(path: Path) -> dict[str, list[int]]:
     """A data file (or every file of a folder) by size and modification time."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()}
@@ -92,7 +92,7 @@ def has_saved(path: Path) -> bool:
 
 
 def load(folder: str, current: Fingerprint, data: DataSection,
-         columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[Dataset, EvalSet, DataReport, str] | None:
+         columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[Dataset, EvalSet, DataReport, Packing] | None:
     """(train, eval, report, packing) from a saved folder, or None when there is nothing saved yet; columns: those
     of the stage's example kind, which a folder saved by LLaMA-Factory must have."""
     from datasets import DatasetDict, load_from_disk
@@ -135,7 +135,7 @@ def load(folder: str, current: Fingerprint, data: DataSection,
 
 
 def from_llamafactory(parts: dict[str, Dataset],
-                      columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[dict[str, Dataset], str]:
+                      columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[dict[str, Dataset], Packing]:
     """LLaMA-Factory's saved rows: neat-packed rows mark examples in attention_mask (1, 2, ...); tunelab's
     collators read example_lengths, so they are derived from it."""
     train = parts["train"]

@@ -60,8 +60,8 @@ def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetRep
         yield record
 
 
-def interleave(sources: list[Iterator[Example]], restart: list[Callable[[], Iterator[Example]]], strategy: str, probs: list[float] | None,
-               seed: int) -> Iterator[Example]:
+def interleave(sources: list[Iterator[Example]], restart: list[Callable[[], Iterator[Example]]], strategy: str,
+               probs: list[float] | None, seed: int) -> Iterator[Example]:
     """Draw from the sources in turn (or by probs) until the first runs out (under), until each has run out once
     (over: finished sources start again) or until all have run out (once)."""
     rng = np.random.default_rng(seed)

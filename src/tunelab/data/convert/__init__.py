@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tunelab.data.convert import alpaca, openai, sharegpt
 from tunelab.data.convert.alpaca import unmapped_columns_note
+from tunelab.data.convert.fields import Row
 from tunelab.data.convert.media import MEDIA_KINDS, with_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example, Feedback, Pair, TextExample
@@ -21,7 +21,7 @@ from tunelab.data.registry import DatasetEntry
 
 __all__ = ["convert_row", "unmapped_columns_note"]
 
-Converter = Callable[[dict[str, Any], DatasetEntry, str, int, type[Example]], Example]
+Converter = Callable[[Row, DatasetEntry, str, int, type[Example]], Example]
 CONVERTERS: dict[str, Converter] = {"alpaca": alpaca.convert, "sharegpt": sharegpt.convert, "openai": openai.convert}
 
 
@@ -45,7 +45,7 @@ def check_kind(entry: DatasetEntry, stage: str, example: type[Example]) -> None:
                             "entry's columns", kind="kto dataset")
 
 
-def text_example(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> TextExample:
+def text_example(row: Row, entry: DatasetEntry, dataset: str, index: int, stage: str) -> TextExample:
     """Pre-training text; media are not used in pre-training."""
     if entry.formatting != "alpaca":
         raise DataError(f"stage {stage} reads plain text, but the entry has formatting {entry.formatting!r}",
@@ -61,7 +61,7 @@ def text_example(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: 
     return TextExample(text=alpaca.pretrain_text(row, entry.columns), dataset=dataset, row=index)
 
 
-def convert_row(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, media_dir: Path | None,
+def convert_row(row: Row, entry: DatasetEntry, dataset: str, index: int, media_dir: Path | None,
                 stage: str) -> Example:
     """One row of any format -> the example kind the stage trains on (data/kinds.py), strictly checked (DataError
     names the field and the fix)."""

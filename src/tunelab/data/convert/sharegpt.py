@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from tunelab.data.convert.fields import (check_function_call, content_text, kto_flag, missing_column, text_field,
-                                         tools_field)
+from tunelab.data.convert.fields import (Common, Row, check_function_call, content_text, kto_flag, missing_column,
+                                         text_field, tools_field)
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Context, Example, Feedback, Message, Pair, PromptOnly, Role, Supervised
 from tunelab.data.registry import DatasetEntry, Tags
@@ -45,7 +44,7 @@ def role_tag_of(tags: Tags, role: Role) -> str:
     return str(names[role])
 
 
-def message_list(row: dict[str, Any], entry: DatasetEntry) -> list[Any]:
+def message_list(row: Row, entry: DatasetEntry) -> list[object]:
     """The messages column, which must be a list."""
     column = entry.columns.messages
     if column is None:
@@ -61,7 +60,7 @@ def message_list(row: dict[str, Any], entry: DatasetEntry) -> list[Any]:
     return value
 
 
-def message_at(messages: list[Any], index: int, entry: DatasetEntry) -> tuple[dict[str, Any], Any]:
+def message_at(messages: list[object], index: int, entry: DatasetEntry) -> tuple[dict[str, object], object]:
     """Message index and its role value, which must be present."""
     column, role_tag = entry.columns.messages, entry.tags.role_tag
     message = messages[index]
@@ -76,7 +75,7 @@ def message_at(messages: list[Any], index: int, entry: DatasetEntry) -> tuple[di
     return message, message[role_tag]
 
 
-def leading_system(messages: list[Any], row: dict[str, Any], entry: DatasetEntry) -> tuple[str, int]:
+def leading_system(messages: list[object], row: Row, entry: DatasetEntry) -> tuple[str, int]:
     """(system prompt, index of the first turn): a first system message wins over the system column."""
     tags, column = entry.tags, entry.columns.messages
     if tags.system_tag and messages and isinstance(messages[0], dict) and \
@@ -85,7 +84,7 @@ def leading_system(messages: list[Any], row: dict[str, Any], entry: DatasetEntry
     return text_field(row, entry.columns.system), 0
 
 
-def mapped_role(role: Any, index: int, entry: DatasetEntry) -> Role:
+def mapped_role(role: object, index: int, entry: DatasetEntry) -> Role:
     """Our role for a message's role tag; system messages after the first and unknown tags are errors."""
     tags, field = entry.tags, f"{entry.columns.messages}[{index}].{entry.tags.role_tag}"
     roles = tag_roles(tags)
@@ -152,7 +151,7 @@ def check_contents(turns: list[Turn], entry: DatasetEntry) -> None:
             check_function_call(turn.content, field)
 
 
-def ranking_answer(row: dict[str, Any], entry: DatasetEntry, name: str) -> Message:
+def ranking_answer(row: Row, entry: DatasetEntry, name: str) -> Message:
     """The chosen or rejected column: one assistant (or function) message object."""
     tags, column = entry.tags, getattr(entry.columns, name)
     shape = f'{{"{tags.role_tag}": "{tags.assistant_tag}", "{tags.content_tag}": "..."}}'
@@ -182,36 +181,35 @@ def ranking_answer(row: dict[str, Any], entry: DatasetEntry, name: str) -> Messa
 
 
 Messages = tuple[Message, ...]
-Common = dict[str, Any]  # the Context fields: dataset, row, system, tools
 
 
-def supervised(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Supervised:
+def supervised(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Supervised:
     """The conversation up to its last turn, which is the response."""
     return Supervised(prompt=messages[:-1], response=messages[-1], **common)
 
 
-def pair(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Pair:
+def pair(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Pair:
     """The conversation as the prompt, with the chosen and rejected columns."""
     chosen, rejected = ranking_answer(row, entry, "chosen"), ranking_answer(row, entry, "rejected")
     return Pair(prompt=messages, chosen=chosen, rejected=rejected, **common)
 
 
-def feedback(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> Feedback:
+def feedback(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Feedback:
     """The last turn as the response, tagged by kto_tag."""
     flag = kto_flag(row, entry.columns.kto_tag)
     return Feedback(prompt=messages[:-1], response=messages[-1], desirable=flag, **common)
 
 
-def prompt_only(row: dict[str, Any], entry: DatasetEntry, messages: Messages, common: Common) -> PromptOnly:
+def prompt_only(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> PromptOnly:
     """The conversation up to its last turn, which is the reference answer (LLaMA-Factory's unsupervised rows)."""
     return PromptOnly(prompt=messages[:-1], answer=messages[-1], **common)
 
 
-BUILDERS: dict[type[Context], Callable[[dict[str, Any], DatasetEntry, Messages, Common], Example]] = {
+BUILDERS: dict[type[Context], Callable[[Row, DatasetEntry, Messages, Common], Example]] = {
     Supervised: supervised, Pair: pair, Feedback: feedback, PromptOnly: prompt_only}
 
 
-def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, example: type[Example],
+def finish(turns: list[Turn], row: Row, entry: DatasetEntry, example: type[Example],
            common: Common) -> Example:
     """An example from aligned turns, checked for order, ending and contents (shared with the openai converter)."""
     ranking = example is Pair
@@ -227,7 +225,7 @@ def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, example:
     return BUILDERS[example](row, entry, messages, common)
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+def convert(row: Row, entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
     """One sharegpt row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     messages = message_list(row, entry)
     system, start = leading_system(messages, row, entry)
@@ -237,5 +235,6 @@ def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, 
         content_field = f"{entry.columns.messages}[{position}].{entry.tags.content_tag}"
         turns.append(Turn(mapped_role(role, position, entry), content_text(message.get(entry.tags.content_tag),
                                                                              content_field), position))
-    common = {"dataset": dataset, "row": index, "system": system, "tools": tools_field(row, entry.columns.tools)}
+    tools = tools_field(row, entry.columns.tools)
+    common: Common = {"dataset": dataset, "row": index, "system": system, "tools": tools}
     return finish(turns, row, entry, example, common)

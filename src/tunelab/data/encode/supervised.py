@@ -70,7 +70,8 @@ def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, tra
     return Labelled(input_ids, labels, truncated or dropped > 0, dropped)
 
 
-def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSection, role: str = "train") -> EncodedChunk:
+def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSection,
+                 role: str = "train") -> EncodedChunk:
     """Encode, truncate and label supervised examples; counts are kept per (dataset, role): train or eval."""
     chunk = EncodedChunk()
     eos_id = encoder.tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
