@@ -57,10 +57,14 @@ class EncodedChunk:
             if isinstance(value, bool):
                 self.flags.setdefault(name, []).append(value)
             else:
-                column = self.lists.get(name)
-                if column is None:
-                    column = self.lists[name] = Column()
-                column.add(value)
+                self.column(name).add(value)
+
+    def column(self, name: str) -> Column:
+        """One list column, created empty (encoders of many examples append to it directly)."""
+        column = self.lists.get(name)
+        if column is None:
+            column = self.lists[name] = Column()
+        return column
 
     def __len__(self) -> int:
         first = next(iter(self.lists.values()), None)

@@ -77,6 +77,7 @@ def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSect
     eos_id = encoder.tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
     cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
     turns = encoder.turns([(record, record.messages) for record in records])
+    input_ids, labels = chunk.column("input_ids"), chunk.column("labels")
     for record, pairs in zip(records, turns):
         example = build_example(pairs, cutoff, data.train_on_prompt, data.mask_history, eos_id)
         trained = len(example.labels) - example.labels.count(IGNORE_INDEX)
@@ -86,5 +87,6 @@ def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSect
         counts["tokens"] += len(example.input_ids)
         counts["tokens_trained"] += trained
         chunk.without_trained_tokens += trained == 0
-        chunk.add(input_ids=example.input_ids, labels=example.labels)
+        input_ids.add(example.input_ids)
+        labels.add(example.labels)
     return chunk
