@@ -34,8 +34,6 @@ KNOWN_VIOLATIONS: frozenset[str] = frozenset({
     # config/eval_checks.py builds eval kinds and extractors; helper "eval" moves that check to the eval kinds
     "tunelab.config.eval_checks -> tunelab.eval.extract",
     "tunelab.config.eval_checks -> tunelab.eval.kinds",
-    # data/pipeline.py and data/streaming.py share the bundle types; helper "data" gives them their own module
-    "loop: tunelab.data.pipeline, tunelab.data.streaming",
 })
 
 

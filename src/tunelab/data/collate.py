@@ -1,12 +1,38 @@
 """Batching: right padding (PadCollator), one padding-free row (PackedCollator), or packed rows with a
-block-diagonal 4D mask (BlockMaskCollator)."""
+block-diagonal 4D mask (BlockMaskCollator) for text and supervised examples; pairs (PairCollator), KTO examples
+(FeedbackCollator) and prompts (PromptCollator) for the preference and online stages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Union
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    import torch
+
+Row = dict[str, Union[list[int], bool]]  # one stored example: its columns
+Batch = dict[str, Union["torch.Tensor", int]]
+
+
+def padded(rows: list[list[int]], value: int, multiple_of: int = 1, left: bool = False) -> torch.Tensor:
+    """[len(rows), length] long tensor of the rows padded with value to the longest, rounded up to multiple_of."""
+    import torch
+
+    longest = max((len(row) for row in rows), default=0)
+    length = -(-longest // multiple_of) * multiple_of
+    out = torch.full((len(rows), length), value, dtype=torch.long)
+    for index, row in enumerate(rows):
+        if row:
+            target = out[index, length - len(row):] if left else out[index, :len(row)]
+            target.copy_(torch.as_tensor(row))
+    return out
+
+
+def mask_of(rows: list[list[int]], multiple_of: int = 1, left: bool = False) -> torch.Tensor:
+    """The attention mask of padded(rows): 1 on tokens, 0 on padding."""
+    return padded([[1] * len(row) for row in rows], 0, multiple_of, left)
 
 
 @dataclass
@@ -16,7 +42,7 @@ class PadCollator:
     pad_token_id: int
     multiple_of: int = 8
 
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, examples: list[Row]) -> Batch:
         import torch
 
         longest = max(len(e["input_ids"]) for e in examples)
@@ -49,7 +75,7 @@ class PackedCollator:
 
     neat: bool = True
 
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, examples: list[Row]) -> Batch:
         import torch
 
         ids: list[int] = []
@@ -86,9 +112,9 @@ class BlockMaskCollator:
 
     pad_token_id: int
     neat: bool = True
-    dtype: Any = None
+    dtype: "torch.dtype | None" = None
 
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, examples: list[Row]) -> Batch:
         import torch
 
         length = max(len(e["input_ids"]) for e in examples)
@@ -114,7 +140,7 @@ class BlockMaskCollator:
                 "attention_mask": block_causal_mask(segment_ids, self.dtype or torch.float32)}
 
 
-def block_causal_mask(segment_ids: Any, dtype: Any) -> Any:
+def block_causal_mask(segment_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[batch, 1, length, length] additive mask: causal within equal non-zero segment ids; padding sees itself."""
     import torch
 
@@ -125,3 +151,55 @@ def block_causal_mask(segment_ids: Any, dtype: Any) -> Any:
     allowed |= torch.eye(length, dtype=torch.bool, device=segment_ids.device)
     zero = torch.zeros((), dtype=dtype, device=segment_ids.device)
     return torch.where(allowed, zero, torch.finfo(dtype).min)
+
+
+@dataclass
+class PairCollator:
+    """Pairs as one padded batch: the chosen sequences first, then the rejected ones in the same order
+    (LLaMA-Factory's PairwiseDataCollatorWithPadding), so rows i and i + n are one pair."""
+
+    pad_token_id: int
+    multiple_of: int = 8
+
+    def __call__(self, examples: list[Row]) -> Batch:
+        ids = [e["chosen_input_ids"] for e in examples] + [e["rejected_input_ids"] for e in examples]
+        labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
+        return {"input_ids": padded(ids, self.pad_token_id, self.multiple_of),
+                "attention_mask": mask_of(ids, self.multiple_of),
+                "labels": padded(labels, IGNORE_INDEX, self.multiple_of)}
+
+
+@dataclass
+class FeedbackCollator:
+    """KTO examples: their sequences and their KL partners' padded separately (LLaMA-Factory's
+    KTODataCollatorWithPadding), and the desirable flags as a bool tensor."""
+
+    pad_token_id: int
+    multiple_of: int = 8
+
+    def __call__(self, examples: list[Row]) -> Batch:
+        import torch
+
+        batch: Batch = {}
+        for prefix in ("", "kl_"):
+            ids = [e[f"{prefix}input_ids"] for e in examples]
+            batch[f"{prefix}input_ids"] = padded(ids, self.pad_token_id, self.multiple_of)
+            batch[f"{prefix}attention_mask"] = mask_of(ids, self.multiple_of)
+            batch[f"{prefix}labels"] = padded([e[f"{prefix}labels"] for e in examples], IGNORE_INDEX, self.multiple_of)
+        batch["kto_tags"] = torch.tensor([bool(e["kto_tags"]) for e in examples])
+        return batch
+
+
+@dataclass
+class PromptCollator:
+    """Prompts to generate from, padded on the left so every row ends where generation starts; the reference
+    answers (labels) padded on the right with IGNORE_INDEX."""
+
+    pad_token_id: int
+    multiple_of: int = 8
+
+    def __call__(self, examples: list[Row]) -> Batch:
+        ids = [e["input_ids"] for e in examples]
+        return {"input_ids": padded(ids, self.pad_token_id, self.multiple_of, left=True),
+                "attention_mask": mask_of(ids, self.multiple_of, left=True),
+                "labels": padded([e["labels"] for e in examples], IGNORE_INDEX)}

@@ -1,20 +1,24 @@
-"""Registry entries -> rows -> converted records, per dataset, with the counts of the data report."""
+"""Registry entries -> rows -> converted records, per dataset and per role (train, eval), with the counts of the data
+report."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from tunelab.config.schema import DataSection
 from tunelab.data import hub, mix, registry, sampling
 from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.records import DatasetReport, Sample
-from tunelab.data.report import DataReport
+from tunelab.data.examples import Example
+from tunelab.data.report import DataReport, DatasetReport
 from tunelab.runtime.names import split_names
 
+Sampler = tuple[int, np.random.RandomState]  # the run's seed and the one generator that draws num_samples
 
-def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Sample], DataReport]:
+
+def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple[list[Example], DataReport]:
     """Read and convert every dataset of the config for a stage, one after the other, strictly or skipping bad
     rows (counted)."""
     report = DataReport()
@@ -22,8 +26,8 @@ def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple
     return [record for part in parts for record in part], report
 
 
-def dataset_parts(data: DataSection, names: list[str], stage: str, sampler: tuple[int, Any], report: DataReport,
-                  role: str = "train") -> list[list[Sample]]:
+def dataset_parts(data: DataSection, names: list[str], stage: str, sampler: Sampler, report: DataReport,
+                  role: str = "train") -> list[list[Example]]:
     """The converted records of each named dataset, each with its report (role train or eval); sampler is the
     run's (seed, generator): one generator over the datasets in order, as LLaMA-Factory draws num_samples."""
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -42,8 +46,8 @@ def dataset_report(entry: registry.Dataset, role: str = "train") -> DatasetRepor
     return DatasetReport(name=entry.name, file=str(entry.path) if entry.path else hub.source_url(entry), role=role)
 
 
-def mixed_records(data: DataSection, names: list[str], stage: str, sampler: tuple[int, Any], report: DataReport,
-                  role: str = "train") -> list[Sample]:
+def mixed_records(data: DataSection, names: list[str], stage: str, sampler: Sampler, report: DataReport,
+                  role: str = "train") -> list[Example]:
     """The named datasets merged by mix_strategy (concat or interleaved with interleave_probs and the seed)."""
     parts = dataset_parts(data, names, stage, sampler, report, role)
     probs = mix.parse_probs(data.interleave_probs)
@@ -56,7 +60,7 @@ def mixed_records(data: DataSection, names: list[str], stage: str, sampler: tupl
 
 
 def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetReport,
-                 sampler: tuple[int, Any]) -> list[dict]:
+                 sampler: Sampler) -> list[dict]:
     """The rows of one entry after num_samples and max_samples (LLaMA-Factory's selection); sampler is the run's
     (seed, generator), the generator shared by the datasets in order."""
     rows = list(hub.dataset_rows(entry))
@@ -71,7 +75,7 @@ def dataset_rows(entry: registry.Dataset, data: DataSection, report: DatasetRepo
 
 
 def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str,
-                    sampler: tuple[int, Any]) -> list[Sample]:
+                    sampler: Sampler) -> list[Example]:
     """The converted records of one registry entry."""
     rows = dataset_rows(entry, data, report, sampler)
     records = []
@@ -96,3 +100,14 @@ def bad_row(exc: DataError, dataset: str, data: DataSection, report: DatasetRepo
         report.skip(index, prefix + exc.kind, prefix + exc.problem)
 
 
+
+
+def eval_records(data: DataSection, stage: str, sampler: Sampler, report: DataReport) -> dict[str, list[Example]]:
+    """The eval_dataset records: merged as `validation`, or one set per dataset (eval_on_each_dataset)."""
+    names = split_names(data.eval_dataset)
+    if not names:
+        return {}
+    if data.eval_on_each_dataset:
+        parts = dataset_parts(data, names, stage, sampler, report, role="eval")
+        return {name: part for name, part in zip(names, parts)}
+    return {"validation": mixed_records(data, names, stage, sampler, report, role="eval")}

@@ -15,9 +15,9 @@ import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
+from tunelab.data.tokenizer import Tokenizer
 
 LF_BATCH_SIZE = 1000  # LLaMA-Factory's default preprocessing_batch_size
 
@@ -117,12 +117,12 @@ def pack_batch(columns: PackedColumns, input_ids: list[list[int]], labels: list[
                         positions + [0] * pad, [len(input_ids[i]) for i in order], order)
 
 
-def pretrain_eos_token(tokenizer: Any, template: str | None) -> str:
+def pretrain_eos_token(tokenizer: Tokenizer, template: str | None) -> str:
     """The text LLaMA-Factory appends to every pretraining text."""
     return "<|end_of_text|>" if template == "llama3" else tokenizer.eos_token
 
 
-def pack_pretrain(texts: list[str], tokenizer: Any, cutoff_len: int, packing: bool, template: str | None = None,
+def pack_pretrain(texts: list[str], tokenizer: Tokenizer, cutoff_len: int, packing: bool, template: str | None = None,
                   batch_size: int = LF_BATCH_SIZE) -> PackedColumns:
     """Tokenize pretraining texts as LLaMA-Factory does: text + eos, then blocks of cutoff_len (packing; the
     remainder of each batch is dropped) or each text truncated to cutoff_len (no packing).
@@ -147,7 +147,7 @@ def pack_pretrain(texts: list[str], tokenizer: Any, cutoff_len: int, packing: bo
     return columns
 
 
-def pretrain_blocks(columns: PackedColumns, batch: list[str], tokenizer: Any, block_size: int,
+def pretrain_blocks(columns: PackedColumns, batch: list[str], tokenizer: Tokenizer, block_size: int,
                     add_bos: bool) -> list[tuple[int | None, list[int]]]:
     """Concatenate a batch's tokens and cut full blocks; a block's first token becomes bos if the tokenizer adds one."""
     stream = list(chain(*tokenizer(batch, add_special_tokens=False)["input_ids"]))
@@ -160,7 +160,7 @@ def pretrain_blocks(columns: PackedColumns, batch: list[str], tokenizer: Any, bl
     return [(None, block) for block in blocks]
 
 
-def pretrain_truncated(columns: PackedColumns, batch: list[str], tokenizer: Any, cutoff_len: int,
+def pretrain_truncated(columns: PackedColumns, batch: list[str], tokenizer: Tokenizer, cutoff_len: int,
                        add_bos: bool) -> list[tuple[int | None, list[int]]]:
     """One row per text (bos text prepended if the tokenizer adds one), cut to cutoff_len on the tokenizer's side."""
     if add_bos:

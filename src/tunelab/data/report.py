@@ -7,7 +7,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.data.records import DatasetReport
+
+@dataclass
+class RowIssue:
+    """A skipped row, kept for the data report."""
+
+    dataset: str
+    row: int
+    reason: str
+
+
+@dataclass
+class DatasetReport:
+    """What happened to one dataset's rows on the way to training examples."""
+
+    name: str
+    file: str | None = None
+    role: str = "train"  # train, or eval (an eval_dataset)
+    rows_read: int = 0
+    rows_converted: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_rows: list[RowIssue] = field(default_factory=list)
+    truncated: int = 0
+    turns_dropped_for_length: int = 0
+    dropped_for_length: int = 0  # packing: examples longer than cutoff_len, left out
+    tokens: int = 0
+    tokens_trained: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, row: int, reason: str, detail: str = "") -> None:
+        """Count a skipped row under its reason; the first 100 are kept with their details."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(self.skipped_rows) < 100:
+            self.skipped_rows.append(RowIssue(self.name, row, detail or reason))
+
 
 COUNT_KEYS = ("truncated", "turns_dropped_for_length", "dropped_for_length", "tokens", "tokens_trained")
 

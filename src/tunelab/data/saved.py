@@ -14,13 +14,20 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunelab.config.schema import DataSection
 from tunelab.data import registry
+from tunelab.data.bundle import DataBundle, EvalSet, Packing
 from tunelab.data.errors import DataError
-from tunelab.data.gather import split_names
 from tunelab.data.report import DataReport
+from tunelab.data.tokenizer import Tokenizer
+from tunelab.runtime.names import split_names
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+Fingerprint = dict[str, Any]  # JSON values: what shaped the tokens
 
 META = "tunelab_data.json"
 FORMAT = 1
@@ -34,13 +41,13 @@ def digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def file_stamp(path: Path) -> dict[str, Any]:
+def file_stamp(path: Path) -> dict[str, list[int]]:
     """A data file (or every file of a folder) by size and modification time."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()}
 
 
-def fingerprint(data: DataSection, tokenizer: Any, seed: int, stage: str) -> dict[str, Any]:
+def fingerprint(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str) -> Fingerprint:
     """Everything that shaped the tokens, as a JSON-ready dict (compared key by key on reuse)."""
     names = split_names(data.dataset) + split_names(data.eval_dataset)
     entries, files = {}, {}
@@ -57,7 +64,7 @@ def fingerprint(data: DataSection, tokenizer: Any, seed: int, stage: str) -> dic
             "chat_template": digest(str(getattr(tokenizer, "chat_template", None)))}
 
 
-def changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def changes(saved: Fingerprint, current: Fingerprint) -> list[str]:
     """What differs between two fingerprints, in words."""
     out = []
     for key in sorted(set(saved) | set(current)):
@@ -73,7 +80,7 @@ def changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return out
 
 
-def describe(value: Any) -> str:
+def describe(value: object) -> str:
     """A value, shortened for an error message."""
     text = "(none)" if value is None else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -84,8 +91,10 @@ def has_saved(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def load(folder: str, current: dict[str, Any], data: DataSection) -> tuple[Any, Any, DataReport, str] | None:
-    """(train, eval, report, packing) from a saved folder, or None when there is nothing saved yet."""
+def load(folder: str, current: Fingerprint, data: DataSection,
+         columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[Dataset, EvalSet, DataReport, Packing] | None:
+    """(train, eval, report, packing) from a saved folder, or None when there is nothing saved yet; columns: those
+    of the stage's example kind, which a folder saved by LLaMA-Factory must have."""
     from datasets import DatasetDict, load_from_disk
 
     path = Path(folder)
@@ -110,7 +119,7 @@ def load(folder: str, current: dict[str, Any], data: DataSection) -> tuple[Any, 
                             fix="delete the folder to tokenize again, or set tokenized_path to a new folder")
         report, packing = DataReport.from_dict(meta["report"]), meta["packing"]
     else:
-        parts, packing = from_llamafactory(parts)
+        parts, packing = from_llamafactory(parts, columns)
         report = DataReport(train_examples=len(parts["train"]), notes=[
             f"tokenized data loaded from {path} without a tunelab fingerprint (saved by LLaMA-Factory?): used as "
             "it is, not checked against the dataset files or data keys"])
@@ -125,11 +134,12 @@ def load(folder: str, current: dict[str, Any], data: DataSection) -> tuple[Any, 
     return parts["train"], evaluation, report, packing
 
 
-def from_llamafactory(parts: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def from_llamafactory(parts: dict[str, Dataset],
+                      columns: tuple[str, ...] = ("input_ids", "labels")) -> tuple[dict[str, Dataset], Packing]:
     """LLaMA-Factory's saved rows: neat-packed rows mark examples in attention_mask (1, 2, ...); tunelab's
     collators read example_lengths, so they are derived from it."""
     train = parts["train"]
-    missing = [c for c in ("input_ids", "labels") if c not in train.column_names]
+    missing = [c for c in columns if c not in train.column_names]
     if missing:
         raise DataError(f"the saved data has no {', '.join(missing)} column (columns: {', '.join(train.column_names)})",
                         field="tokenized_path", fix="save the data again with a sft or pt run")
@@ -139,7 +149,7 @@ def from_llamafactory(parts: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return {name: part.map(example_lengths, batched=False) for name, part in parts.items()}, "neat"
 
 
-def example_lengths(row: dict[str, Any]) -> dict[str, Any]:
+def example_lengths(row: dict[str, list[int]]) -> dict[str, list[int]]:
     """Lengths of the examples of a neat-packed row from its attention_mask (1-based example index, 0 = pad)."""
     lengths: list[int] = []
     for mark in row["attention_mask"]:
@@ -151,7 +161,7 @@ def example_lengths(row: dict[str, Any]) -> dict[str, Any]:
     return {"example_lengths": lengths}
 
 
-def save(folder: str, bundle: Any, current: dict[str, Any]) -> None:
+def save(folder: str, bundle: DataBundle, current: Fingerprint) -> None:
     """Save train and eval sets with their fingerprint and report."""
     from datasets import DatasetDict
 

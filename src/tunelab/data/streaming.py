@@ -11,28 +11,33 @@ rows of the first pass; the run writes it again when training ends.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from tunelab.config.schema import DataSection
 from tunelab.data import hub, registry, sampling
+from tunelab.data.bundle import DataBundle, eval_set
 from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
-from tunelab.data.gather import bad_row, dataset_report, split_names
+from tunelab.data.examples import Example
+from tunelab.data.gather import bad_row, dataset_report, eval_records, split_names
+from tunelab.data.kinds import kind_of
 from tunelab.data.mix import parse_probs
-from tunelab.data.records import DatasetReport, Sample
-from tunelab.data.report import DataReport
+from tunelab.data.report import DataReport, DatasetReport
+from tunelab.data.tokenizer import Tokenizer
 
 Key = tuple[str, int]  # (dataset, row): identifies a record across epochs
+Item = TypeVar("Item")
+Row = dict[str, object]  # one encoded example: its columns
 
 
 def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetReport, stage: str,
-                  count: bool) -> Iterator[Sample]:
+                  count: bool) -> Iterator[Example]:
     """The converted records of one entry, read lazily; bad rows stop or are skipped (and counted on the first
     pass)."""
     if entry.entry.num_samples is not None:
@@ -55,8 +60,8 @@ def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetRep
         yield record
 
 
-def interleave(sources: list[Iterator[Sample]], restart: list[Any], strategy: str, probs: list[float] | None,
-               seed: int) -> Iterator[Sample]:
+def interleave(sources: list[Iterator[Example]], restart: list[Callable[[], Iterator[Example]]], strategy: str,
+               probs: list[float] | None, seed: int) -> Iterator[Example]:
     """Draw from the sources in turn (or by probs) until the first runs out (under), until each has run out once
     (over: finished sources start again) or until all have run out (once)."""
     rng = np.random.default_rng(seed)
@@ -93,10 +98,10 @@ def renormalised(probs: list[float], live: list[int]) -> list[float]:
     return [probs[i] / total if i in live else 0.0 for i in range(len(probs))]
 
 
-def shuffled(items: Iterator[Any], buffer_size: int, seed: int) -> Iterator[Any]:
+def shuffled(items: Iterator[Item], buffer_size: int, seed: int) -> Iterator[Item]:
     """A shuffle buffer: each new item takes the place of a random one, which is yielded."""
     rng = random.Random(seed)
-    buffer: list[Any] = []
+    buffer: list[Item] = []
     for item in items:
         if len(buffer) < buffer_size:
             buffer.append(item)
@@ -111,10 +116,11 @@ def shuffled(items: Iterator[Any], buffer_size: int, seed: int) -> Iterator[Any]
 class StreamingExamples(torch.utils.data.IterableDataset):
     """Training examples made on the fly from the configured datasets (a torch IterableDataset for the Trainer)."""
 
-    def __init__(self, data: DataSection, tokenizer: Any, seed: int, stage: str, report: DataReport,
+    def __init__(self, data: DataSection, tokenizer: Tokenizer, seed: int, stage: str, report: DataReport,
                  held_out: set[Key] | None = None) -> None:
         super().__init__()
         self.data, self.tokenizer, self.seed, self.stage, self.report = data, tokenizer, seed, stage, report
+        self.kind = kind_of(stage)
         self.held_out = held_out or set()
         self.entries = registry.lookup(split_names(data.dataset), data.dataset_dir)
         self.epoch, self.passes = 0, 0
@@ -123,9 +129,9 @@ class StreamingExamples(torch.utils.data.IterableDataset):
         """Called by the Trainer at each epoch: the shuffle changes with it."""
         self.epoch = epoch
 
-    def records(self, count: bool) -> Iterator[Sample]:
+    def records(self, count: bool) -> Iterator[Example]:
         """The mixed, shuffled records of one pass."""
-        def source(i: int) -> Iterator[Sample]:
+        def source(i: int) -> Iterator[Example]:
             entry = self.entries[i]
             return record_stream(entry, self.data, self.report.dataset(entry.name), self.stage, count)
 
@@ -140,21 +146,18 @@ class StreamingExamples(torch.utils.data.IterableDataset):
             return mixed
         return shuffled(mixed, self.data.buffer_size, self.seed + self.epoch)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Row]:
         count = self.passes == 0
         self.passes += 1
         records = (r for r in self.records(count) if (r.dataset, r.row) not in self.held_out)
         share, shares = reader_share()
         yield from islice(self.examples(records), share, None, shares)
 
-    def examples(self, records: Iterator[Sample]) -> Iterator[dict[str, Any]]:
-        """Encode (and pack) the records a batch at a time."""
-        from tunelab.data.pipeline import encoded_dataset
-
+    def examples(self, records: Iterator[Example]) -> Iterator[Row]:
+        """Encode (and pack) the records a batch at a time, as the stage's kind is encoded."""
         size = self.data.preprocessing_batch_size
         while batch := list(islice(records, size)):
-            part = encoded_dataset(batch, self.tokenizer, self.data, self.report, self.stage, "train")
-            yield from part
+            yield from self.kind.build(batch, self.tokenizer, self.data, self.report, "train")
 
 
 def reader_share() -> tuple[int, int]:
@@ -173,11 +176,10 @@ def scratch(report: DataReport) -> DataReport:
     return DataReport(datasets=[DatasetReport(name=d.name, file=d.file, role=d.role) for d in report.datasets])
 
 
-def streaming_data(data: DataSection, tokenizer: Any, seed: int, stage: str) -> Any:
+def streaming_data(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str) -> DataBundle:
     """The DataBundle of a streaming run: a lazy train set, an in-memory eval set; the first example is made
     here so that data errors show before the model loads."""
-    from tunelab.data.pipeline import DataBundle, encoded_dataset, eval_records, eval_set, packing_mode
-
+    kind = kind_of(stage)
     if data.val_size and data.val_size != int(data.val_size):
         raise DataError(f"val_size {data.val_size:g} is a fraction, but a stream has no known length",
                         field="val_size", fix="give a row count (e.g. val_size: 500), as LLaMA-Factory requires")
@@ -187,14 +189,14 @@ def streaming_data(data: DataSection, tokenizer: Any, seed: int, stage: str) -> 
     evaluation, held_out = {}, set()
     if data.eval_dataset:
         parts = eval_records(data, stage, (seed, sampling.sampling_rng(seed)), report)
-        evaluation = {name: encoded_dataset(part, tokenizer, data, report, stage, "eval") for name, part in parts.items()}
+        evaluation = {name: kind.build(part, tokenizer, data, report, "eval") for name, part in parts.items()}
     elif data.val_size:
         probe = StreamingExamples(data, tokenizer, seed, stage, scratch(report))
         head = list(islice(probe.records(count=False), int(data.val_size)))
         held_out = {(r.dataset, r.row) for r in head}
-        evaluation["validation"] = encoded_dataset(head, tokenizer, data, report, stage, "train")
+        evaluation["validation"] = kind.build(head, tokenizer, data, report, "train")
     train = StreamingExamples(data, tokenizer, seed, stage, report, held_out)
     if next(iter(StreamingExamples(data, tokenizer, seed, stage, scratch(report), held_out)), None) is None:
         raise DataError("no rows to train on", dataset=data.dataset)
     return DataBundle(train=train, eval=eval_set(evaluation, data, report), report=report,
-                      packing=packing_mode(data, stage))
+                      packing=kind.packing(data))

@@ -14,7 +14,7 @@ from typing import Any
 from tunelab.eval.choice_data import (  # noqa: F401 - re-exported: the public API of multiple choice
     LETTERS, ChoiceError, Question, load_questions, load_shots,
 )
-from tunelab.data.template import generation_prompt
+from tunelab.data.render import generation_prompt
 from tunelab.runtime.suggest import suggest
 
 # lang -> (text opening the first user message, text closing every question), as in LLaMA-Factory 0.9.5

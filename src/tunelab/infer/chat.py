@@ -13,7 +13,7 @@ import queue
 from collections.abc import Iterator
 
 from tunelab.config.schema import InferSection
-from tunelab.data.template import generation_prompt
+from tunelab.data.render import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, sampling_fields
 from tunelab.infer.engine import DoneEvent, Engine, ErrorEvent, Event, TextEvent, new_job
 from tunelab.model.load import ModelBundle

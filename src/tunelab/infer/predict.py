@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tunelab.config.schema import DataSection, InferSection, RunConfig
 from tunelab.data.gather import load_records
-from tunelab.data.records import Sample
-from tunelab.data.template import generation_prompt
+from tunelab.data.examples import Supervised
+from tunelab.data.render import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
 from tunelab.infer.protocols import Tokenizer
 from tunelab.model.load import ModelBundle
@@ -63,7 +63,7 @@ def prediction_settings(infer: InferSection) -> InferSection:
     return infer if "do_sample" in infer.model_fields_set else infer.model_copy(update={"do_sample": False})
 
 
-def prompt_rows(records: list[Sample], tokenizer: Tokenizer, data: DataSection) -> list[PromptRow]:
+def prompt_rows(records: list[Supervised], tokenizer: Tokenizer, data: DataSection) -> list[PromptRow]:
     """Every record as a prompt (all turns but the last answer) and its reference answer."""
     rows = []
     for record in records:

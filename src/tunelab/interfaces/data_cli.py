@@ -207,7 +207,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from tunelab.data.tokenize import IGNORE_INDEX
+    from tunelab.data.encode.cutoff import IGNORE_INDEX
     from tunelab.data.tools.inspect import build, preview_text, report_lines
 
     config = run_config(args)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.train.loss import labelled_hidden, supports_selective_loss
 
 CHUNK_TOKENS = 512

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.model.adapters import base_model
 
 CHUNK_TOKENS = 128  # measured on CPU: chunks of 128 rows keep the fp32 logits in cache (2048: 1.7x slower)

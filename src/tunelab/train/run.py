@@ -9,7 +9,8 @@ from typing import Any
 
 from tunelab.config.load import dump_yaml
 from tunelab.config.schema import RunConfig
-from tunelab.data.pipeline import DataBundle, build_data
+from tunelab.data.bundle import DataBundle
+from tunelab.data.pipeline import build_data
 from tunelab.model import adapters
 from tunelab.model.attention import use_packed_attention
 from tunelab.model.fit import check_fit

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config.schema import RunConfig
-from tunelab.data.pipeline import DataBundle
+from tunelab.data.bundle import DataBundle
 from tunelab.model import adapters
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, is_main_process

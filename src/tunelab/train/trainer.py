@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback
 from transformers.trainer_utils import EvalLoopOutput
 
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.train.accuracy import eval_counts
 from tunelab.train.hf_private import HookedTrainer, forward_through_wrapper
 from tunelab.train.loss import selective_loss, supports_selective_loss

@@ -1,4 +1,4 @@
-"""Alpaca rows -> Samples for every stage through convert_row; expected values recorded from LLaMA-Factory 0.9.5."""
+"""Alpaca rows -> examples of every stage's kind through convert_row; expected values recorded from LLaMA-Factory 0.9.5."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Example, Feedback, Message, Pair, PromptOnly, Supervised, TextExample
 from tunelab.data.registry import Columns, DatasetEntry
 
 
@@ -16,7 +16,7 @@ def entry(**columns: Any) -> DatasetEntry:
     return DatasetEntry(columns=Columns(**{"prompt": "instruction", "query": "input", "response": "output", **columns}))
 
 
-def convert(row: dict[str, Any], spec: DatasetEntry, stage: str = "sft") -> Sample:
+def convert(row: dict[str, Any], spec: DatasetEntry, stage: str = "sft") -> Example:
     return convert_row(row, spec, "d", 7, None, stage)
 
 
@@ -30,13 +30,18 @@ def pairs(messages: tuple[Message, ...]) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in messages]
 
 
+def answers(sample: Example) -> tuple[Message, ...]:
+    """The answers an example carries: chosen and rejected for a pair, else its one response."""
+    return (sample.chosen, sample.rejected) if isinstance(sample, Pair) else (sample.response,)
+
+
 def test_chinese_history_system_and_input_as_llamafactory_aligns_them() -> None:
     row = {"instruction": "把这句话翻译成英文：", "input": "你好，世界", "output": "Hello, world", "system": "你是翻译助手",
            "history": [["你是谁？", "我是助手。"]]}
     sample = convert(row, entry(history="history", system="system"))
     assert pairs(sample.prompt) == [("user", "你是谁？"), ("assistant", "我是助手。"), ("user", "把这句话翻译成英文：\n你好，世界")]
-    assert pairs(sample.response) == [("assistant", "Hello, world")]
-    assert (sample.system, sample.tools, sample.kind, sample.dataset, sample.row) == ("你是翻译助手", "", "sft", "d", 7)
+    assert pairs(answers(sample)) == [("assistant", "Hello, world")]
+    assert (sample.system, sample.tools, type(sample), sample.dataset, sample.row) == ("你是翻译助手", "", Supervised, "d", 7)
     assert sample.images == sample.videos == sample.audios == ()
 
 
@@ -69,8 +74,8 @@ def test_ranking_row_gives_chosen_then_rejected() -> None:
     spec = DatasetEntry(ranking=True, columns=Columns(chosen="chosen", rejected="rejected", response=None))
     sample = convert({"instruction": "Say hi", "input": "", "chosen": "Hi!", "rejected": "Go away"}, spec, "dpo")
     assert pairs(sample.prompt) == [("user", "Say hi")]
-    assert pairs(sample.response) == [("assistant", "Hi!"), ("assistant", "Go away")]
-    assert sample.kind == "ranking"
+    assert pairs(answers(sample)) == [("assistant", "Hi!"), ("assistant", "Go away")]
+    assert isinstance(sample, Pair)
     assert convert({"instruction": "Say hi", "chosen": "Hi!", "rejected": "Go away"}, spec, "rm") == sample
 
 
@@ -95,8 +100,8 @@ def test_ranking_entry_without_chosen_column() -> None:
 def test_kto_row_keeps_its_one_answer_and_the_tag(flag: bool) -> None:
     # LLaMA-Factory writes this as _response [answer, ""] (desirable) or ["", answer]; we keep the tag instead
     sample = convert({"instruction": "Say hi", "output": "Hi!", "label": flag}, entry(kto_tag="label"), "kto")
-    assert pairs(sample.response) == [("assistant", "Hi!")]
-    assert (sample.kto_tag, sample.kind) == (flag, "kto")
+    assert pairs(answers(sample)) == [("assistant", "Hi!")]
+    assert (sample.desirable, type(sample)) == (flag, Feedback)
 
 
 def test_kto_tag_must_be_a_boolean() -> None:
@@ -126,14 +131,22 @@ def test_entry_must_suit_the_stage(spec: DatasetEntry, stage: str, problem: str)
 
 
 def test_unknown_stage_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="unknown stage 'ppo'"):
-        convert({"instruction": "Q", "output": "A"}, entry(), "ppo")
+    with pytest.raises(ValueError, match=r"unknown stage 'ppx'; expected one of .*; did you mean ppo\?"):
+        convert({"instruction": "Q", "output": "A"}, entry(), "ppx")
+
+
+@pytest.mark.parametrize("stage", ["ppo", "grpo"])
+def test_online_stages_read_prompts_with_their_reference_answer(stage: str) -> None:
+    sample = convert({"instruction": "Say hi", "input": "", "output": "Hi!"}, entry(), stage)
+    assert (type(sample), pairs(sample.prompt), sample.answer) == (PromptOnly, [("user", "Say hi")],
+                                                                   Message("assistant", "Hi!"))
+    assert convert({"instruction": "Say hi"}, entry(), stage).answer is None
 
 
 def test_pretraining_reads_the_text_column() -> None:
     sample = convert({"text": "Plain pre-training text. 中文也可以。"}, entry(prompt="text"), "pt")
-    assert sample.prompt == (Message("user", "Plain pre-training text. 中文也可以。"),)
-    assert (sample.response, sample.kind, sample.system) == ((), "pt", "")
+    assert sample.text == "Plain pre-training text. 中文也可以。"
+    assert (type(sample), sample.system) == (TextExample, "")
 
 
 @pytest.mark.parametrize(("row", "problem"), [

@@ -10,7 +10,7 @@ import pytest
 
 from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
-from tunelab.data.records import Sample
+from tunelab.data.examples import Example
 from tunelab.data.registry import Columns, DatasetEntry
 
 IMAGES = DatasetEntry(formatting="sharegpt", columns=Columns(messages="conversations", images="images"))
@@ -31,7 +31,7 @@ def chat(*turns: tuple[str, str]) -> list[dict[str, str]]:
     return [{"from": role, "value": value} for role, value in turns]
 
 
-def convert(row: dict[str, Any], media_dir: Path | None, spec: DatasetEntry = IMAGES, stage: str = "sft") -> Sample:
+def convert(row: dict[str, Any], media_dir: Path | None, spec: DatasetEntry = IMAGES, stage: str = "sft") -> Example:
     return convert_row(row, spec, "d", 0, media_dir, stage)
 
 

@@ -1,4 +1,4 @@
-"""ShareGPT and OpenAI rows -> Samples; the expected contents were recorded from LLaMA-Factory 0.9.5's converters."""
+"""ShareGPT and OpenAI rows -> examples; the expected contents were recorded from LLaMA-Factory 0.9.5's converters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Example, Feedback, Message, Pair, Supervised
 from tunelab.data.registry import Columns, DatasetEntry, Tags
 
 SHAREGPT = DatasetEntry(formatting="sharegpt", columns=Columns(messages="conversations", system="system",
@@ -23,7 +23,7 @@ OPENAI = DatasetEntry(formatting="openai", columns=Columns(messages="messages", 
 WEATHER_CALL = '{"name": "get_weather", "arguments": {"city": "北京"}}'
 
 
-def convert(row: dict[str, Any], spec: DatasetEntry = SHAREGPT, stage: str = "sft") -> Sample:
+def convert(row: dict[str, Any], spec: DatasetEntry = SHAREGPT, stage: str = "sft") -> Example:
     return convert_row(row, spec, "d", 0, None, stage)
 
 
@@ -32,6 +32,10 @@ def error(row: dict[str, Any], spec: DatasetEntry = SHAREGPT, stage: str = "sft"
         convert(row, spec, stage)
     return excinfo.value
 
+
+def answers(sample: Example) -> tuple[Message, ...]:
+    """The answers an example carries: chosen and rejected for a pair, else its one response."""
+    return (sample.chosen, sample.rejected) if isinstance(sample, Pair) else (sample.response,)
 
 def pairs(messages: tuple[Message, ...]) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in messages]
@@ -48,13 +52,13 @@ def test_function_call_and_observation_conversation_with_tools() -> None:
                                  ("observation", '{"temp": 20}'), ("gpt", "北京现在20度。")), "tools": tools}
     sample = convert(row)
     assert pairs(sample.prompt) == [("user", "北京天气怎么样？"), ("function", WEATHER_CALL), ("observation", '{"temp": 20}')]
-    assert pairs(sample.response) == [("assistant", "北京现在20度。")]
-    assert (sample.tools, sample.system, sample.kind) == (tools, "", "sft")
+    assert pairs(answers(sample)) == [("assistant", "北京现在20度。")]
+    assert (sample.tools, sample.system, type(sample)) == (tools, "", Supervised)
 
 
 def test_a_function_call_may_be_the_answer() -> None:
     sample = convert({"conversations": chat(("human", "天气？"), ("function_call", WEATHER_CALL))})
-    assert pairs(sample.response) == [("function", WEATHER_CALL)]
+    assert pairs(answers(sample)) == [("function", WEATHER_CALL)]
 
 
 def test_a_first_system_message_wins_over_the_system_column() -> None:
@@ -76,7 +80,7 @@ def test_custom_tags() -> None:
     sample = convert(row, spec)
     assert sample.system == "S"  # sharegpt formatting never adds LLaMA-Factory's openai "detailed thinking off"
     assert pairs(sample.prompt) == [("user", "Q1"), ("assistant", "A1"), ("user", "Q2")]
-    assert pairs(sample.response) == [("assistant", "A2")]
+    assert pairs(answers(sample)) == [("assistant", "A2")]
 
 
 @pytest.mark.parametrize(("turns", "field", "problem"), [
@@ -158,8 +162,8 @@ def test_sharegpt_ranking_row() -> None:
            "rejected": {"from": "gpt", "value": "5"}}
     sample = convert(row, SHAREGPT_RANKING, "dpo")
     assert pairs(sample.prompt) == [("user", "2+2?")]
-    assert pairs(sample.response) == [("assistant", "4"), ("assistant", "5")]
-    assert sample.kind == "ranking"
+    assert pairs(answers(sample)) == [("assistant", "4"), ("assistant", "5")]
+    assert isinstance(sample, Pair)
 
 
 @pytest.mark.parametrize(("row", "field", "problem"), [
@@ -185,8 +189,8 @@ def test_bad_sharegpt_ranking_rows(row: dict[str, Any], field: str, problem: str
 def test_sharegpt_kto_row() -> None:
     row = {"conversations": chat(("human", "你好"), ("gpt", "滚开")), "label": False}
     sample = convert(row, SHAREGPT_KTO, "kto")
-    assert (pairs(sample.prompt), pairs(sample.response)) == ([("user", "你好")], [("assistant", "滚开")])
-    assert (sample.kto_tag, sample.kind) == (False, "kto")
+    assert (pairs(sample.prompt), pairs(answers(sample))) == ([("user", "你好")], [("assistant", "滚开")])
+    assert (sample.desirable, type(sample)) == (False, Feedback)
 
 
 WEATHER_TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {
@@ -207,7 +211,7 @@ def test_openai_tool_calls_and_merged_tool_results() -> None:
         ("function", '[{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}, '
                      '{"name": "get_weather", "arguments": "{\\"city\\": \\"Rome\\"}"}]'),
         ("observation", "18C\n</tool_response>\n<tool_response>\n25C")]
-    assert pairs(sample.response) == [("assistant", "Paris 18C, Rome 25C.")]
+    assert pairs(answers(sample)) == [("assistant", "Paris 18C, Rome 25C.")]
     assert sample.system == "You are helpful.\n"  # LLaMA-Factory 0.9.5 adds "\n" when there are tools
     assert json.loads(sample.tools) == WEATHER_TOOLS
 
@@ -268,5 +272,5 @@ def test_openai_ranking_row_with_trailing_tool_result() -> None:
     sample = convert(row, spec, "rm")
     assert pairs(sample.prompt) == [("user", "Weather?"), ("function", '[{"name": "w", "arguments": "{}"}]'),
                                     ("observation", "20")]
-    assert pairs(sample.response) == [("assistant", "It is 20 degrees."), ("assistant", "No idea.")]
+    assert pairs(answers(sample)) == [("assistant", "It is 20 degrees."), ("assistant", "No idea.")]
     assert sample.system == "detailed thinking off"

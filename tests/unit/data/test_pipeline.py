@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from tunelab.config.schema import DataSection
-from tunelab.data import tokenized
+from tunelab.data import store
 from tunelab.data.errors import DataError
 from tunelab.data.gather import load_records, split_names
 from tunelab.data.pipeline import build_data, tokenize_records
-from tunelab.data.report import DataReport
-from tunelab.data.records import Sample, DatasetReport, Message
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.report import DataReport, DatasetReport
+from tunelab.data.examples import Message, Supervised
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 
 GOOD = {"instruction": "What is the capital of France?", "output": "Paris"}
 
@@ -206,20 +206,20 @@ def test_data_report_is_written_as_json(make_dataset: Any, data_dir: Path, tiny_
     assert saved["train_examples"] == 1
 
 
-def two_dataset_records(count: int) -> list[Sample]:
-    return [Sample.chat(messages=(Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}, thanks.")),
+def two_dataset_records(count: int) -> list[Supervised]:
+    return [Supervised.chat(messages=(Message("user", f"Question {i}?"), Message("assistant", f"Answer {i}, thanks.")),
                        dataset="a" if i % 3 else "b", row=i + 1) for i in range(count)]
 
 
-def tokenize_with(records: list[Sample], tokenizer: Any, **values: Any) -> tuple[dict[str, Any], DataReport]:
+def tokenize_with(records: list[Supervised], tokenizer: Any, **values: Any) -> tuple[dict[str, Any], DataReport]:
     report = DataReport(datasets=[DatasetReport(name="a"), DatasetReport(name="b")])
     return tokenize_records(records, tokenizer, DataSection(**values), report), report
 
 
 def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 4)
-    monkeypatch.setattr(tokenized.env, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(store, "PARALLEL_MIN_ROWS", 4)
+    monkeypatch.setattr(store.env, "cpu_cores", lambda: 4)
     records = two_dataset_records(10)
     parallel = tokenize_with(records, tiny_tokenizer, preprocessing_num_workers=2, cutoff_len=10)
     serial = tokenize_with(records, tiny_tokenizer, cutoff_len=10)
@@ -228,10 +228,10 @@ def test_worker_processes_give_the_same_examples_and_counts(tiny_tokenizer: Any,
 
 
 def test_a_data_error_in_a_worker_keeps_its_message(tiny_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokenized, "PARALLEL_MIN_ROWS", 2)
-    monkeypatch.setattr(tokenized.env, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(store, "PARALLEL_MIN_ROWS", 2)
+    monkeypatch.setattr(store.env, "cpu_cores", lambda: 4)
     records = two_dataset_records(3)
-    records[0] = Sample.chat(messages=(Message("user", "Weather?"), Message("function", "{not json")),
+    records[0] = Supervised.chat(messages=(Message("user", "Weather?"), Message("function", "{not json")),
                              dataset="b", row=1)
     with pytest.raises(DataError) as excinfo:
         tokenize_with(records, tiny_tokenizer, preprocessing_num_workers=2)
@@ -242,14 +242,14 @@ def test_few_rows_are_tokenized_in_process(tiny_tokenizer: Any, monkeypatch: pyt
     def no_pool(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a process pool was started for a few rows")
 
-    monkeypatch.setattr(tokenized, "encode_in_workers", no_pool)
+    monkeypatch.setattr(store, "encode_in_workers", no_pool)
     columns, _ = tokenize_with(two_dataset_records(5), tiny_tokenizer, preprocessing_num_workers=4)
     assert len(columns["input_ids"]) == 5
 
 
 def test_an_encoding_error_names_dataset_file_and_row(tiny_tokenizer: Any) -> None:
     turns = (Message("user", "a"), Message("function", '{"name": "f"}'))
-    record = Sample(prompt=turns[:1], response=turns[1:], dataset="chats", row=7, tools="[{bad")
+    record = Supervised(prompt=turns[:1], response=turns[1], dataset="chats", row=7, tools="[{bad")
     report = DataReport(datasets=[DatasetReport(name="chats", file="data/chats.json")])
     with pytest.raises(DataError) as excinfo:
         tokenize_records([record], tiny_tokenizer, DataSection(dataset="chats"), report)

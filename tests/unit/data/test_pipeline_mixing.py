@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from tunelab.config.schema import DataSection
-from tunelab.data import mix, tokenized
+from tunelab.data import mix, store
 from tunelab.data.errors import DataError
-from tunelab.data.pipeline import build_data, packed_columns
-from tunelab.data.records import DatasetReport, Message, Sample
-from tunelab.data.report import DataReport
+from tunelab.data.dataset import packed_columns
+from tunelab.data.examples import Message, Supervised
+from tunelab.data.pipeline import build_data
+from tunelab.data.report import DataReport, DatasetReport
 
 
 def rows(prefix: str, count: int) -> list[dict[str, str]]:
@@ -92,11 +93,11 @@ def test_an_empty_eval_set_is_an_error(make_dataset: Any, data_dir: Path, tiny_t
 
 def test_examples_too_long_for_packing_are_counted_per_dataset(tiny_tokenizer: Any) -> None:
     # truncation keeps examples within cutoff_len, so only examples made elsewhere can be too long
-    records = [Sample.chat((Message("user", "q"), Message("assistant", "a")), dataset=name, row=1)
+    records = [Supervised.chat((Message("user", "q"), Message("assistant", "a")), dataset=name, row=1)
                for name in ("a", "b", "b")]
-    chunk = tokenized.EncodedChunk()
+    chunk = store.EncodedChunk()
     for length in (3, 9, 12):
-        chunk.add(list(range(1, length + 1)), list(range(1, length + 1)))
+        chunk.add(input_ids=list(range(1, length + 1)), labels=list(range(1, length + 1)))
     report = DataReport(datasets=[DatasetReport(name="a"), DatasetReport(name="b")])
     data = DataSection(neat_packing=True, cutoff_len=8)
     packed = packed_columns(records, [chunk], tiny_tokenizer, data, report, "train")

@@ -10,9 +10,9 @@ from tunelab.config.schema import DataSection
 from tunelab.data.chat_template import BOS, EOS, TOKEN, composed_jinja, derive, install, load_named, template_names
 from tunelab.data.errors import DataError
 from tunelab.data.pipeline import tokenize_records
-from tunelab.data.report import DataReport
-from tunelab.data.records import DatasetReport, Message, Sample
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.report import DataReport, DatasetReport
+from tunelab.data.examples import Message, Supervised
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 
 SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face."
 
@@ -28,10 +28,10 @@ MULTI = [{"role": "system", "content": "Answer in one word."},
 CONVERSATIONS = pytest.mark.parametrize("messages", [SINGLE, MULTI], ids=["single-turn", "multi-turn"])
 
 
-def record_of(messages: list[dict[str, str]], dataset: str = "demo", row: int = 1) -> Sample:
+def record_of(messages: list[dict[str, str]], dataset: str = "demo", row: int = 1) -> Supervised:
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""
     turns = tuple(Message(m["role"], m["content"]) for m in messages if m["role"] != "system")  # type: ignore[arg-type]
-    return Sample.chat(messages=turns, dataset=dataset, row=row, system=system)
+    return Supervised.chat(messages=turns, dataset=dataset, row=row, system=system)
 
 
 def tokenize(tokenizer: Any, messages: list[dict[str, str]], **values: Any) -> tuple[list[int], list[int]]:
@@ -55,7 +55,7 @@ def element_text(tokenizer: Any, element: str) -> str:
 @pytest.mark.parametrize("name", template_names())
 def test_every_template_renders_for_chat_what_training_encodes(tiny_tokenizer: Any, name: str) -> None:
     """No drift: the installed Hugging Face template and the encoder's slots give the same text."""
-    from tunelab.data.encode import EncodeOptions, Encoder
+    from tunelab.data.encode.turns import EncodeOptions, Encoder
 
     template = install(tiny_tokenizer, name)
     encoder = Encoder(tiny_tokenizer, template, EncodeOptions())

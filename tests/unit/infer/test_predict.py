@@ -10,7 +10,7 @@ import pytest
 from tunelab.config.errors import ConfigError
 from tunelab.config.load import build
 from tunelab.config.schema import DataSection, InferSection
-from tunelab.data.records import Sample, Message
+from tunelab.data.examples import Message, Supervised
 from tunelab.infer.predict import done_ids, prediction_settings, prompt_rows
 
 
@@ -28,7 +28,7 @@ def test_done_ids_skip_a_torn_last_line(tmp_path: Path) -> None:
 
 def test_prompt_rows_hold_everything_but_the_answer(tiny_tokenizer: Any) -> None:
     turns = (Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d"))
-    row = prompt_rows([Sample.chat(messages=turns, dataset="chats", row=4)], tiny_tokenizer, DataSection())[0]
+    row = prompt_rows([Supervised.chat(messages=turns, dataset="chats", row=4)], tiny_tokenizer, DataSection())[0]
     assert (row.id, row.label) == ("chats:4", "d")
     assert [m["content"] for m in row.messages] == ["a", "b", "c"]
     expected = tiny_tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=True,

@@ -10,7 +10,7 @@ import torch
 
 from tunelab.config.schema import LoraSection
 from tunelab.data.collate import PadCollator
-from tunelab.data.pipeline import DataBundle
+from tunelab.data.bundle import DataBundle
 from tunelab.data.report import DataReport
 from tunelab.model.adapters import apply_lora
 from tunelab.model.load import ModelBundle, ResolvedModel

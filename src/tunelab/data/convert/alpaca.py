@@ -1,18 +1,18 @@
-"""Alpaca rows (instruction, input, output, system, history, tools, chosen/rejected, kto_tag) -> Samples, strictly."""
+"""Alpaca rows (instruction, input, output, system, history, tools, chosen/rejected, kto_tag) -> examples, strictly."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from tunelab.data.convert.fields import kto_flag, missing_column, text_field, tools_field
+from tunelab.data.convert.fields import Common, Row, kto_flag, missing_column, text_field, tools_field
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Context, Example, Feedback, Message, Pair, PromptOnly, Supervised
 from tunelab.data.registry import Columns, DatasetEntry
 
 __all__ = ["convert", "convert_row", "pretrain_text", "text_field", "unmapped_columns_note"]
 
 
-def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
+def history_turns(row: Row, column: str | None) -> list[Message]:
     """Earlier [prompt, response] pairs as messages."""
     if column is None or row.get(column) is None:
         return []
@@ -31,7 +31,7 @@ def history_turns(row: dict[str, Any], column: str | None) -> list[Message]:
     return turns
 
 
-def query_text(row: dict[str, Any], columns: Columns) -> str:
+def query_text(row: Row, columns: Columns) -> str:
     """The last user turn: 'instruction\\ninput', either part left out when empty (LLaMA-Factory's join)."""
     query = [t for t in (text_field(row, columns.prompt), text_field(row, columns.query)) if t]
     if not query:
@@ -40,7 +40,7 @@ def query_text(row: dict[str, Any], columns: Columns) -> str:
     return "\n".join(query)
 
 
-def answer(row: dict[str, Any], column: str | None, name: str = "response") -> Message:
+def answer(row: Row, column: str | None, name: str = "response") -> Message:
     """A required, non-empty answer column as the assistant's message."""
     if column is None:
         raise DataError(f"the entry maps no {name} column", field=f"columns.{name}",
@@ -52,22 +52,46 @@ def answer(row: dict[str, Any], column: str | None, name: str = "response") -> M
     return Message("assistant", text)
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
-    """One alpaca row -> Sample for stage sft, rm/dpo (chosen, rejected) or kto (response + kto_tag); no media."""
+Prompt = tuple[Message, ...]
+
+
+def supervised(row: Row, columns: Columns, prompt: Prompt, common: Common) -> Supervised:
+    """The prompt and the response column."""
+    return Supervised(prompt=prompt, response=answer(row, columns.response), **common)
+
+
+def pair(row: Row, columns: Columns, prompt: Prompt, common: Common) -> Pair:
+    """The prompt and the chosen and rejected columns."""
+    chosen, rejected = answer(row, columns.chosen, "chosen"), answer(row, columns.rejected, "rejected")
+    return Pair(prompt=prompt, chosen=chosen, rejected=rejected, **common)
+
+
+def feedback(row: Row, columns: Columns, prompt: Prompt, common: Common) -> Feedback:
+    """The prompt, the response and its kto_tag."""
+    flag = kto_flag(row, columns.kto_tag)
+    return Feedback(prompt=prompt, response=answer(row, columns.response), desirable=flag, **common)
+
+
+def prompt_only(row: Row, columns: Columns, prompt: Prompt, common: Common) -> PromptOnly:
+    """The prompt, and the response column as the reference answer when the row has one."""
+    reference = text_field(row, columns.response)
+    return PromptOnly(prompt=prompt, answer=Message("assistant", reference) if reference.strip() else None, **common)
+
+
+BUILDERS: dict[type[Context], Callable[[Row, Columns, Prompt, Common], Example]] = {
+    Supervised: supervised, Pair: pair, Feedback: feedback, PromptOnly: prompt_only}
+
+
+def convert(row: Row, entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+    """One alpaca row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     columns = entry.columns
     prompt = tuple(history_turns(row, columns.history)) + (Message("user", query_text(row, columns)),)
-    common = {"dataset": dataset, "row": index, "system": text_field(row, columns.system),
+    common: Common = {"dataset": dataset, "row": index, "system": text_field(row, columns.system),
               "tools": tools_field(row, columns.tools)}
-    if stage in ("rm", "dpo"):
-        chosen, rejected = answer(row, columns.chosen, "chosen"), answer(row, columns.rejected, "rejected")
-        return Sample(prompt=prompt, response=(chosen, rejected), kind="ranking", **common)
-    if stage == "kto":
-        flag = kto_flag(row, columns.kto_tag)
-        return Sample(prompt=prompt, response=(answer(row, columns.response),), kto_tag=flag, kind="kto", **common)
-    return Sample(prompt=prompt, response=(answer(row, columns.response),), **common)
+    return BUILDERS[example](row, columns, prompt, common)
 
 
-def pretrain_text(row: dict[str, Any], columns: Columns) -> str:
+def pretrain_text(row: Row, columns: Columns) -> str:
     """The text of a pre-training row: the prompt column (LLaMA-Factory maps {"prompt": "text"}), plus query if set."""
     fix = 'map the text column in the entry: "columns": {"prompt": "text"}'
     if columns.prompt is None:
@@ -85,12 +109,13 @@ def pretrain_text(row: dict[str, Any], columns: Columns) -> str:
     return text
 
 
-def convert_row(row: dict[str, Any], columns: Columns, dataset: str, index: int) -> Sample:
-    """One alpaca row -> SFT Sample from columns alone (the older entry point; see convert for every stage)."""
-    return convert(row, DatasetEntry(columns=columns), dataset, index, "sft")
+def convert_row(row: Row, columns: Columns, dataset: str, index: int) -> Supervised:
+    """One alpaca row -> a supervised example from columns alone (the older entry point; see convert for every
+    kind)."""
+    return convert(row, DatasetEntry(columns=columns), dataset, index, Supervised)
 
 
-def unmapped_columns_note(rows: list[dict[str, Any]], columns: Columns) -> str | None:
+def unmapped_columns_note(rows: list[Row], columns: Columns) -> str | None:
     """A note when rows carry 'system' or 'history' fields that the registry entry does not map."""
     unused = [name for name in ("system", "history")
               if getattr(columns, name) is None and any(row.get(name) for row in rows[:1000])]

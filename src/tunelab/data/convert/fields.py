@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
 from tunelab.data.errors import DataError
 
+Row = dict[str, object]  # one dataset row as read: column -> JSON value
 
-def text_field(row: dict[str, Any], column: str | None, required: bool = False) -> str:
+
+class Common(TypedDict):
+    """The context fields every converter fills the same way: where the row came from, its system prompt and tools."""
+
+    dataset: str
+    row: int
+    system: str
+    tools: str
+
+
+def text_field(row: Row, column: str | None, required: bool = False) -> str:
     """A string cell; None or missing gives '' unless required; other types are errors."""
     if column is None:
         return ""
@@ -30,7 +41,7 @@ def missing_column(column: str, fix: str | None = None) -> DataError:
                      kind=f"missing column {column!r}")
 
 
-def content_text(value: Any, field: str) -> str:
+def content_text(value: object, field: str) -> str:
     """A message's content, which must be a string."""
     if isinstance(value, str):
         return value
@@ -42,7 +53,7 @@ def content_text(value: Any, field: str) -> str:
                     kind=f"expected text, got {type(value).__name__}")
 
 
-def tools_field(row: dict[str, Any], column: str | None) -> str:
+def tools_field(row: Row, column: str | None) -> str:
     """The tools cell as JSON text: a JSON list of tool objects, or '' when there are none."""
     if column is None:
         return ""
@@ -95,7 +106,7 @@ def check_function_call(content: str, field: str) -> None:
                             kind="function call without name or arguments")
 
 
-def kto_flag(row: dict[str, Any], column: str | None) -> bool:
+def kto_flag(row: Row, column: str | None) -> bool:
     """The kto_tag cell: true for a desirable answer, false for an undesirable one."""
     if column is None:
         raise DataError("stage kto needs a kto_tag column (true for a desirable answer, false for an undesirable one)",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from tunelab.data.convert.fields import Row
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Example, Message
 from tunelab.data.registry import Columns
 
 MEDIA_KINDS = ("images", "videos", "audios")
@@ -16,7 +16,7 @@ MEDIA_KINDS = ("images", "videos", "audios")
 PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 
 
-def resolve_path(item: Any, field: str, media_dir: Path | None) -> str:
+def resolve_path(item: object, field: str, media_dir: Path | None) -> str:
     """media_dir/item when that file exists (LLaMA-Factory's _find_medias), else item as given; it must exist."""
     if isinstance(item, list):
         raise DataError("lists of video frames are not supported; give one video file per entry", field=field,
@@ -39,7 +39,7 @@ def resolve_path(item: Any, field: str, media_dir: Path | None) -> str:
                     kind="media file not found")
 
 
-def media_paths(row: dict[str, Any], column: str | None, media_dir: Path | None) -> tuple[str, ...]:
+def media_paths(row: Row, column: str | None, media_dir: Path | None) -> tuple[str, ...]:
     """The resolved paths of one media column: a single path or a list; null or [] gives none."""
     if column is None or row.get(column) is None:
         return ()
@@ -48,7 +48,7 @@ def media_paths(row: dict[str, Any], column: str | None, media_dir: Path | None)
     return tuple(resolve_path(item, f"{column}[{index}]", media_dir) for index, item in enumerate(items))
 
 
-def with_media(sample: Sample, row: dict[str, Any], columns: Columns, media_dir: Path | None) -> Sample:
+def with_media(sample: Example, row: Row, columns: Columns, media_dir: Path | None) -> Example:
     """The sample with its media attached and their count checked against the placeholders."""
     found = {kind: media_paths(row, getattr(columns, kind), media_dir) for kind in MEDIA_KINDS}
     sample = replace(sample, **found)
@@ -56,15 +56,12 @@ def with_media(sample: Sample, row: dict[str, Any], columns: Columns, media_dir:
     return sample
 
 
-def check_placeholders(sample: Sample, columns: Columns) -> None:
+def check_placeholders(sample: Example, columns: Columns) -> None:
     """Each conversation the trainer sees has one placeholder per media file (LLaMA-Factory's _validate_messages).
 
     Only mapped media columns are checked: for a dataset without one, '<image>' is plain text.
     """
-    conversations = [("", sample.prompt + (answer,)) for answer in sample.response] or [("", sample.prompt)]
-    if sample.kind == "ranking":
-        conversations = [(f" with the {name} answer", sample.prompt + (answer,))
-                         for name, answer in zip(("chosen", "rejected"), sample.response)]
+    conversations = sample.conversations()
     for kind in MEDIA_KINDS:
         column = getattr(columns, kind)
         if column is None:

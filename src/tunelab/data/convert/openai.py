@@ -1,4 +1,4 @@
-"""OpenAI-style rows (messages with role/content, tool_calls, tool results) -> Samples, as LLaMA-Factory aligns them.
+"""OpenAI-style rows (messages with role/content, tool_calls, tool results) -> examples, as LLaMA-Factory aligns them.
 
 Like LLaMA-Factory's OpenAIDatasetConverter: an assistant message with tool_calls becomes a function turn whose
 content is the JSON list of the calls' "function" objects; consecutive tool results merge into one observation
@@ -8,19 +8,18 @@ turn; then the sharegpt turn rules apply (see sharegpt.py).
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from tunelab.data.convert.fields import content_text, tools_field
+from tunelab.data.convert.fields import Common, Row, content_text, tools_field
 from tunelab.data.convert.sharegpt import Turn, finish, leading_system, mapped_role, message_at, message_list
 from tunelab.data.errors import DataError
-from tunelab.data.records import Sample
+from tunelab.data.examples import Example
 from tunelab.data.registry import DatasetEntry
 
 TOOL_RESPONSE_JOIN = "\n</tool_response>\n<tool_response>\n"  # LLaMA-Factory's join of consecutive tool results
 THINKING_OFF = "detailed thinking off"
 
 
-def tool_calls_json(tool_calls: Any, field: str) -> str:
+def tool_calls_json(tool_calls: object, field: str) -> str:
     """The content LLaMA-Factory gives a tool-calling turn: json.dumps of each call's "function" object."""
     fix = 'write them as [{"type": "function", "function": {"name": ..., "arguments": ...}}]'
     if not isinstance(tool_calls, list):
@@ -47,7 +46,7 @@ def thinking_system(system: str, tools: str) -> str:
     return system + "\n" + THINKING_OFF
 
 
-def aligned_turns(messages: list[Any], start: int, entry: DatasetEntry) -> list[Turn]:
+def aligned_turns(messages: list[object], start: int, entry: DatasetEntry) -> list[Turn]:
     """The messages as turns: tool calls as function turns, runs of tool results merged into one observation."""
     tags, column = entry.tags, entry.columns.messages
     turns: list[Turn] = []
@@ -70,12 +69,12 @@ def aligned_turns(messages: list[Any], start: int, entry: DatasetEntry) -> list[
     return turns
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
-    """One openai-format row -> Sample for stage sft, rm/dpo or kto; no media."""
+def convert(row: Row, entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+    """One openai-format row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     messages = message_list(row, entry)
     system, start = leading_system(messages, row, entry)
     turns = aligned_turns(messages, start, entry)
     tools = tools_field(row, entry.columns.tools)
-    common = {"dataset": dataset, "row": index, "system": thinking_system(system, tools), "tools": tools}
-    return finish(turns, row, entry, stage, common)
+    common: Common = {"dataset": dataset, "row": index, "system": thinking_system(system, tools), "tools": tools}
+    return finish(turns, row, entry, example, common)
 

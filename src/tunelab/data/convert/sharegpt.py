@@ -1,4 +1,4 @@
-"""ShareGPT rows (a list of role-tagged messages) -> Samples, with LLaMA-Factory's turn rules enforced, not skipped.
+"""ShareGPT rows (a list of role-tagged messages) -> examples, with LLaMA-Factory's turn rules enforced, not skipped.
 
 The rules (LLaMA-Factory's SharegptDatasetConverter): an optional system message first; then turns alternate
 between the user side (user or observation tags) at even positions and the assistant side (assistant or
@@ -8,13 +8,13 @@ the prompt and put the answers in the chosen and rejected columns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from tunelab.data.convert.fields import (check_function_call, content_text, kto_flag, missing_column, text_field,
-                                         tools_field)
+from tunelab.data.convert.fields import (Common, Row, check_function_call, content_text, kto_flag, missing_column,
+                                         text_field, tools_field)
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Role, Sample
+from tunelab.data.examples import Context, Example, Feedback, Message, Pair, PromptOnly, Role, Supervised
 from tunelab.data.registry import DatasetEntry, Tags
 
 USER_SIDE: tuple[Role, ...] = ("user", "observation")
@@ -44,7 +44,7 @@ def role_tag_of(tags: Tags, role: Role) -> str:
     return str(names[role])
 
 
-def message_list(row: dict[str, Any], entry: DatasetEntry) -> list[Any]:
+def message_list(row: Row, entry: DatasetEntry) -> list[object]:
     """The messages column, which must be a list."""
     column = entry.columns.messages
     if column is None:
@@ -60,7 +60,7 @@ def message_list(row: dict[str, Any], entry: DatasetEntry) -> list[Any]:
     return value
 
 
-def message_at(messages: list[Any], index: int, entry: DatasetEntry) -> tuple[dict[str, Any], Any]:
+def message_at(messages: list[object], index: int, entry: DatasetEntry) -> tuple[dict[str, object], object]:
     """Message index and its role value, which must be present."""
     column, role_tag = entry.columns.messages, entry.tags.role_tag
     message = messages[index]
@@ -75,7 +75,7 @@ def message_at(messages: list[Any], index: int, entry: DatasetEntry) -> tuple[di
     return message, message[role_tag]
 
 
-def leading_system(messages: list[Any], row: dict[str, Any], entry: DatasetEntry) -> tuple[str, int]:
+def leading_system(messages: list[object], row: Row, entry: DatasetEntry) -> tuple[str, int]:
     """(system prompt, index of the first turn): a first system message wins over the system column."""
     tags, column = entry.tags, entry.columns.messages
     if tags.system_tag and messages and isinstance(messages[0], dict) and \
@@ -84,7 +84,7 @@ def leading_system(messages: list[Any], row: dict[str, Any], entry: DatasetEntry
     return text_field(row, entry.columns.system), 0
 
 
-def mapped_role(role: Any, index: int, entry: DatasetEntry) -> Role:
+def mapped_role(role: object, index: int, entry: DatasetEntry) -> Role:
     """Our role for a message's role tag; system messages after the first and unknown tags are errors."""
     tags, field = entry.tags, f"{entry.columns.messages}[{index}].{entry.tags.role_tag}"
     roles = tag_roles(tags)
@@ -151,7 +151,7 @@ def check_contents(turns: list[Turn], entry: DatasetEntry) -> None:
             check_function_call(turn.content, field)
 
 
-def ranking_answer(row: dict[str, Any], entry: DatasetEntry, name: str) -> Message:
+def ranking_answer(row: Row, entry: DatasetEntry, name: str) -> Message:
     """The chosen or rejected column: one assistant (or function) message object."""
     tags, column = entry.tags, getattr(entry.columns, name)
     shape = f'{{"{tags.role_tag}": "{tags.assistant_tag}", "{tags.content_tag}": "..."}}'
@@ -180,9 +180,39 @@ def ranking_answer(row: dict[str, Any], entry: DatasetEntry, name: str) -> Messa
     return Message(allowed[role], content)
 
 
-def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, stage: str, common: dict[str, Any]) -> Sample:
-    """A Sample from aligned turns, checked for order, ending and contents (shared with the openai converter)."""
-    ranking = stage in ("rm", "dpo")
+Messages = tuple[Message, ...]
+
+
+def supervised(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Supervised:
+    """The conversation up to its last turn, which is the response."""
+    return Supervised(prompt=messages[:-1], response=messages[-1], **common)
+
+
+def pair(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Pair:
+    """The conversation as the prompt, with the chosen and rejected columns."""
+    chosen, rejected = ranking_answer(row, entry, "chosen"), ranking_answer(row, entry, "rejected")
+    return Pair(prompt=messages, chosen=chosen, rejected=rejected, **common)
+
+
+def feedback(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> Feedback:
+    """The last turn as the response, tagged by kto_tag."""
+    flag = kto_flag(row, entry.columns.kto_tag)
+    return Feedback(prompt=messages[:-1], response=messages[-1], desirable=flag, **common)
+
+
+def prompt_only(row: Row, entry: DatasetEntry, messages: Messages, common: Common) -> PromptOnly:
+    """The conversation up to its last turn, which is the reference answer (LLaMA-Factory's unsupervised rows)."""
+    return PromptOnly(prompt=messages[:-1], answer=messages[-1], **common)
+
+
+BUILDERS: dict[type[Context], Callable[[Row, DatasetEntry, Messages, Common], Example]] = {
+    Supervised: supervised, Pair: pair, Feedback: feedback, PromptOnly: prompt_only}
+
+
+def finish(turns: list[Turn], row: Row, entry: DatasetEntry, example: type[Example],
+           common: Common) -> Example:
+    """An example from aligned turns, checked for order, ending and contents (shared with the openai converter)."""
+    ranking = example is Pair
     check_order(turns, entry)
     check_ending(turns, entry, ranking)
     last = turns[-1]
@@ -192,17 +222,11 @@ def finish(turns: list[Turn], row: dict[str, Any], entry: DatasetEntry, stage: s
                         fix="write the answer the model should learn, or remove the row", kind="the response is empty")
     check_contents(turns, entry)
     messages = tuple(Message(turn.role, turn.content) for turn in turns)
-    if ranking:
-        answers = (ranking_answer(row, entry, "chosen"), ranking_answer(row, entry, "rejected"))
-        return Sample(prompt=messages, response=answers, kind="ranking", **common)
-    if stage == "kto":
-        flag = kto_flag(row, entry.columns.kto_tag)
-        return Sample(prompt=messages[:-1], response=messages[-1:], kto_tag=flag, kind="kto", **common)
-    return Sample(prompt=messages[:-1], response=messages[-1:], **common)
+    return BUILDERS[example](row, entry, messages, common)
 
 
-def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, stage: str) -> Sample:
-    """One sharegpt row -> Sample for stage sft, rm/dpo or kto; no media."""
+def convert(row: Row, entry: DatasetEntry, dataset: str, index: int, example: type[Example]) -> Example:
+    """One sharegpt row -> an example of the given kind (supervised, pair, feedback or prompt-only); no media."""
     messages = message_list(row, entry)
     system, start = leading_system(messages, row, entry)
     turns = []
@@ -211,5 +235,6 @@ def convert(row: dict[str, Any], entry: DatasetEntry, dataset: str, index: int, 
         content_field = f"{entry.columns.messages}[{position}].{entry.tags.content_tag}"
         turns.append(Turn(mapped_role(role, position, entry), content_text(message.get(entry.tags.content_tag),
                                                                              content_field), position))
-    common = {"dataset": dataset, "row": index, "system": system, "tools": tools_field(row, entry.columns.tools)}
-    return finish(turns, row, entry, stage, common)
+    tools = tools_field(row, entry.columns.tools)
+    common: Common = {"dataset": dataset, "row": index, "system": system, "tools": tools}
+    return finish(turns, row, entry, example, common)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from tunelab.config.schema import RunConfig
 from tunelab.data.errors import DataError
 from tunelab.data.gather import load_records
-from tunelab.data.pipeline import DataBundle, build_data, tokenize_records
+from tunelab.data.bundle import DataBundle
+from tunelab.data.pipeline import build_data, tokenize_records
 from tunelab.data.report import DataReport
-from tunelab.data.tokenize import IGNORE_INDEX
+from tunelab.data.encode.cutoff import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

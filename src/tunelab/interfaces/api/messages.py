@@ -6,7 +6,7 @@ import json
 
 from pydantic import JsonValue
 
-from tunelab.data.template import generation_prompt
+from tunelab.data.render import generation_prompt
 from tunelab.infer.protocols import Tokenizer
 from tunelab.text.tool_calls import ToolFormat, detect, format_names
 from tunelab.interfaces.api.errors import APIError

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.data.collate import BlockMaskCollator, PackedCollator, PadCollator
-from tunelab.data.pipeline import DataBundle
+from tunelab.data.bundle import DataBundle
 from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
 from tunelab.train.trainer import TrainerOptions, TunelabTrainer

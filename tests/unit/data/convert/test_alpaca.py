@@ -8,14 +8,14 @@ import pytest
 
 from tunelab.data.convert.alpaca import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
-from tunelab.data.records import Sample, Message
+from tunelab.data.examples import Message, Supervised
 from tunelab.data.registry import Columns
 
 DEFAULT = Columns()
 WITH_HISTORY_AND_SYSTEM = Columns(history="history", system="system")
 
 
-def turns(record: Sample) -> list[tuple[str, str]]:
+def turns(record: Supervised) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in record.messages]
 
 

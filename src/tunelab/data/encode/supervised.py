@@ -1,14 +1,25 @@
-"""Text pairs -> input_ids and labels: prompt tokens masked, LLaMA-Factory's cutoff budget rule."""
+"""Supervised examples (stage sft) -> input_ids and labels: prompt tokens masked, LLaMA-Factory's cutoff budget
+rule over the turns (its SupervisedDatasetProcessor)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-IGNORE_INDEX = -100
+from tunelab.config.schema import DataSection
+from tunelab.data.encode.cutoff import IGNORE_INDEX, infer_seqlen
+from tunelab.data.encode.turns import Encoder
+from tunelab.data.examples import Supervised
+from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.store import EncodedChunk
+
+COLUMNS = ("input_ids", "labels")
+
+__all__ = ["COLUMNS", "IGNORE_INDEX", "Labelled", "build_example", "encode_chunk", "infer_seqlen"]
 
 
 @dataclass(frozen=True)
-class Example:
+class Labelled:
     """One training example and what truncation did to it."""
 
     input_ids: list[int]
@@ -17,21 +28,8 @@ class Example:
     turns_dropped: int
 
 
-def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
-    """How many prompt and response tokens of one turn fit in cutoff_len (LLaMA-Factory's rule)."""
-    if target_len * 2 < cutoff_len:
-        max_target_len = cutoff_len
-    elif source_len * 2 < cutoff_len:
-        max_target_len = cutoff_len - source_len
-    else:
-        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
-    new_target_len = min(max_target_len, target_len)
-    new_source_len = min(max(cutoff_len - new_target_len, 0), source_len)
-    return new_source_len, new_target_len
-
-
 def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_on_prompt: bool = False,
-                  mask_history: bool = False, eos_id: int | None = None) -> Example:
+                  mask_history: bool = False, eos_id: int | None = None) -> Labelled:
     """Concatenate (prompt ids, response ids) turns under the cutoff; only responses are labelled.
 
     With mask_history only the last turn is labelled, and turns are budgeted from the last one back.
@@ -69,4 +67,26 @@ def build_example(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, tra
         input_ids.append(eos_id)
         labels.append(eos_id)
     dropped = len(pairs) - kept
-    return Example(input_ids, labels, truncated or dropped > 0, dropped)
+    return Labelled(input_ids, labels, truncated or dropped > 0, dropped)
+
+
+def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSection,
+                 role: str = "train") -> EncodedChunk:
+    """Encode, truncate and label supervised examples; counts are kept per (dataset, role): train or eval."""
+    chunk = EncodedChunk()
+    eos_id = encoder.tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
+    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    turns = encoder.turns([(record, record.messages) for record in records])
+    input_ids, labels = chunk.column("input_ids"), chunk.column("labels")
+    for record, pairs in zip(records, turns):
+        example = build_example(pairs, cutoff, data.train_on_prompt, data.mask_history, eos_id)
+        trained = len(example.labels) - example.labels.count(IGNORE_INDEX)
+        counts = chunk.count(record.dataset, role)
+        counts["truncated"] += example.truncated
+        counts["turns_dropped_for_length"] += example.turns_dropped
+        counts["tokens"] += len(example.input_ids)
+        counts["tokens_trained"] += trained
+        chunk.without_trained_tokens += trained == 0
+        input_ids.add(example.input_ids)
+        labels.add(example.labels)
+    return chunk

@@ -5,17 +5,19 @@ The template installed in the tokenizer (data.chat_template.install) renders the
 
 from __future__ import annotations
 
-from typing import Any
+from tunelab.data.tokenizer import Tokenizer
+
+ChatMessage = dict[str, object]  # a Hugging Face chat message: role, content, and tool_calls where there are some
+ToolSpec = dict[str, object]  # a tool's JSON schema, as chat templates take it
 
 
-
-def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+def render(tokenizer: Tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
     """The template's text for these messages."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def generation_prompt(tokenizer: Any, messages: list[dict[str, Any]],
-                      tools: list[dict[str, Any]] | None = None) -> tuple[str, list[int]]:
+def generation_prompt(tokenizer: Tokenizer, messages: list[ChatMessage],
+                      tools: list[ToolSpec] | None = None) -> tuple[str, list[int]]:
     """The text and token ids the model continues: the messages (and tools) through the chat template, ending
     with the generation prompt. The text carries its own special tokens, so none are added around it (what
     apply_chat_template(tokenize=True) gives; adding them again would double a BOS)."""

@@ -1,86 +1,106 @@
-"""Records -> input_ids/labels as Arrow columns, chunk by chunk, in worker processes for large data.
+"""Encoded examples as Arrow columns, chunk by chunk, in worker processes for large data.
 
-Each chunk of records is encoded and truncated (data/encode.py, data/tokenize.py) into flat int32 arrays with
-offsets, so memory stays at about 8 bytes per token instead of a Python list per example. With
+Each kind's encoder (data/encode/) turns a chunk of examples into flat int32 arrays with offsets, one per column
+the kind declares, so memory stays at about 8 bytes per token instead of a Python list per example. With
 `preprocessing_num_workers` > 1 and enough rows, chunks are encoded in forked worker processes: they inherit the
-records and the tokenizer (nothing is pickled on the way in) and send back only the flat arrays and the counts.
+examples and the tokenizer (nothing is pickled on the way in) and send back only the flat arrays and the counts.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.schema import DataSection
-from tunelab.data.encode import Encoder
-from tunelab.data.packing import effective_cutoff_len
-from tunelab.data.records import Sample
-from tunelab.data.tokenize import IGNORE_INDEX, build_example
+from tunelab.data.encode.turns import Encoder
+from tunelab.data.examples import Example
 from tunelab.runtime import env
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from datasets import Dataset
+
 PARALLEL_MIN_ROWS = 20_000  # measured: below this, starting workers costs more than they save on 2 cores
-CHUNK_ROWS = 10_000  # records encoded at a time (one batched tokenizer call per chunk)
+CHUNK_ROWS = 10_000  # examples encoded at a time (one batched tokenizer call per chunk)
 Counts = dict[tuple[str, str], dict[str, int]]  # (dataset, role) -> truncated/turns dropped/tokens/trained
+
+
+class Column:
+    """One list-of-ints column: flat int32 values and int64 offsets (one more than the rows)."""
+
+    __slots__ = ("values", "offsets")
+
+    def __init__(self) -> None:
+        self.values, self.offsets = array("i"), array("q", [0])
+
+    def add(self, ids: list[int]) -> None:
+        """Append one row."""
+        self.values.extend(ids)
+        self.offsets.append(len(self.values))
 
 
 @dataclass
 class EncodedChunk:
-    """Flat input_ids/labels of some records, their offsets, and the counts that go into the report."""
+    """The columns of some encoded examples (lists of ids, and flags such as kto_tags) and the counts that go into
+    the report."""
 
-    input_ids: array = field(default_factory=lambda: array("i"))
-    labels: array = field(default_factory=lambda: array("i"))
-    offsets: array = field(default_factory=lambda: array("q", [0]))
+    lists: dict[str, Column] = field(default_factory=dict)
+    flags: dict[str, list[bool]] = field(default_factory=dict)
     counts: Counts = field(default_factory=dict)
     without_trained_tokens: int = 0
 
-    def add(self, input_ids: list[int], labels: list[int]) -> None:
-        """Append one example."""
-        self.input_ids.extend(input_ids)
-        self.labels.extend(labels)
-        self.offsets.append(len(self.input_ids))
+    def add(self, **columns: list[int] | bool) -> None:
+        """Append one example: a list of ids or a flag per column."""
+        for name, value in columns.items():
+            if isinstance(value, bool):
+                self.flags.setdefault(name, []).append(value)
+            else:
+                self.column(name).add(value)
+
+    def column(self, name: str) -> Column:
+        """One list column, created empty (encoders of many examples append to it directly)."""
+        column = self.lists.get(name)
+        if column is None:
+            column = self.lists[name] = Column()
+        return column
+
+    def __len__(self) -> int:
+        first = next(iter(self.lists.values()), None)
+        return len(first.offsets) - 1 if first is not None else 0
 
     def rows(self, column: str) -> list[list[int]]:
-        """One column as a list per example."""
-        flat, offsets = getattr(self, column), self.offsets
+        """One list column as a list per example."""
+        flat, offsets = self.lists[column].values, self.lists[column].offsets
         return [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
 
-
-def encode_chunk(records: list[Sample], encoder: Encoder, data: DataSection, role: str = "train") -> EncodedChunk:
-    """Encode, truncate and label records; counts are kept per (dataset, role): role is train or eval."""
-    chunk = EncodedChunk()
-    eos_id = encoder.tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
-    for record, pairs in zip(records, encoder.pairs(records)):
-        example = build_example(pairs, cutoff, data.train_on_prompt, data.mask_history, eos_id)
-        trained = len(example.labels) - example.labels.count(IGNORE_INDEX)
-        counts = chunk.counts.setdefault((record.dataset, role), {
+    def count(self, dataset: str, role: str) -> dict[str, int]:
+        """The counts of one (dataset, role), created at zero."""
+        return self.counts.setdefault((dataset, role), {
             "truncated": 0, "turns_dropped_for_length": 0, "tokens": 0, "tokens_trained": 0})
-        counts["truncated"] += example.truncated
-        counts["turns_dropped_for_length"] += example.turns_dropped
-        counts["tokens"] += len(example.input_ids)
-        counts["tokens_trained"] += trained
-        chunk.without_trained_tokens += trained == 0
-        chunk.add(example.input_ids, example.labels)
-    return chunk
+
+
+ChunkEncoder = Callable[[Sequence[Example], Encoder, DataSection, str], EncodedChunk]
 
 
 # the work of forked workers: set just before the pool forks, inherited by the children
-_WORK: tuple[list[Sample], Encoder, DataSection, str] | None = None
+_WORK: tuple[ChunkEncoder, Sequence[Example], Encoder, DataSection, str] | None = None
 
 
 def encode_range(bounds: tuple[int, int]) -> EncodedChunk:
     """A worker's chunk: records[start:stop] of the inherited work."""
     assert _WORK is not None
-    records, encoder, data, role = _WORK
+    encode_chunk, records, encoder, data, role = _WORK
     return encode_chunk(records[bounds[0]:bounds[1]], encoder, data, role)
 
 
-def encode_records(records: list[Sample], encoder: Encoder, data: DataSection,
+def encode_records(encode_chunk: ChunkEncoder, records: Sequence[Example], encoder: Encoder, data: DataSection,
                    role: str = "train") -> list[EncodedChunk]:
-    """Encoded chunks in record order: in forked workers from PARALLEL_MIN_ROWS rows on, else in this process."""
+    """Chunks encoded by a kind's chunk encoder, in record order: in forked workers from PARALLEL_MIN_ROWS rows on,
+    else in this process."""
     if use_processes(data.preprocessing_num_workers or 1, len(records)):
-        return encode_in_workers(records, encoder, data, role, data.preprocessing_num_workers or 1)
+        return encode_in_workers(encode_chunk, records, encoder, data, role, data.preprocessing_num_workers or 1)
     return [encode_chunk(records[i:i + CHUNK_ROWS], encoder, data, role) for i in range(0, len(records), CHUNK_ROWS)]
 
 
@@ -108,15 +128,15 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def encode_in_workers(records: list[Sample], encoder: Encoder, data: DataSection, role: str,
-                      workers: int) -> list[EncodedChunk]:
+def encode_in_workers(encode_chunk: ChunkEncoder, records: Sequence[Example], encoder: Encoder, data: DataSection,
+                      role: str, workers: int) -> list[EncodedChunk]:
     """Chunks of at most CHUNK_ROWS records, a few per worker, encoded in `workers` forked processes."""
     import multiprocessing
 
     global _WORK
     size = min(CHUNK_ROWS, -(-len(records) // (workers * 4)))
     bounds = [(start, min(start + size, len(records))) for start in range(0, len(records), size)]
-    _WORK = (records, encoder, data, role)
+    _WORK = (encode_chunk, records, encoder, data, role)
     try:  # each worker tokenizes on one thread, and says nothing of it
         with env.variable_set("TOKENIZERS_PARALLELISM", "false"), \
                 multiprocessing.get_context("fork").Pool(workers) as pool:  # the children are forked here
@@ -125,7 +145,7 @@ def encode_in_workers(records: list[Sample], encoder: Encoder, data: DataSection
         _WORK = None
 
 
-def list_array(flat: Any, offsets: Any) -> Any:
+def list_array(flat: array, offsets: array) -> pa.Array:
     """An Arrow list<int32> column from flat values and offsets."""
     import numpy as np
     import pyarrow as pa
@@ -137,32 +157,33 @@ def list_array(flat: Any, offsets: Any) -> Any:
     return pa.LargeListArray.from_arrays(pa.array(bounds), values)
 
 
-def chunks_table(chunks: list[EncodedChunk]) -> Any:
-    """One Arrow table (input_ids, labels) holding every chunk, in order."""
+def chunks_table(chunks: list[EncodedChunk], columns: tuple[str, ...], flags: tuple[str, ...] = ()) -> pa.Table:
+    """One Arrow table holding every chunk, in order: list<int32> columns, then boolean flag columns."""
     import pyarrow as pa
 
-    tables = [pa.table({"input_ids": list_array(c.input_ids, c.offsets), "labels": list_array(c.labels, c.offsets)})
-              for c in chunks if len(c.offsets) > 1]
+    tables = [pa.table({**{name: list_array(c.lists[name].values, c.lists[name].offsets) for name in columns},
+                        **{name: pa.array(c.flags[name], pa.bool_()) for name in flags}})
+              for c in chunks if len(c)]
     if not tables:
-        return pa.table({"input_ids": pa.array([], pa.list_(pa.int32())), "labels": pa.array([], pa.list_(pa.int32()))})
+        return pa.table({**{name: pa.array([], pa.list_(pa.int32())) for name in columns},
+                         **{name: pa.array([], pa.bool_()) for name in flags}})
     return pa.concat_tables(tables)
 
 
-def lists_table(columns: dict[str, list[list[int]]]) -> Any:
+def lists_table(columns: dict[str, list[list[int]]]) -> pa.Table:
     """An Arrow table of int32 list columns from Python lists (packed rows)."""
     import pyarrow as pa
 
     arrays = {}
     for name, rows in columns.items():
-        flat, offsets = array("i"), array("q", [0])
+        column = Column()
         for row in rows:
-            flat.extend(row)
-            offsets.append(len(flat))
-        arrays[name] = list_array(flat, offsets)
+            column.add(row)
+        arrays[name] = list_array(column.values, column.offsets)
     return pa.table(arrays)
 
 
-def as_dataset(table: Any) -> Any:
+def as_dataset(table: pa.Table) -> Dataset:
     """A datasets.Dataset over an in-memory Arrow table (a fresh fingerprint: hashing the table would cost seconds)."""
     import uuid
 

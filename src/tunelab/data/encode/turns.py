@@ -1,28 +1,29 @@
-"""Samples -> (prompt ids, response ids) per turn, exactly as LLaMA-Factory 0.9.5 encodes them.
+"""Conversations -> (prompt ids, response ids) per turn, exactly as LLaMA-Factory 0.9.5 encodes them.
 
 Each message becomes a list of elements (its role's slot filled with its content; the first message also
 gets the template's prefix and the system prompt with the tool descriptions); text elements are tokenized
 one by one without special tokens, markers become the BOS/EOS id or a named token's id. All texts of a
-batch of samples go through the tokenizer in one call.
+batch of conversations go through the tokenizer in one call. Every kind's encoder (data/encode/) builds on this.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from tunelab.data.chat_template import BOS, EOS, TOKEN, ChatTemplate
 from tunelab.data.errors import DataError
-from tunelab.data.records import Message, Sample
+from tunelab.data.examples import Context, Message, Supervised
+from tunelab.data.tokenizer import Tokenizer
 from tunelab.text.tool_calls import function_text, tools_text
 
-Pair = tuple[list[int], list[int]]
+Turn = tuple[list[int], list[int]]  # (prompt ids, response ids) of one turn
+Conversation = tuple[Context, tuple[Message, ...]]  # an example's context and the messages to encode
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """The data-section keys that change how samples are encoded."""
+    """The data-section keys that change how examples are encoded."""
 
     default_system: str | None = None
     enable_thinking: bool | None = True
@@ -93,7 +94,7 @@ def has_thought(template: ChatTemplate, content: str) -> bool:
     return start.strip() in content or end.strip() in content
 
 
-def batch_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+def batch_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     """`tokenizer(texts, add_special_tokens=False)["input_ids"]`, straight from the Rust tokenizer when there is one
     (the same ids, without building offsets and BatchEncodings)."""
     import tokenizers
@@ -107,37 +108,45 @@ def batch_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
 
 
-class Encoder:
-    """Encodes samples with one template and tokenizer; texts are tokenized in batches."""
+def one_turn(turns: list[Turn]) -> Turn:
+    """Every turn but the last answer as the prompt (LLaMA-Factory's encode_oneturn)."""
+    prompt = [t for source, target in turns[:-1] for t in source + target] + turns[-1][0]
+    return prompt, turns[-1][1]
 
-    def __init__(self, tokenizer: Any, template: ChatTemplate, options: EncodeOptions) -> None:
+
+class Encoder:
+    """Encodes conversations with one template and tokenizer; texts are tokenized in batches."""
+
+    def __init__(self, tokenizer: Tokenizer, template: ChatTemplate, options: EncodeOptions) -> None:
         self.tokenizer, self.template, self.options = tokenizer, template, options
         self.system = options.default_system if options.default_system is not None else \
             template.options.default_system
         self.thought_ids: list[int] | None = None
 
-    def messages(self, sample: Sample) -> list[Message]:
-        """An SFT sample's messages as they are encoded (reasoning templates drop thoughts where LLaMA-Factory
-        does)."""
+    def messages(self, messages: tuple[Message, ...]) -> list[Message]:
+        """The messages as they are encoded (reasoning templates drop thoughts where LLaMA-Factory does)."""
         if self.template.options.kind == "reasoning":
-            return reasoning_messages(self.template, list(sample.messages), self.options)
-        return list(sample.messages)
+            return reasoning_messages(self.template, list(messages), self.options)
+        return list(messages)
 
-    def element_lists(self, sample: Sample, messages: list[Message] | None = None) -> list[list[str]]:
-        """The elements of each message of an SFT sample (messages: self.messages(sample), if already known)."""
-        messages = self.messages(sample) if messages is None else messages
-        return message_elements(self.template, messages, sample.system or self.system, sample.tools)
+    def element_lists(self, example: Supervised, messages: list[Message] | None = None) -> list[list[str]]:
+        """The elements of each message of a supervised example (messages: as self.messages gives them)."""
+        messages = self.messages(example.messages) if messages is None else messages
+        return self.elements_of(example, messages)
 
-    def located(self, sample: Sample, messages: list[Message]) -> list[list[str]]:
-        """element_lists, with errors naming the sample's dataset and row."""
+    def elements_of(self, context: Context, messages: list[Message]) -> list[list[str]]:
+        """The elements of each message, with the example's system prompt and tools."""
+        return message_elements(self.template, messages, context.system or self.system, context.tools)
+
+    def located(self, context: Context, messages: list[Message]) -> list[list[str]]:
+        """elements_of, with errors naming the example's dataset and row."""
         try:
-            return self.element_lists(sample, messages)
+            return self.elements_of(context, messages)
         except DataError as exc:
-            raise DataError(exc.problem, dataset=sample.dataset, row=sample.row, field=exc.field, fix=exc.fix,
+            raise DataError(exc.problem, dataset=context.dataset, row=context.row, field=exc.field, fix=exc.fix,
                             kind=exc.kind) from None
-
     def ids_of(self, element_lists: list[list[list[str]]]) -> list[list[list[int]]]:
-        """Token ids of every message of every sample; all texts tokenized in one call."""
+        """Token ids of every message of every conversation; all texts tokenized in one call."""
         texts = sorted({e for lists in element_lists for elements in lists for e in elements
                         if e and e not in (BOS, EOS) and not e.startswith(TOKEN)})
         encoded = batch_ids(self.tokenizer, texts) if texts else []
@@ -159,24 +168,25 @@ class Encoder:
                 ids += table[element]
         return ids
 
-    def pairs(self, samples: list[Sample]) -> list[list[Pair]]:
-        """(prompt ids, response ids) of every turn of every sample."""
-        messages = [self.messages(sample) for sample in samples]
-        messages_ids = self.ids_of([self.located(sample, m) for sample, m in zip(samples, messages)])
+    def turns(self, conversations: list[Conversation], last_only: bool = False) -> list[list[Turn]]:
+        """(prompt ids, response ids) of every turn of every conversation; last_only: an empty thought goes only
+        into the last answer (reasoning templates, LLaMA-Factory's encode_oneturn)."""
+        messages = [self.messages(turns) for _, turns in conversations]
+        messages_ids = self.ids_of([self.located(context, m) for (context, _), m in zip(conversations, messages)])
         out = []
         for turns, encoded in zip(messages, messages_ids):
             if self.template.options.kind == "reasoning":
-                self.add_empty_thoughts(turns, encoded)
+                self.add_empty_thoughts(turns, encoded, last_only)
             out.append([(encoded[i], encoded[i + 1]) for i in range(0, len(encoded) - 1, 2)])
         return out
 
-    def add_empty_thoughts(self, messages: list[Message], encoded: list[list[int]]) -> None:
+    def add_empty_thoughts(self, messages: list[Message], encoded: list[list[int]], last_only: bool = False) -> None:
         """An empty thought for answers without one: trained with enable_thinking, else part of the prompt."""
         if self.thought_ids is None:
             self.thought_ids = self.tokenizer.encode("".join(self.template.options.thought_words),
                                                      add_special_tokens=False)
         discard_history = self.options.mask_history and not self.options.preserve_thinking
-        turns = [len(messages) - 2] if discard_history else range(0, len(messages) - 1, 2)
+        turns = [len(messages) - 2] if discard_history or last_only else range(0, len(messages) - 1, 2)
         for i in turns:
             if has_thought(self.template, messages[i + 1].content):
                 continue

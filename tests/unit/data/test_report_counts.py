@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunelab.data.records import DatasetReport
+from tunelab.data.report import DatasetReport
 
 
 def test_skip_counts_by_reason_and_keeps_the_details() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.data.tokenize import IGNORE_INDEX, build_example, infer_seqlen
+from tunelab.data.encode.supervised import IGNORE_INDEX, build_example, infer_seqlen
 
 M = IGNORE_INDEX
 

@@ -1,0 +1,40 @@
+"""Pairs (stages rm and dpo) -> chosen and rejected ids, the prompt masked in both (LLaMA-Factory's
+PairwiseDatasetProcessor): the prompt is cut first, both answers share one budget, sized by the longer one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tunelab.config.schema import DataSection
+from tunelab.data.encode.cutoff import IGNORE_INDEX, infer_seqlen
+from tunelab.data.encode.turns import Encoder, one_turn
+from tunelab.data.examples import Pair
+from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.store import EncodedChunk
+
+COLUMNS = ("chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels")
+
+
+def encode_chunk(records: Sequence[Pair], encoder: Encoder, data: DataSection, role: str = "train") -> EncodedChunk:
+    """Encode and truncate pairs; the report counts both answers' tokens."""
+    chunk = EncodedChunk()
+    eos = [encoder.tokenizer.eos_token_id] if encoder.template.options.efficient_eos else []
+    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    conversations = [c for r in records for c in ((r, r.prompt + (r.chosen,)), (r, r.prompt + (r.rejected,)))]
+    turns = encoder.turns(conversations, last_only=True)
+    for index, record in enumerate(records):
+        prompt, chosen = one_turn(turns[2 * index])
+        _, rejected = one_turn(turns[2 * index + 1])
+        chosen, rejected = chosen + eos, rejected + eos
+        longer = max(len(chosen), len(rejected))
+        source_len, target_len = infer_seqlen(len(prompt), longer, cutoff)
+        counts = chunk.count(record.dataset, role)
+        counts["truncated"] += source_len < len(prompt) or target_len < longer
+        prompt, chosen, rejected = prompt[:source_len], chosen[:target_len], rejected[:target_len]
+        counts["tokens"] += 2 * len(prompt) + len(chosen) + len(rejected)
+        counts["tokens_trained"] += len(chosen) + len(rejected)
+        chunk.without_trained_tokens += not (chosen and rejected)
+        masked = [IGNORE_INDEX] * len(prompt)
+        chunk.add(chosen_input_ids=prompt + chosen, chosen_labels=masked + chosen,
+                  rejected_input_ids=prompt + rejected, rejected_labels=masked + rejected)
+    return chunk
