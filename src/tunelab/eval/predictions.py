@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.eval.errors import EvalError
-from tunelab.eval.score import Answer
+from tunelab.eval.results import Answer
 
 
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:

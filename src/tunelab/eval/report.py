@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunelab.eval.score import TaskScore
+from tunelab.eval.results import Row, TaskScore
 
 RESULTS = "eval_results"
 SCALES = {"perplexity": "lower is better", "ndcg": "0-1", "dcg": "unnormalised", "hit": "rate 0-1",

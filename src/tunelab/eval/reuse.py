@@ -14,7 +14,7 @@ from tunelab.config.schema import RunConfig
 from tunelab.runtime.names import split_names
 from tunelab.data.registry import lookup, sha1_of
 from tunelab.eval.predictions import read_predictions
-from tunelab.eval.score import Answer
+from tunelab.eval.results import Answer
 from tunelab.infer.predict import PREDICTIONS, prediction_settings
 
 FINGERPRINT = "predict_fingerprint.json"
