@@ -128,7 +128,7 @@ def evaluate(config: RunConfig, compare: bool = False) -> dict[str, dict[str, Ta
              + (f" + {model.adapter_name_or_path}" if model.adapter_name_or_path else ""))
         results[model.name] = run_model(model_config(config, model, out / model.name), prepared)
         gc.collect()
-    write_report(out, results, prepared)
+    write_report(out, results, [item.spec for item in prepared])
     return results
 
 
