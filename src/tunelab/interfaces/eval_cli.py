@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tunelab.eval.kinds import KINDS
-from tunelab.text.extract import ExtractorSpec
+if TYPE_CHECKING:
+    from tunelab.text.extract import ExtractorSpec
 
 SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
 
@@ -91,6 +91,23 @@ def cmd_eval_extract(args: argparse.Namespace) -> int:
     return 0 if value is not None else 1
 
 
+class GeneratingKinds:
+    """The kinds `eval score` can score, read from the kind table only when argparse checks a value or prints
+    help (importing the table at startup would slow every tunelab command down by about a second)."""
+
+    def names(self) -> list[str]:
+        """The generating kinds, in table order."""
+        from tunelab.eval.kinds import KINDS
+
+        return [name for name, kind in KINDS.items() if kind.generates]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
 class Subcommands(Protocol):
     """argparse's subparsers action (its class is private)."""
 
@@ -112,8 +129,8 @@ def add_eval_parsers(commands: Subcommands, add_config_args: Callable[[argparse.
     score = commands.add_parser("eval-score", help="(tunelab eval score) score a generated_predictions.jsonl")
     score.add_argument("predictions", help="generated_predictions.jsonl (tunelab's or LLaMA-Factory's)")
     score.add_argument("--metrics", help="comma list, e.g. bleu-4,rouge-1,rouge-2,rouge-l (default: the type's)")
-    score.add_argument("--type", default="generation",
-                       choices=[name for name, kind in KINDS.items() if kind.generates])
+    kind = score.add_argument("--type", default="generation")
+    kind.choices = GeneratingKinds()  # set after add_argument, which would format (and so import) the choices
     score.add_argument("--extractor", help="extractor name or JSON object (default: the type's)")
     score.add_argument("--labels", help="classification: comma list of allowed labels")
     score.add_argument("--json", help="write the scores to this JSON file")
