@@ -1,3 +1,5 @@
 """tunelab: a workbench for fine-tuning large language models."""
 
-__version__ = "0.1.0"
+from tunelab.runtime.version import __version__
+
+__all__ = ["__version__"]

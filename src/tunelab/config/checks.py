@@ -1,85 +1,140 @@
 """Checks that need several keys at once; each returns the problems it finds, with the fix.
 
-Each check reads the sections it needs; a check whose sections failed validation is skipped, so
-field problems and combination problems are reported together.
+Each check is a function of exactly the sections it reads, typed with their classes
+(`def packing_check(data: DataSection, method: MethodSection)`); the registry reads those types, and the runner
+calls a check only when every section it needs validated, so field problems and combination problems are
+reported together. A parameter typed `Section | None = None` is optional: the check runs with None when that
+section failed. Nothing is caught: an AttributeError inside a check is a bug and surfaces as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Any, Literal
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
 from tunelab.config.launch_checks import launch_checks
-from tunelab.runtime.names import split_names
+from tunelab.config.schema import (SECTIONS, TOOL_FORMAT_NAMES, DataSection, EvalSection, LoraSection, MethodSection,
+                                   ModelSection, Section, TrainSection)
+from tunelab.runtime.names import parse_probs, split_names
+
+Purpose = Literal["train", "infer", "predict", "eval"]
+CheckFunction = Callable[..., list[Problem]]
 
 SUPPORTED_STAGES = ("pt", "sft")
 LORA_ONLY = ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio", "additional_target", "create_new_adapter")
 
-Check = Callable[[Any], list[Problem]]
+
+@dataclass(frozen=True)
+class Check:
+    """A check and the sections it reads: parameter name -> (section name, required)."""
+
+    function: CheckFunction
+    reads: Mapping[str, tuple[str, bool]]
+
+    @property
+    def name(self) -> str:
+        """The check function's name."""
+        return self.function.__name__
+
+    def arguments(self, sections: Mapping[str, Section]) -> dict[str, Section | None] | None:
+        """The check's arguments from the sections that validated, or None when a required one did not."""
+        if any(required and section not in sections for section, required in self.reads.values()):
+            return None
+        return {parameter: sections.get(section) for parameter, (section, _) in self.reads.items()}
 
 
-def cross_checks(sections: dict[str, Any], purpose: Literal["train", "infer", "predict", "eval"]) -> list[Problem]:
-    """All problems of combination among the sections that validated."""
-    config = SimpleNamespace(**sections)
-    checks: list[Check] = [stage_check, packing_check, mixing_check, streaming_check]
-    if purpose == "train":
-        checks += [do_train_check, required_for_training, precision_check, max_steps_check, val_size_check,
-                   eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check,
-                   adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks]
-    if purpose == "predict":
-        checks += [required_for_predict]
-    if purpose == "eval":
-        checks += [eval_checks]
-    problems: list[Problem] = []
-    for check in checks:
-        try:
-            problems += check(config)
-        except AttributeError:  # a section it reads did not validate; its own problems are reported
+@dataclass
+class CheckRun:
+    """What a run of checks found, and which checks ran and which were skipped (a section they read failed)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def declare(function: CheckFunction) -> Check:
+    """The Check of a function whose every parameter is a section (`data: DataSection`, or
+    `train: TrainSection | None = None` for an optional one); any other parameter is an error at import."""
+    owners = {cls: name for name, cls in SECTIONS.items()}
+    hints = typing.get_type_hints(function)
+    reads: dict[str, tuple[str, bool]] = {}
+    for parameter in inspect.signature(function).parameters.values():
+        hint = hints.get(parameter.name)
+        if hint in owners and parameter.default is inspect.Parameter.empty:
+            reads[parameter.name] = (owners[hint], True)
             continue
-    return problems
+        present = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(present) == 1 and present[0] in owners and parameter.default is None:
+            reads[parameter.name] = (owners[present[0]], False)
+            continue
+        raise TypeError(f"check {function.__name__}: parameter {parameter.name} must be typed with a config "
+                        "section (e.g. data: DataSection, or train: TrainSection | None = None for an optional one)")
+    return Check(function, reads)
 
 
-def stage_check(config: Any) -> list[Problem]:
-    if config.method.stage in SUPPORTED_STAGES:
+def run_checks(sections: Mapping[str, Section], checks: Sequence[Check]) -> CheckRun:
+    """Run each check whose sections validated, in order; the others are listed as skipped."""
+    run = CheckRun()
+    for check in checks:
+        arguments = check.arguments(sections)
+        if arguments is None:  # a section it reads did not validate; its own problems are reported
+            run.skipped.append(check.name)
+            continue
+        run.problems += check.function(**arguments)
+        run.ran.append(check.name)
+    return run
+
+
+def checks_for(purpose: Purpose) -> tuple[Check, ...]:
+    """The checks a command runs: the common ones, then its own."""
+    return CHECKS["all"] + CHECKS[purpose]
+
+
+def cross_checks(sections: Mapping[str, Section], purpose: Purpose) -> list[Problem]:
+    """All problems of combination among the sections that validated."""
+    return run_checks(sections, checks_for(purpose)).problems
+
+
+def stage_check(method: MethodSection) -> list[Problem]:
+    """Only the stages this version trains."""
+    if method.stage in SUPPORTED_STAGES:
         return []
-    return [Problem("stage", f"stage {config.method.stage!r} is not available in this version of tunelab; use one "
+    return [Problem("stage", f"stage {method.stage!r} is not available in this version of tunelab; use one "
                              f"of: {', '.join(SUPPORTED_STAGES)}")]
 
 
-def packing_check(config: Any) -> list[Problem]:
+def packing_check(data: DataSection, method: MethodSection) -> list[Problem]:
+    """neat_packing is for sft and packs; mask_history and train_on_prompt contradict; tool_format is known."""
     problems = []
-    if config.data.neat_packing and config.method.stage == "pt":
+    if data.neat_packing and method.stage == "pt":
         problems.append(Problem("neat_packing", "stage pt packs text into blocks that are meant to attend across "
                                                 "documents; neat_packing is for sft: remove it (packing is on by "
                                                 "default for pt)"))
-    if config.data.neat_packing and config.data.packing is False:
+    if data.neat_packing and data.packing is False:
         problems.append(Problem("neat_packing", "true, but packing is false; neat_packing packs: remove one"))
-    if config.data.mask_history and config.data.train_on_prompt:
+    if data.mask_history and data.train_on_prompt:
         problems.append(Problem("mask_history", "mask_history trains only the last answer, train_on_prompt trains "
                                                 "every token: they contradict each other (LLaMA-Factory refuses "
                                                 "the pair too); keep one"))
-    if config.data.tool_format is not None:
-        from tunelab.data.tool_text import TOOL_FORMATS
-
-        if config.data.tool_format not in TOOL_FORMATS:
-            problems.append(Problem("tool_format", f"unknown tool format {config.data.tool_format!r}; use one of: "
-                                                   f"{', '.join(TOOL_FORMATS)}"))
+    if data.tool_format is not None and data.tool_format not in TOOL_FORMAT_NAMES:
+        problems.append(Problem("tool_format", f"unknown tool format {data.tool_format!r}; use one of: "
+                                               f"{', '.join(TOOL_FORMAT_NAMES)}"))
     return problems
 
 
-def mixing_check(config: Any) -> list[Problem]:
-    data = config.data
+def mixing_check(data: DataSection) -> list[Problem]:
+    """interleave_probs: only when interleaving, probabilities summing to 1, one per dataset."""
     problems: list[Problem] = []
     if data.interleave_probs is None:
         return problems
     if data.mix_strategy == "concat":
         return problems + [Problem("interleave_probs", "only used when interleaving: set mix_strategy: "
                                                        "interleave_under (or interleave_over/interleave_once)")]
-    from tunelab.data.mix import parse_probs
-
     try:
         probs = parse_probs(data.interleave_probs) or []
     except ValueError:
@@ -88,17 +143,16 @@ def mixing_check(config: Any) -> list[Problem]:
     if any(p < 0 or p > 1 for p in probs) or abs(sum(probs) - 1) > 1e-6:
         problems.append(Problem("interleave_probs", f"{', '.join(f'{p:g}' for p in probs)} must be probabilities "
                                                     f"(0 to 1) that sum to 1 (they sum to {sum(probs):g})"))
-    for key in ("dataset", "eval_dataset"):
-        count = len(split_names(getattr(data, key)))
+    for key, names in (("dataset", data.dataset), ("eval_dataset", data.eval_dataset)):
+        count = len(split_names(names))
         if count and count != len(probs) and not (key == "eval_dataset" and data.eval_on_each_dataset):
             problems.append(Problem("interleave_probs", f"{len(probs)} probabilities for {count} datasets in {key}: "
                                                         "give one per dataset, in the same order"))
     return problems
 
 
-def eval_split_check(config: Any) -> list[Problem]:
+def eval_split_check(data: DataSection) -> list[Problem]:
     """Training only: `tunelab predict CONFIG eval_dataset=...` reuses a training config that has val_size."""
-    data = config.data
     problems = []
     if data.eval_dataset and data.val_size > 0:
         problems.append(Problem("val_size", "eval_dataset is set, so no rows are split off for evaluation: remove "
@@ -108,8 +162,8 @@ def eval_split_check(config: Any) -> list[Problem]:
     return problems
 
 
-def streaming_check(config: Any) -> list[Problem]:
-    data = config.data
+def streaming_check(data: DataSection) -> list[Problem]:
+    """A stream has no known length, so val_size must be a row count."""
     if not data.streaming:
         return []
     if 0 < data.val_size < 1:
@@ -118,71 +172,77 @@ def streaming_check(config: Any) -> list[Problem]:
     return []
 
 
-def do_train_check(config: Any) -> list[Problem]:
-    if config.method.do_train:
+def do_train_check(method: MethodSection) -> list[Problem]:
+    """`tunelab train` trains, so do_train must not be false."""
+    if method.do_train:
         return []
     return [Problem("do_train", "false, but `tunelab train` trains; set do_train: true")]
 
 
-def required_for_training(config: Any) -> list[Problem]:
+def required_for_training(data: DataSection, train: TrainSection) -> list[Problem]:
+    """Training needs an output_dir and a dataset."""
     problems = []
-    if not config.train.output_dir:
+    if not train.output_dir:
         problems.append(Problem("output_dir", "required for training; e.g. output_dir: saves/my-run"))
-    if not config.data.dataset:
+    if not data.dataset:
         problems.append(Problem("dataset", "required for training; name entries of "
-                                           f"{config.data.dataset_dir}/dataset_info.json, e.g. dataset: identity"))
+                                           f"{data.dataset_dir}/dataset_info.json, e.g. dataset: identity"))
     return problems
 
 
-def precision_check(config: Any) -> list[Problem]:
-    if config.train.bf16 and config.train.fp16:
+def precision_check(method: MethodSection, train: TrainSection) -> list[Problem]:
+    """One of bf16, fp16 and pure_bf16 with fp16."""
+    if train.bf16 and train.fp16:
         return [Problem("bf16", "bf16 and fp16 are both true; keep one")]
-    if config.method.pure_bf16 and config.train.fp16:
+    if method.pure_bf16 and train.fp16:
         return [Problem("pure_bf16", "trains in bf16, but fp16 is true; keep one")]
     return []
 
 
-def lora_only_check(config: Any) -> list[Problem]:
-    method = config.method.finetuning_type
-    if method == "lora":
+def lora_only_check(method: MethodSection, lora: LoraSection) -> list[Problem]:
+    """LoRA settings need finetuning_type: lora."""
+    finetuning = method.finetuning_type
+    if finetuning == "lora":
         return []
-    set_keys = [key for key in LORA_ONLY if getattr(config.lora, key) not in (None, False)]
-    return [Problem(key, f"a LoRA setting, but finetuning_type is {method}; remove it or use finetuning_type: lora")
-            for key in set_keys]
+    set_keys = [key for key in LORA_ONLY if getattr(lora, key) not in (None, False)]
+    return [Problem(key, f"a LoRA setting, but finetuning_type is {finetuning}; remove it or use finetuning_type: "
+                         "lora") for key in set_keys]
 
 
-def adapter_check(config: Any) -> list[Problem]:
+def adapter_check(model: ModelSection, method: MethodSection, lora: LoraSection) -> list[Problem]:
+    """Adapters are LoRA weights; create_new_adapter needs them; pissa_init starts a new one."""
     problems = []
-    if config.model.adapter_name_or_path and config.method.finetuning_type != "lora":
+    if model.adapter_name_or_path and method.finetuning_type != "lora":
         problems.append(Problem("adapter_name_or_path", f"adapters are LoRA weights, but finetuning_type is "
-                                                        f"{config.method.finetuning_type}; merge them first (tunelab "
+                                                        f"{method.finetuning_type}; merge them first (tunelab "
                                                         "export) and give the merged folder as model_name_or_path"))
-    if config.lora.create_new_adapter and not config.model.adapter_name_or_path:
+    if lora.create_new_adapter and not model.adapter_name_or_path:
         problems.append(Problem("create_new_adapter", "needs adapter_name_or_path (the adapters merged under the "
                                                       "new one); remove it to train a fresh adapter"))
-    if config.lora.pissa_init and config.model.adapter_name_or_path and not config.lora.create_new_adapter:
+    if lora.pissa_init and model.adapter_name_or_path and not lora.create_new_adapter:
         problems.append(Problem("pissa_init", "initialises a new adapter, but adapter_name_or_path continues an "
                                               "existing one; remove pissa_init or set create_new_adapter: true"))
     return problems
 
 
-def has_eval_data(config: Any) -> bool:
-    return config.data.val_size > 0 or bool(config.data.eval_dataset)
+def has_eval_data(data: DataSection) -> bool:
+    """Rows to evaluate on: a split (val_size) or eval datasets."""
+    return data.val_size > 0 or bool(data.eval_dataset)
 
 
-def metric_problem(config: Any, key: str) -> Problem | None:
-    """metric_for_best_model must be a metric the evaluation reports."""
-    metric = config.eval.metric_for_best_model
+def metric_problem(key: str, evaluation: EvalSection, data: DataSection, method: MethodSection) -> Problem | None:
+    """metric_for_best_model must be a metric the evaluation reports (`key` is the setting that uses it)."""
+    metric = evaluation.metric_for_best_model
     name = metric if metric.startswith("eval_") else f"eval_{metric}"
-    each = config.data.eval_on_each_dataset
+    each = data.eval_on_each_dataset
     if name == "eval_loss" and not each:
         return None
-    if name == "eval_accuracy" and not config.eval.compute_accuracy:
+    if name == "eval_accuracy" and not evaluation.compute_accuracy:
         return Problem("metric_for_best_model", f"{metric} needs compute_accuracy: true")
-    if name == "eval_perplexity" and config.method.stage != "pt":
+    if name == "eval_perplexity" and method.stage != "pt":
         return Problem("metric_for_best_model", f"{metric} is reported for stage pt; use eval_loss (same order)")
     if each and name in ("eval_loss", "eval_accuracy", "eval_perplexity"):
-        first = (config.data.eval_dataset or "NAME").split(",")[0].strip()
+        first = (data.eval_dataset or "NAME").split(",")[0].strip()
         example = name.replace("eval_", f"eval_{first}_")
         return Problem("metric_for_best_model", f"eval_on_each_dataset reports one {name} per dataset; used by "
                                                 f"{key}, it must name one, e.g. {example}")
@@ -195,81 +255,114 @@ def metric_problem(config: Any, key: str) -> Problem | None:
                                             "(eval_on_each_dataset)")
 
 
-def best_model_check(config: Any) -> list[Problem]:
-    ev, train = config.eval, config.train
-    if not ev.load_best_model_at_end:
+def best_model_check(data: DataSection, method: MethodSection, train: TrainSection,
+                     evaluation: EvalSection) -> list[Problem]:
+    """load_best_model_at_end needs evaluations, a checkpoint at each, and a reported metric."""
+    if not evaluation.load_best_model_at_end:
         return []
     problems = []
-    if ev.eval_strategy == "no" or not has_eval_data(config):
+    if evaluation.eval_strategy == "no" or not has_eval_data(data):
         problems.append(Problem("load_best_model_at_end", "needs evaluation during training: set val_size (or "
                                                           "eval_dataset) and eval_strategy: steps"))
-    elif train.save_strategy != ev.eval_strategy:
+    elif train.save_strategy != evaluation.eval_strategy:
         problems.append(Problem("save_strategy", f"{train.save_strategy!r}, but load_best_model_at_end needs a "
                                                  f"checkpoint at each evaluation: set save_strategy: "
-                                                 f"{ev.eval_strategy}"))
-    elif ev.eval_strategy == "steps" and train.save_steps % (ev.eval_steps or train.logging_steps):
+                                                 f"{evaluation.eval_strategy}"))
+    elif evaluation.eval_strategy == "steps" and train.save_steps % (evaluation.eval_steps or train.logging_steps):
         problems.append(Problem("save_steps", f"{train.save_steps} is not a multiple of eval_steps "
-                                              f"({ev.eval_steps or train.logging_steps}); load_best_model_at_end "
-                                              "can only go back to evaluated checkpoints"))
-    problem = metric_problem(config, "load_best_model_at_end")
+                                              f"({evaluation.eval_steps or train.logging_steps}); "
+                                              "load_best_model_at_end can only go back to evaluated checkpoints"))
+    problem = metric_problem("load_best_model_at_end", evaluation, data, method)
     return problems + ([problem] if problem else [])
 
 
-def early_stopping_check(config: Any) -> list[Problem]:
-    if config.eval.early_stopping_steps is None:
+def early_stopping_check(data: DataSection, method: MethodSection, evaluation: EvalSection) -> list[Problem]:
+    """early_stopping_steps counts evaluations of a reported metric."""
+    if evaluation.early_stopping_steps is None:
         return []
-    if config.eval.eval_strategy == "no" or not has_eval_data(config):
+    if evaluation.eval_strategy == "no" or not has_eval_data(data):
         return [Problem("early_stopping_steps", "counts evaluations, but none happen: set val_size (or "
                                                 "eval_dataset) and eval_strategy: steps")]
-    problem = metric_problem(config, "early_stopping_steps")
+    problem = metric_problem("early_stopping_steps", evaluation, data, method)
     return [problem] if problem else []
 
 
-def accuracy_check(config: Any) -> list[Problem]:
-    if config.eval.compute_accuracy and not has_eval_data(config):
+def accuracy_check(data: DataSection, evaluation: EvalSection) -> list[Problem]:
+    """compute_accuracy needs evaluation data."""
+    if evaluation.compute_accuracy and not has_eval_data(data):
         return [Problem("compute_accuracy", "is measured on evaluation data: set val_size (e.g. 0.1) or "
                                             "eval_dataset")]
     return []
 
 
-def max_steps_check(config: Any) -> list[Problem]:
-    if config.train.max_steps == 0 or config.train.max_steps < -1:
+def max_steps_check(train: TrainSection) -> list[Problem]:
+    """max_steps is a positive number of updates or -1."""
+    if train.max_steps == 0 or train.max_steps < -1:
         return [Problem("max_steps", "must be a positive number of updates, or -1 to use num_train_epochs")]
     return []
 
 
-def val_size_check(config: Any) -> list[Problem]:
-    val_size = config.data.val_size
+def val_size_check(data: DataSection) -> list[Problem]:
+    """val_size is a fraction below 1 or a whole row count."""
+    val_size = data.val_size
     if val_size >= 1 and val_size != int(val_size):
         return [Problem("val_size", f"{val_size} is neither a fraction below 1 nor a whole row count")]
     return []
 
 
-def eval_data_check(config: Any) -> list[Problem]:
-    strategy = config.eval.eval_strategy
-    if strategy != "no" and config.data.val_size == 0 and not config.data.eval_dataset:
+def eval_data_check(data: DataSection, evaluation: EvalSection) -> list[Problem]:
+    """An eval_strategy other than no needs evaluation data."""
+    strategy = evaluation.eval_strategy
+    if strategy != "no" and data.val_size == 0 and not data.eval_dataset:
         return [Problem("eval_strategy", f"{strategy!r} needs evaluation data; set val_size (e.g. 0.1) or "
                                          "eval_dataset, or eval_strategy: no")]
     return []
 
 
-def streaming_steps_check(config: Any) -> list[Problem]:
-    if config.data.streaming and config.train.max_steps <= 0:
+def streaming_steps_check(data: DataSection, train: TrainSection) -> list[Problem]:
+    """Streaming needs max_steps: the data has no known length."""
+    if data.streaming and train.max_steps <= 0:
         return [Problem("max_steps", "streaming reads data of unknown length, so training needs a number of "
                                      "updates: set max_steps (e.g. max_steps: 1000)")]
     return []
 
 
-def checkpointing_check(config: Any) -> list[Problem]:
-    if config.train.gradient_checkpointing and config.train.disable_gradient_checkpointing:
+def checkpointing_check(train: TrainSection) -> list[Problem]:
+    """gradient_checkpointing and disable_gradient_checkpointing contradict."""
+    if train.gradient_checkpointing and train.disable_gradient_checkpointing:
         return [Problem("gradient_checkpointing", "true, but disable_gradient_checkpointing is true too; keep one")]
     return []
 
 
-def required_for_predict(config: Any) -> list[Problem]:
+def required_for_predict(data: DataSection, train: TrainSection) -> list[Problem]:
+    """`tunelab predict` writes to output_dir and answers eval_dataset (or dataset)."""
     problems = []
-    if not config.train.output_dir:
+    if not train.output_dir:
         problems.append(Problem("output_dir", "required: generated_predictions.jsonl is written there"))
-    if not (config.data.eval_dataset or config.data.dataset):
+    if not (data.eval_dataset or data.dataset):
         problems.append(Problem("eval_dataset", "required: name the datasets to answer (or set dataset)"))
     return problems
+
+
+class EvalConfig(NamedTuple):
+    """The part of a config that config/eval_checks.py reads (config.train, config.eval)."""
+
+    train: TrainSection
+    eval: EvalSection
+
+
+def eval_tasks_check(train: TrainSection, evaluation: EvalSection) -> list[Problem]:
+    """`tunelab eval`: the eval_tasks and eval_models entries, and the output_dir their results go to."""
+    return eval_checks(EvalConfig(train, evaluation))
+
+
+CHECKS: dict[Literal["all"] | Purpose, tuple[Check, ...]] = {
+    "all": tuple(map(declare, (stage_check, packing_check, mixing_check, streaming_check))),
+    "train": tuple(map(declare, (
+        do_train_check, required_for_training, precision_check, max_steps_check, val_size_check, eval_data_check,
+        checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check, adapter_check,
+        best_model_check, early_stopping_check, accuracy_check, launch_checks))),
+    "infer": (),
+    "predict": (declare(required_for_predict),),
+    "eval": (declare(eval_tasks_check),),
+}

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from tunelab.config.errors import Problem
+from tunelab.config.errors import Problem, pydantic_problems
 
 ExtractorSpec = Union[str, dict[str, object]]  # a name, or {name: ..., param: ...}
 
@@ -111,8 +111,6 @@ E = TypeVar("E", bound=Entry)
 
 def parse_entry(key: str, index: int, item: object, spec: type[E]) -> tuple[E | None, list[Problem]]:
     """One entry validated, or None with its problems keyed like eval_tasks[2].metrics."""
-    from tunelab.config.load import pydantic_problems
-
     if not isinstance(item, dict):
         return None, [Problem(f"{key}[{index}]", f"must be a mapping of keys (name, type, ...), not {item!r}")]
     try:

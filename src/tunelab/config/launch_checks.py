@@ -12,28 +12,26 @@ import json
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 from tunelab.config.errors import Problem
-from tunelab.config.schema import LaunchSection
+from tunelab.config.launch_plan import in_distributed_worker, multi_process, plan_problems, read_settings
+from tunelab.config.schema import LaunchSection, TrainSection
 from tunelab.runtime import env
 
 ZERO_STAGES = (0, 1, 2, 3)
 DEEPSPEED_EXAMPLE = "examples/deepspeed/ds_z2_config.json"
 
 
-def launch_checks(config: Any) -> list[Problem]:
-    """Every launch problem of the config in this environment (skipped when the launch section failed)."""
-    from tunelab.train.launch import in_distributed_worker, multi_process, plan_problems, read_settings
-
-    launch = config.launch
+def launch_checks(launch: LaunchSection, train: TrainSection | None = None) -> list[Problem]:
+    """Every launch problem of the config in this environment; `train` is None when that section failed to
+    validate (use_cpu then counts as false, so the launch problems are still reported with the field problems)."""
     environ: Mapping[str, str] = env.variables()
     problems: list[Problem] = []
     if not in_distributed_worker(environ):  # in a worker, torchrun has already placed this process
         settings, found = read_settings(launch, environ)
         problems += found + plan_problems(settings)
     multi = multi_process(launch, environ)
-    use_cpu = bool(getattr(getattr(config, "train", None), "use_cpu", False))
+    use_cpu = train.use_cpu if train is not None else False
     problems += deepspeed_problems(launch, multi, use_cpu)
     problems += fsdp_problems(launch, multi, use_cpu)
     problems += backend_problems(launch)
@@ -47,7 +45,7 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def read_json(key: str, path: str, fix: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+def read_json(key: str, path: str, fix: str) -> tuple[dict[str, object] | None, list[Problem]]:
     """The JSON object in a file named by a config key, or the problem with it."""
     file = Path(path)
     if not file.is_file():
@@ -64,7 +62,7 @@ def read_json(key: str, path: str, fix: str) -> tuple[dict[str, Any] | None, lis
     return data, []
 
 
-def zero_stage_problems(path: str, data: Mapping[str, Any]) -> list[Problem]:
+def zero_stage_problems(path: str, data: Mapping[str, object]) -> list[Problem]:
     """zero_optimization.stage must be one of DeepSpeed's ZeRO stages 0-3 (absent means 0)."""
     zero = data.get("zero_optimization", {})
     if not isinstance(zero, dict):

@@ -3,15 +3,13 @@ eval task, so its eval YAML runs as it is under `tunelab eval`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tunelab.config.errors import Problem
 
 EVAL_KEYS = ("task", "task_dir", "lang", "n_shot", "save_dir", "batch_size", "download_mode")
 SPLIT_FOLDERS = {"validation": "val"}  # LLaMA-Factory's split names -> the benchmark's folder names
 
 
-def from_llamafactory_eval(flat: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+def from_llamafactory_eval(flat: dict[str, object]) -> tuple[dict[str, object], list[Problem]]:
     """Turn `task: mmlu_test` (+ task_dir, lang, n_shot, save_dir, batch_size) into one choice_logits task."""
     if "task" not in flat:
         return flat, []

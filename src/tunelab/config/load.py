@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
 from tunelab.config.aliases import RENAMED
-from tunelab.config.checks import cross_checks
-from tunelab.config.errors import ConfigError, Problem
+from tunelab.config.checks import Purpose, cross_checks
+from tunelab.config.errors import ConfigError, Problem, pydantic_problems
 from tunelab.config.lf_eval import EVAL_KEYS, from_llamafactory_eval
-from tunelab.config.schema import SECTIONS, RunConfig, key_owners
+from tunelab.config.schema import SECTIONS, RunConfig, Section, key_owners
 from tunelab.runtime.override import override_value
 from tunelab.runtime.suggest import suggest
 
-Purpose = Literal["train", "infer", "predict", "eval"]
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +27,7 @@ def llamafactory_keys() -> frozenset[str]:
     return frozenset(yaml.safe_load(text)["keys"])
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, object]:
     """Read a config file; a missing file or bad YAML is a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
@@ -48,9 +47,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return flatten_sections(data)
 
 
-def flatten_sections(data: dict[str, Any]) -> dict[str, Any]:
+def flatten_sections(data: dict[str, object]) -> dict[str, object]:
     """Accept `model: {key: value}` section blocks as well as flat keys."""
-    flat: dict[str, Any] = {}
+    flat: dict[str, object] = {}
     for key, value in data.items():
         if key in SECTIONS and isinstance(value, dict):
             flat.update(value)
@@ -59,9 +58,9 @@ def flatten_sections(data: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+def parse_overrides(items: list[str]) -> tuple[dict[str, object], list[Problem]]:
     """Parse `key=value` strings; values are read as YAML scalars (1e-4, true, null, text)."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     problems: list[Problem] = []
     for item in items:
         key, sep, raw = item.partition("=")
@@ -72,10 +71,10 @@ def parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[Problem]]:
     return values, problems
 
 
-def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+def sort_keys(flat: Mapping[str, object]) -> tuple[dict[str, dict[str, object]], list[Problem]]:
     """Split flat keys into per-section dicts; unknown and unsupported keys become problems."""
     owners = key_owners()
-    per_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    per_section: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
     problems: list[Problem] = []
     for key, value in flat.items():
         name = RENAMED.get(key, key)
@@ -94,35 +93,12 @@ def sort_keys(flat: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Pro
     return per_section, problems
 
 
-def location(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as the user writes it: eval_tasks[1].metrics."""
-    if not loc:
-        return "config"
-    text = str(loc[0])
-    for part in loc[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
-
-
-def pydantic_problems(exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into Problems keyed by the flat key."""
-    problems = []
-    for err in exc.errors():
-        key = location(err["loc"])
-        if err["type"] == "missing":
-            problems.append(Problem(key, "required; add it to the YAML or pass " f"{key}=..."))
-            continue
-        got = err.get("input")
-        problems.append(Problem(key, f"{err['msg'].lower()} (got {got!r})"))
-    return problems
-
-
-def build(flat: dict[str, Any], purpose: Purpose = "train", source: str | None = None,
+def build(flat: Mapping[str, object], purpose: Purpose = "train", source: str | None = None,
           earlier: list[Problem] | None = None) -> RunConfig:
     """Validate flat keys into a RunConfig or raise one ConfigError listing every problem (earlier ones first)."""
     per_section, problems = sort_keys(flat)
     problems = list(earlier or []) + problems
-    sections = {}
+    sections: dict[str, Section] = {}
     for name, cls in SECTIONS.items():
         try:
             sections[name] = cls(**per_section[name])

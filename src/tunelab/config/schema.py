@@ -16,6 +16,10 @@ def yaml_no(value: object) -> object:
 
 Strategy = Annotated[Literal["no", "steps", "epoch"], BeforeValidator(yaml_no)]
 
+# The tool-call formats the data layer writes (tool_format); config cannot import data, so the names are kept
+# here and a test checks they equal the writers' table.
+TOOL_FORMAT_NAMES: tuple[str, ...] = ("default", "glm4", "llama3", "mistral", "qwen")
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values never change after validation."""
@@ -251,7 +255,7 @@ class LaunchSection(Section):
                                   "the deepspeed package and a multi-process launch.")
     fsdp: str | None = Field(None, description="FSDP through accelerate, transformers' options (e.g. "
                              "'full_shard auto_wrap'); needs a multi-process launch.")
-    fsdp_config: str | dict[str, Any] | None = Field(None, description="FSDP options: a JSON file or a mapping "
+    fsdp_config: str | dict[str, object] | None = Field(None, description="FSDP options: a JSON file or a mapping "
                                                       "(transformers' fsdp_config).")
     ddp_backend: Literal["nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"] | None = Field(
         None, description="Process-group backend (default: nccl on GPUs, gloo on CPUs).")

@@ -14,18 +14,12 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from tunelab.data.errors import DataError
+from tunelab.runtime.names import parse_probs  # gather and streaming read the probabilities through mix
 
 T = TypeVar("T")
 
 STOPPING = {"interleave_under": "first_exhausted", "interleave_over": "all_exhausted",
             "interleave_once": "all_exhausted_without_replacement"}
-
-
-def parse_probs(text: str | None) -> list[float] | None:
-    """'0.7, 0.3' -> [0.7, 0.3]."""
-    if text is None:
-        return None
-    return [float(part) for part in str(text).split(",") if part.strip()]
 
 
 def index_table(sizes: list[int]) -> list[Any]:

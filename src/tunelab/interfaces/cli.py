@@ -7,10 +7,10 @@ import json
 import sys
 from collections.abc import Callable
 
-from tunelab import __version__
 from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
+from tunelab.runtime.version import __version__
 
 EXIT_CONFIG = 2
 EXIT_ERROR = 1
@@ -28,9 +28,10 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tunelab.config.launch_plan import plan_launch
     from tunelab.config.load import load_config
     from tunelab.runtime import env
-    from tunelab.train.launch import launch, plan_launch
+    from tunelab.train.launch import launch
 
     from tunelab.train.outdir import plan_start
 

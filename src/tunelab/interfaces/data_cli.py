@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from tunelab.config.schema import RunConfig
 
 EXIT_DATA = 2
 
@@ -155,11 +160,22 @@ def add_split_args(parser: argparse.ArgumentParser) -> None:
                         "NAME_test in the output folder's dataset_info.json")
 
 
-def run_config(args: argparse.Namespace) -> Any:
+def run_config(args: argparse.Namespace) -> RunConfig:
     """The config of a data command (model and data sections; no output_dir needed)."""
     from tunelab.config.load import load_config
 
     return load_config(args.config, args.overrides, purpose="infer")
+
+
+def run_tokenizer(config: RunConfig) -> PreTrainedTokenizerBase:
+    """The run's tokenizer with its template installed (no model weights are loaded); a config without a dataset
+    is refused first, before anything is loaded."""
+    from tunelab.data.tools.inspect import require_dataset
+    from tunelab.model.load import load_tokenizer, resolve
+
+    require_dataset(config)
+    source = resolve(config.model.model_name_or_path, config.model.cache_dir)
+    return load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -172,7 +188,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     """`tunelab data tokenize`: the exact columns the trainer receives, one JSON line per example."""
     from tunelab.data.tools.inspect import build, report_lines, write_tokenized
 
-    _, bundle = build(run_config(args))
+    config = run_config(args)
+    bundle = build(config, run_tokenizer(config))
     count = write_tokenized(bundle, Path(args.out))
     say(report_lines(bundle.report) + [f"wrote {count} examples to {args.out} (packing: {bundle.packing})"])
     return 0
@@ -193,7 +210,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from tunelab.data.tokenize import IGNORE_INDEX
     from tunelab.data.tools.inspect import build, preview_text, report_lines
 
-    tokenizer, bundle = build(run_config(args))
+    config = run_config(args)
+    tokenizer = run_tokenizer(config)
+    bundle = build(config, tokenizer)
     console = Console(highlight=False)
     markup = console.is_terminal and not args.plain
     for index, row in enumerate(islice(bundle.train, args.rows)):  # a Dataset, or a stream
@@ -217,7 +236,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """`tunelab data stats`: token-length distribution, what cutoff_len cuts, a histogram PNG."""
     from tunelab.data.tools.inspect import length_stats, plot_lengths
 
-    stats = length_stats(run_config(args))
+    config = run_config(args)
+    stats = length_stats(config, run_tokenizer(config))
     say(stats.summary())
     if args.png:
         plot_lengths(stats, Path(args.png))

@@ -9,7 +9,7 @@ from typing import Any
 from tunelab.config.schema import RunConfig
 from tunelab.model import adapters
 from tunelab.model.freeze import apply_freeze
-from tunelab.train.precision import Precision
+from tunelab.model.precision import Precision
 
 
 def apply_method(model: Any, config: RunConfig, precision: Precision) -> tuple[Any, str]:

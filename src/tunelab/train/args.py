@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.config.schema import RunConfig
+from tunelab.model.precision import Precision
 from tunelab.runtime.names import split_names
-from tunelab.train.precision import Precision
 
 
 def eval_settings(config: RunConfig, has_eval: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tunelab.model.attention import use_packed_attention
 from tunelab.model.fit import check_fit
 from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
 from tunelab.model.methods import apply_method
+from tunelab.model.precision import Precision, decide
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, is_main_process, quiet_libraries, warn
 from tunelab.train import outdir, speed
@@ -23,7 +24,6 @@ from tunelab.train.callbacks import ProgressLine, StepLog
 from tunelab.train.loss import supports_selective_loss
 from tunelab.train.memory import is_out_of_memory, out_of_memory_help
 from tunelab.train.outdir import RunError
-from tunelab.train.precision import Precision, decide
 from tunelab.train.stages import BUILDERS
 from tunelab.train.summary import finish
 from tunelab.train.trainer import TrainerOptions

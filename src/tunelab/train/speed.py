@@ -9,8 +9,8 @@ from typing import Any
 
 from tunelab.config.schema import RunConfig
 from tunelab.model import fused
+from tunelab.model.precision import Precision
 from tunelab.runtime import allocator, env
-from tunelab.train.precision import Precision
 
 
 def apply(model: Any, precision: Precision) -> list[str]:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
+import tunelab.eval  # noqa: F401 - registers the eval task kinds that purpose "eval" validates
+from tunelab.config import checks
+from tunelab.config.checks import CHECKS, Purpose, checks_for, run_checks
 from tunelab.config.errors import ConfigError, Problem
+from tunelab.config.launch_checks import launch_checks
 from tunelab.config.load import build
+from tunelab.config.schema import SECTIONS, DataSection, RunConfig, Section, TrainSection
 
 MINIMAL = {"model_name_or_path": "tiny", "dataset": "demo", "output_dir": "out"}
 
@@ -162,3 +169,81 @@ def test_mixing_keys_are_accepted_when_consistent() -> None:
 ])
 def test_mixing_and_streaming_problems(extra: dict[str, object], key: str, start: str) -> None:
     assert problems({**MINIMAL, "dataset": "a,b", **extra})[key].startswith(start)
+
+
+FULL = {**EVALUATED, "compute_accuracy": True, "load_best_model_at_end": True, "early_stopping_steps": 2}
+VALID_FOR = {
+    "train": FULL,
+    "infer": FULL,
+    "predict": {**FULL, "eval_dataset": "demo", "val_size": 0},
+    "eval": {**MINIMAL, "eval_tasks": [{"name": "answers", "type": "generation", "dataset": "demo"}]},
+}
+
+
+def sections_of(config: RunConfig) -> dict[str, Section]:
+    return {name: getattr(config, name) for name in SECTIONS}
+
+
+@pytest.mark.parametrize("purpose", ["train", "infer", "predict", "eval"])
+def test_every_registered_check_runs_on_a_full_valid_config(purpose: Purpose) -> None:
+    registered = checks_for(purpose)
+    run = run_checks(sections_of(build(VALID_FOR[purpose], purpose)), registered)
+    assert run.problems == [] and run.skipped == []
+    assert run.ran == [check.name for check in registered]
+
+
+def test_every_check_function_is_registered() -> None:
+    """A function of checks.py that takes only sections and returns problems is a check: it must be in CHECKS."""
+    registered = {check.function for group in CHECKS.values() for check in group}
+    found = set()
+    for function in vars(checks).values():
+        if not inspect.isfunction(function) or function.__module__ != checks.__name__:
+            continue
+        try:
+            checks.declare(function)
+        except TypeError:
+            continue
+        if inspect.signature(function).return_annotation == "list[Problem]":
+            found.add(function)
+    assert found and found <= registered, sorted(f.__name__ for f in found - registered)
+    assert launch_checks in registered
+
+
+def test_a_misspelled_attribute_in_a_check_is_a_bug_that_surfaces() -> None:
+    def max_steps_typo_check(train: TrainSection) -> list[Problem]:
+        return [Problem("max_steps", "zero")] if train.max_step == 0 else []  # type: ignore[attr-defined]
+
+    sections = {**sections_of(build(MINIMAL)), "train": TrainSection(output_dir="out", max_steps=0)}
+    assert run_checks(sections, [checks.declare(checks.max_steps_check)]).problems  # spelled right, it reports
+    with pytest.raises(AttributeError, match="max_step"):
+        run_checks(sections, [checks.declare(max_steps_typo_check)])
+
+
+def test_a_check_takes_only_sections() -> None:
+    def needs_a_number(data: DataSection, limit: int) -> list[Problem]:
+        return []
+
+    with pytest.raises(TypeError, match="needs_a_number: parameter limit must be typed with a config section"):
+        checks.declare(needs_a_number)
+
+
+def test_checks_of_a_section_that_failed_are_skipped_and_the_others_run() -> None:
+    sections = sections_of(build(FULL))
+    del sections["lora"]
+    run = run_checks(sections, checks_for("train"))
+    assert run.skipped == ["lora_only_check", "adapter_check"]
+    assert len(run.ran) == len(checks_for("train")) - 2
+
+
+def test_max_steps_zero_is_reported_with_the_field_problems() -> None:
+    """The issue's example: max_steps=0 validated once a typo silently disabled its check."""
+    assert problems({**MINIMAL, "max_steps": 0}) == {
+        "max_steps": "must be a positive number of updates, or -1 to use num_train_epochs"}
+    found = problems({**MINIMAL, "max_steps": 0, "learning_rat": 1e-4, "lora_rank": 0, "bf16": True, "fp16": True,
+                      "finetuning_type": "full", "use_dora": True})
+    assert list(found) == ["learning_rat", "lora_rank", "bf16", "max_steps"]  # lora failed: its checks wait
+
+
+def test_launch_checks_run_when_the_train_section_failed() -> None:
+    found = problems({**MINIMAL, "learning_rate": -1, "nnodes": 2})
+    assert list(found) == ["learning_rate", "master_addr"]

@@ -36,8 +36,3 @@ def test_interleave_once_takes_every_row_exactly_once() -> None:
 def test_interleaving_an_empty_dataset_is_an_error(strategy: str) -> None:
     with pytest.raises(DataError, match=f"{strategy} draws from every dataset, and dataset #2 has no rows"):
         mix.merge([[1, 2], []], strategy, None, seed=0)
-
-
-def test_parse_probs() -> None:
-    assert mix.parse_probs(" 0.7, 0.3 ") == [0.7, 0.3]
-    assert mix.parse_probs(None) is None

@@ -14,7 +14,7 @@ from tunelab.config.load import build
 from tunelab.model.fit import check_fit, meta_model, method_problems
 from tunelab.model.freeze import FreezeError, apply_freeze, find_layers
 from tunelab.model.methods import apply_method
-from tunelab.train.precision import Precision
+from tunelab.model.precision import Precision
 
 BF16 = Precision(bf16=True, fp16=False, use_cpu=True, weights="bfloat16", note="")
 FLOAT32 = Precision(bf16=False, fp16=False, use_cpu=True, weights="float32", note="")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tunelab.config.load import build
+from tunelab.model.precision import Precision
 from tunelab.train.args import eval_settings, report_targets, training_arguments
-from tunelab.train.precision import Precision
 
 FLOAT32 = Precision(bf16=False, fp16=False, use_cpu=True, weights="float32", note="")
 
@@ -100,7 +100,7 @@ def test_gradient_checkpointing_is_non_reentrant(tmp_path: Path) -> None:
 def test_token_counting_follows_the_batch_layout(tmp_path: Path) -> None:
     from tunelab.config.load import build
     from tunelab.train.args import training_arguments
-    from tunelab.train.precision import Precision
+    from tunelab.model.precision import Precision
 
     config = build({"model_name_or_path": "m", "dataset": "d", "output_dir": str(tmp_path)})
     fp32 = Precision(False, False, True, "float32", "")

@@ -132,7 +132,7 @@ def test_master_weights_train_like_autocast(tmp_path: Path, tiny_model_dir: Path
 
 
 def test_master_weights_only_where_measured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunelab.train.precision import Precision
+    from tunelab.model.precision import Precision
 
     cpu_bf16 = Precision(True, False, True, "bfloat16", "")
     def wanted(precision: Precision, **flat: Any) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunelab.model.precision import Precision
 from tunelab.train import speed
-from tunelab.train.precision import Precision
 
 CPU_BF16 = Precision(True, False, True, "bfloat16", "bf16 on the CPU")
 GPU_BF16 = Precision(True, False, False, "bfloat16", "bf16 on the GPU")

@@ -1,38 +1,36 @@
-"""What the trainer will see, for `tunelab data tokenize | preview | stats | validate`."""
+"""What the trainer will see, for `tunelab data tokenize | preview | stats | validate`.
+
+The data layer loads no models: the caller (interfaces/data_cli.py) loads the run's tokenizer and passes it in.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from tunelab.config.schema import RunConfig
 from tunelab.data.errors import DataError
 from tunelab.data.gather import load_records
 from tunelab.data.pipeline import DataBundle, build_data, tokenize_records
 from tunelab.data.report import DataReport
 from tunelab.data.tokenize import IGNORE_INDEX
 
-
-def tokenizer_for(config: Any) -> Any:
-    """The run's tokenizer with its template installed (no model weights are loaded)."""
-    from tunelab.model.load import load_tokenizer, resolve
-
-    source = resolve(config.model.model_name_or_path, config.model.cache_dir)
-    return load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
-def require_dataset(config: Any) -> None:
+def require_dataset(config: RunConfig) -> None:
     """The data tools need a dataset to look at."""
     if not config.data.dataset:
         raise DataError("the config names no dataset", field="dataset", fix="set dataset: NAME (or dataset=NAME)")
 
 
-def build(config: Any) -> tuple[Any, DataBundle]:
-    """Tokenizer and the exact training data of a config."""
+def build(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> DataBundle:
+    """The exact training data of a config, tokenized with the run's tokenizer."""
     require_dataset(config)
-    tokenizer = tokenizer_for(config)
-    return tokenizer, build_data(config.data, tokenizer, config.train.seed, config.method.stage)
+    return build_data(config.data, tokenizer, config.train.seed, config.method.stage)
 
 
 def write_tokenized(bundle: DataBundle, out: Path) -> int:
@@ -61,7 +59,7 @@ def trained_spans(input_ids: list[int], labels: list[int]) -> list[tuple[bool, l
     return spans
 
 
-def preview_text(tokenizer: Any, input_ids: list[int], labels: list[int], markup: bool) -> str:
+def preview_text(tokenizer: PreTrainedTokenizerBase, input_ids: list[int], labels: list[int], markup: bool) -> str:
     """The decoded example; trained spans in green (markup) or between ⟦ ⟧."""
     from rich.markup import escape
 
@@ -119,10 +117,9 @@ class LengthStats:
         return lines
 
 
-def length_stats(config: Any) -> LengthStats:
+def length_stats(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> LengthStats:
     """Token lengths of prompts (everything not trained) and responses, before truncation."""
     require_dataset(config)
-    tokenizer = tokenizer_for(config)
     data = config.data.model_copy(update={"cutoff_len": 10**9})
     records, report = load_records(data, config.method.stage, config.train.seed)
     columns = tokenize_records(records, tokenizer, data, report)
@@ -152,7 +149,7 @@ def plot_lengths(stats: LengthStats, path: Path) -> None:
     plt.close(figure)
 
 
-def validate(config: Any) -> tuple[DataReport, list[str]]:
+def validate(config: RunConfig) -> tuple[DataReport, list[str]]:
     """Convert every row with skipping on, so every bad row is listed (not just the first)."""
     require_dataset(config)
     data = config.data.model_copy(update={"on_bad_row": "skip"})

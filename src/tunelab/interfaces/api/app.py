@@ -12,12 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from tunelab import __version__
 from tunelab.interfaces.api.chat import chat_completion
 from tunelab.interfaces.api.completions import completion
 from tunelab.interfaces.api.errors import error_response, install_handlers, parse_body
 from tunelab.interfaces.api.protocol import ChatRequest, CompletionRequest
 from tunelab.interfaces.api.state import Server
+from tunelab.runtime.version import __version__
 
 OPEN_PATHS = ("/health", "/docs", "/openapi.json")
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from tunelab.config.schema import TrainSection
+from tunelab.model.precision import Precision, decide
 from tunelab.runtime import env
-from tunelab.train.precision import Precision, decide
 
 Hardware = Callable[..., None]
 
