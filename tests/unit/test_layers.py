@@ -28,15 +28,6 @@ LAYERS: dict[str, int] = {
 }
 TOP = 8  # tunelab/__init__ and tunelab/__main__: they may import anything, nothing imports them
 
-# Violations other parts of issue 14 remove; the merger empties this set. Each entry must still exist (a test
-# fails when one is gone, so the list cannot go stale), and anything not listed fails.
-KNOWN_VIOLATIONS: frozenset[str] = frozenset({
-    # config/eval_checks.py builds eval kinds and extractors; helper "eval" moves that check to the eval kinds
-    "tunelab.config.eval_checks -> tunelab.eval.extract",
-    "tunelab.config.eval_checks -> tunelab.eval.kinds",
-})
-
-
 def module_files(package: Path) -> dict[str, Path]:
     """Dotted module name -> file, for every .py under the package folder (a package is its __init__)."""
     modules = {}
@@ -154,14 +145,9 @@ def test_every_package_has_a_layer(graph: dict[str, set[str]]) -> None:
 
 
 def test_no_upward_imports_and_no_loops(graph: dict[str, set[str]]) -> None:
-    new = sorted(violations(graph) - KNOWN_VIOLATIONS)
+    new = sorted(violations(graph))
     assert not new, ("imports against the layer order (runtime -> config -> data, text -> model -> train, infer -> "
                      "eval, export -> sweep -> interfaces) or in a loop:\n  " + "\n  ".join(new))
-
-
-def test_known_violations_still_exist(graph: dict[str, set[str]]) -> None:
-    gone = sorted(KNOWN_VIOLATIONS - violations(graph))
-    assert not gone, "fixed, so remove from KNOWN_VIOLATIONS:\n  " + "\n  ".join(gone)
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -1,32 +1,55 @@
-"""Checks of `eval_tasks` / `eval_models`, run before any model or dataset loads."""
+"""Checks of `eval_tasks` / `eval_models`, run before any model or dataset loads.
+
+Every problem is reported at once, from one place, without importing the eval layer (config sits below
+it): the common fields are checked here, and each task is asked of its kind through the table the eval
+layer registers (config.eval_tasks.register_task_kinds, called when tunelab.eval is imported). Its
+kind says what it requires, which metrics fit and whether its extractors build; fields of other kinds are
+reported here, grouped by the kinds they belong to.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
 from tunelab.config.errors import Problem
-from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, parse_entries
+from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, foreign_fields, own_fields, parse_entries, \
+    parse_tasks, task_kinds
+from tunelab.config.schema import EvalSection, TrainSection
 
 UNSAFE_NAME = set('/\\:*?"<>|')
 
 
-def eval_checks(config: Any) -> list[Problem]:
+class EvalSections(Protocol):
+    """The sections eval_checks reads."""
+
+    @property
+    def train(self) -> TrainSection:
+        """Where the results go (output_dir)."""
+
+    @property
+    def eval(self) -> EvalSection:
+        """The eval_tasks and eval_models entries."""
+
+
+def eval_checks(config: EvalSections) -> list[Problem]:
     """Every problem of the eval tasks and compared models at once."""
     problems = []
     if not config.train.output_dir:
         problems.append(Problem("output_dir", "required: predictions, per-row scores and the report go there"))
-    tasks, problems_tasks = parse_entries("eval_tasks", config.eval.eval_tasks, EvalTaskSpec)
+    raw = config.eval.eval_tasks
+    tasks, problems_tasks = parse_tasks(raw)
     models, problems_models = parse_entries("eval_models", config.eval.eval_models, EvalModelSpec)
     problems += problems_tasks + problems_models
-    if not config.eval.eval_tasks:
+    if not raw:
         problems.append(Problem("eval_tasks", "required for `tunelab eval`: list the tasks (name, type, dataset, "
                                               "metrics, extractor); see docs/evaluation.md"))
     problems += name_problems("eval_tasks", [task.name for task in tasks if task])
     problems += name_problems("eval_models", [model.name for model in models if model])
     for index, task in enumerate(tasks):
-        if task is not None:
-            problems += task_problems(f"eval_tasks[{index}] ({task.name})", task)
+        entry = raw[index]
+        if task is not None and isinstance(entry, dict):
+            problems += task_problems(f"eval_tasks[{index}] ({task.name})", task, entry)
     return problems
 
 
@@ -41,46 +64,30 @@ def name_problems(key: str, names: list[str]) -> list[Problem]:
     return problems
 
 
-def task_problems(where: str, task: Any) -> list[Problem]:
-    """Problems of one task: what its kind needs, metrics that fit, extractors that build."""
-    from tunelab.eval.extract import ExtractorError, build_extractor
-    from tunelab.eval.kinds import KINDS
-
-    kind = KINDS[task.type]
-    problems = [Problem(where, text) for text in kind_requirements(task, kind)]
-    for metric in task.metrics or []:
-        if not kind.fits(metric):
-            problems.append(Problem(f"{where}.metrics", f"{metric!r} does not fit a {task.type} task; use {kind.allowed()}"))
-    for key in ("extractor", "label_extractor"):
-        spec = getattr(task, key)
-        if spec is None:
-            continue
-        if not kind.generates:
-            problems.append(Problem(f"{where}.{key}", f"a {task.type} task generates no text; remove {key}"))
-            continue
-        try:
-            build_extractor(spec)
-        except ExtractorError as exc:
-            problems.append(Problem(f"{where}.{key}", str(exc)))
-    return problems
+def task_problems(where: str, task: EvalTaskSpec, entry: Mapping[str, object] | None = None) -> list[Problem]:
+    """Problems of one task: what its kind needs, fields of other kinds, metrics that fit, extractors that build."""
+    kind = task_kinds()[task.type]
+    found = kind.requirements(task) + misplaced(entry or {})
+    return [Problem(where, text) for text in found] + kind.problems(where, task)
 
 
-def kind_requirements(task: Any, kind: Any) -> list[str]:
-    """Keys the task's kind needs or does not use."""
-    found = []
-    if task.type == "choice_logits":
-        if not task.task_dir:
-            found.append("task_dir is required: the folder of MMLU / C-Eval / CMMLU CSV files")
-    elif not task.dataset:
-        found.append(f"dataset is required: a dataset registered in dataset_info.json for this {task.type} task")
-    if (task.labels or task.aliases) and task.type != "classification":
-        found.append("labels and aliases apply to classification tasks only; remove them")
-    if task.graded is not None and not kind.ranked:
-        found.append("graded applies to ranking and retrieval tasks only; remove it")
-    if task.predictions:
-        if not kind.generates:
-            found.append(f"predictions: a {task.type} task scores the model directly, not a predictions file")
-        elif not Path(task.predictions).is_file():
-            found.append(f"predictions: {task.predictions} does not exist; give the path of a "
-                         "generated_predictions.jsonl")
-    return found
+def misplaced(entry: Mapping[str, object]) -> list[str]:
+    """One message per group of fields given on a task of another kind, e.g. labels and aliases."""
+    given = [key for key in foreign_fields(entry) if entry[key] is not None]
+    messages = []
+    groups: dict[tuple[str, ...], list[str]] = {}  # the kinds owning some fields -> those fields
+    for kind in task_kinds().values():
+        for field in own_fields(kind.spec):
+            owners = tuple(n for n, k in task_kinds().items() if field in own_fields(k.spec))
+            if field not in groups.get(owners, []):
+                groups.setdefault(owners, []).append(field)
+    for owners, fields in groups.items():
+        if any(field in given for field in fields):
+            messages.append(f"{listed(fields)} {'applies' if len(fields) == 1 else 'apply'} to {listed(owners)} "
+                            f"tasks only; remove {'it' if len(fields) == 1 else 'them'}")
+    return messages
+
+
+def listed(words: tuple[str, ...] | list[str]) -> str:
+    """a, b and c."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"

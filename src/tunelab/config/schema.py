@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, parse_entries
+from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, parse_entries, parse_tasks
 
 
 def yaml_no(value: object) -> object:
@@ -234,7 +234,7 @@ class EvalSection(Section):
     # The entries are validated one by one (config.eval_checks), so every bad entry is reported at once.
     def tasks(self) -> list[EvalTaskSpec]:
         """eval_tasks as typed specs (valid once the config has passed its checks)."""
-        return [t for t in parse_entries("eval_tasks", self.eval_tasks, EvalTaskSpec)[0] if t is not None]
+        return [t for t in parse_tasks(self.eval_tasks)[0] if t is not None]
 
     def models(self) -> list[EvalModelSpec]:
         """eval_models as typed specs."""

@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from tunelab.eval.choice_data import (  # noqa: F401 - re-exported: the public API of multiple choice
     LETTERS, ChoiceError, Question, load_questions, load_shots,
 )
 from tunelab.data.render import generation_prompt
+from tunelab.model.load import ModelBundle
 from tunelab.runtime.suggest import suggest
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # lang -> (text opening the first user message, text closing every question), as in LLaMA-Factory 0.9.5
 PROMPTS = {
@@ -37,24 +42,37 @@ class ChoicePrompt:
     too_long: bool = False
 
 
+class ChoiceRecord(TypedDict):
+    """The outcome of one question, as written to rows.jsonl."""
+
+    id: str
+    subject: str
+    category: str
+    answer: str
+    predict: str | None
+    correct: bool
+    probs: dict[str, float]
+    shots: int
+
+
 @dataclass
 class ChoiceResult:
     """Per-question records and accuracies in percent: per subject, per category, and 'Average' (micro)."""
 
-    records: list[dict[str, Any]]
+    records: list[ChoiceRecord]
     subjects: dict[str, float]
     categories: dict[str, float]  # "Average" first: all questions together, like LLaMA-Factory's table
     questions: int
     too_long: list[str]
     fewer_shots: int
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
 
     @property
     def average(self) -> float:
         """Accuracy over all questions, in percent."""
         return self.categories["Average"]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """A JSON-ready form (records last, as they are long)."""
         return {"average": self.average, "categories": self.categories, "subjects": self.subjects,
                 "questions": self.questions, "too_long": self.too_long, "fewer_shots": self.fewer_shots,
@@ -100,12 +118,12 @@ def choice_messages(question: Question, shots: list[Question], lang: str) -> lis
     return messages
 
 
-def render_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+def render_ids(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of the messages through the model's own chat template, ending with the generation prompt."""
     return generation_prompt(tokenizer, messages)[1]
 
 
-def fitted_prompt(question: Question, shots: list[Question], tokenizer: Any, lang: str,
+def fitted_prompt(question: Question, shots: list[Question], tokenizer: PreTrainedTokenizerBase, lang: str,
                   cutoff_len: int) -> ChoicePrompt:
     """The prompt with as many of the shots as fit in cutoff_len, dropping from the front."""
     for start in range(len(shots) + 1):
@@ -115,8 +133,8 @@ def fitted_prompt(question: Question, shots: list[Question], tokenizer: Any, lan
     return ChoicePrompt(question, [], 0, len(shots), too_long=True)
 
 
-def choice_prompts(questions: list[Question], shots: dict[str, list[Question]], tokenizer: Any, n_shot: int,
-                   lang: str, cutoff_len: int) -> list[ChoicePrompt]:
+def choice_prompts(questions: list[Question], shots: dict[str, list[Question]], tokenizer: PreTrainedTokenizerBase,
+                   n_shot: int, lang: str, cutoff_len: int) -> list[ChoicePrompt]:
     """One prompt per question with the first n_shot dev rows of its subject (fewer if cutoff_len demands)."""
     check_settings(n_shot, lang, cutoff_len)
     check_shots(questions, shots, n_shot)
@@ -125,7 +143,7 @@ def choice_prompts(questions: list[Question], shots: dict[str, list[Question]], 
 
 # ---------------------------------------------------------------------------------------------- scoring
 
-def option_token_ids(tokenizer: Any) -> list[int]:
+def option_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The token a model would start each letter's answer with (the last id of encoding the bare letter)."""
     ids = [tokenizer.encode(letter, add_special_tokens=False)[-1] for letter in LETTERS]
     if len(set(ids)) != len(ids):
@@ -134,7 +152,7 @@ def option_token_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def forward_options(model: Any) -> tuple[bool, bool]:
+def forward_options(model: PreTrainedModel) -> tuple[bool, bool]:
     """(takes position_ids, takes logits_to_keep), read from the underlying model's forward signature."""
     import inspect
 
@@ -144,7 +162,8 @@ def forward_options(model: Any) -> tuple[bool, bool]:
     return "position_ids" in params, "logits_to_keep" in params
 
 
-def left_padded(rows: list[list[int]], pad_id: int, device: Any, with_positions: bool) -> dict[str, Any]:
+def left_padded(rows: list[list[int]], pad_id: int, device: torch.device,
+                with_positions: bool) -> dict[str, torch.Tensor]:
     """A batch padded on the left, so every row's last position is its own last token."""
     import torch
 
@@ -161,7 +180,8 @@ def left_padded(rows: list[list[int]], pad_id: int, device: Any, with_positions:
     return batch
 
 
-def option_probs(model: Any, batch: dict[str, Any], option_ids: list[int], keep_last: bool) -> list[list[float]]:
+def option_probs(model: PreTrainedModel, batch: dict[str, torch.Tensor], option_ids: list[int],
+                 keep_last: bool) -> list[list[float]]:
     """Softmax over the four option tokens' logits at each row's last position."""
     import torch
 
@@ -171,8 +191,8 @@ def option_probs(model: Any, batch: dict[str, Any], option_ids: list[int], keep_
     return torch.softmax(last[:, option_ids], dim=-1).tolist()
 
 
-def run_batches(model: Any, tokenizer: Any, prompts: list[ChoicePrompt], batch_size: int,
-                progress: Progress | None) -> dict[int, list[float]]:
+def run_batches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[ChoicePrompt],
+                batch_size: int, progress: Progress | None) -> dict[int, list[float]]:
     """Prompt index -> option probabilities, longest prompts first, batch_size at a time."""
     import torch
 
@@ -193,7 +213,7 @@ def run_batches(model: Any, tokenizer: Any, prompts: list[ChoicePrompt], batch_s
     return probs
 
 
-def record(prompt: ChoicePrompt, probs: list[float] | None) -> dict[str, Any]:
+def record(prompt: ChoicePrompt, probs: list[float] | None) -> ChoiceRecord:
     """The JSON-ready outcome of one question (a too-long one has no prediction and counts as wrong)."""
     q = prompt.question
     predict = None if probs is None else LETTERS[max(range(len(LETTERS)), key=probs.__getitem__)]
@@ -201,7 +221,7 @@ def record(prompt: ChoicePrompt, probs: list[float] | None) -> dict[str, Any]:
             "correct": predict == q.answer, "probs": dict(zip(LETTERS, probs or [])), "shots": prompt.shots_used}
 
 
-def accuracy_by(records: list[dict[str, Any]], key: str) -> dict[str, float]:
+def accuracy_by(records: list[ChoiceRecord], key: Literal["subject", "category"]) -> dict[str, float]:
     """Accuracy in percent per value of records[key], sorted by that value."""
     groups: dict[str, list[bool]] = {}
     for row in records:
@@ -219,8 +239,8 @@ def summarise(prompts: list[ChoicePrompt], probs: dict[int, list[float]]) -> Cho
                         fewer_shots=sum(p.shots_used < p.shots_wanted for p in prompts if not p.too_long))
 
 
-def score_choices(model: Any, tokenizer: Any, prompts: list[ChoicePrompt], batch_size: int,
-                  progress: Progress | None = None) -> ChoiceResult:
+def score_choices(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[ChoicePrompt],
+                  batch_size: int, progress: Progress | None = None) -> ChoiceResult:
     """Predict each prompt's option by the largest next-token logit among A-D; batched, in eval mode."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ChoiceError(f"batch_size: {batch_size!r} must be a whole number >= 1")
@@ -245,7 +265,7 @@ def read_choice_task(task_dir: str | Path, split: str, n_shot: int,
     return questions, shots
 
 
-def evaluate_choice(bundle: Any, task_dir: str | Path, split: str = "test", n_shot: int = 5, lang: str = "en",
+def evaluate_choice(bundle: ModelBundle, task_dir: str | Path, split: str = "test", n_shot: int = 5, lang: str = "en",
                     batch_size: int = 8, cutoff_len: int = 2048, subjects: list[str] | None = None,
                     progress: Progress | None = None,
                     loaded: tuple[list[Question], dict[str, list[Question]]] | None = None) -> ChoiceResult:

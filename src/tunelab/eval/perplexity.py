@@ -8,12 +8,18 @@ token-weighted over the whole dataset (long texts weigh more), and each row's ow
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.data.read import read_rows
 from tunelab.data.registry import lookup
 from tunelab.eval.errors import EvalError
+from tunelab.eval.results import Row
+from tunelab.model.load import ModelBundle
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -22,7 +28,7 @@ class PerplexityResult:
 
     nll: float = 0.0
     tokens: int = 0
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
     @property
     def perplexity(self) -> float:
@@ -50,7 +56,7 @@ def windows(ids: list[int], size: int) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size) if len(ids[i:i + size]) > 1]
 
 
-def window_nll(model: Any, batch: list[list[int]], pad: int) -> list[float]:
+def window_nll(model: PreTrainedModel, batch: list[list[int]], pad: int) -> list[float]:
     """Summed NLL of each window of a right-padded batch."""
     import torch
 
@@ -66,8 +72,8 @@ def window_nll(model: Any, batch: list[list[int]], pad: int) -> list[float]:
     return sums
 
 
-def perplexity(bundle: Any, texts: list[tuple[str, str]], cutoff_len: int, batch_size: int,
-               progress: Any = None) -> PerplexityResult:
+def perplexity(bundle: ModelBundle, texts: list[tuple[str, str]], cutoff_len: int, batch_size: int,
+               progress: Callable[[int, int], None] | None = None) -> PerplexityResult:
     """Token-weighted perplexity over texts, windows batched by length."""
     tokenizer = bundle.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tunelab.eval.errors import EvalError
-from tunelab.eval.score import Answer
+from tunelab.eval.results import Answer
+
+PredictionRow = dict[str, object]  # one line of a generated_predictions.jsonl
 
 
-def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+def read_predictions(path: str | Path) -> list[PredictionRow]:
     """Every line of a predictions file; each needs `predict` and `label` (an error names the line)."""
     path = Path(path)
     if not path.is_file():
@@ -35,7 +36,7 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def file_answers(rows: Sequence[dict[str, Any]]) -> list[Answer]:
+def file_answers(rows: Sequence[PredictionRow]) -> list[Answer]:
     """Answers straight from a file: ids from the file, else line numbers."""
     return [Answer(id=str(row.get("id", index)), prompt=str(row.get("prompt", "")), label=str(row["label"]),
                    predict=str(row["predict"])) for index, row in enumerate(rows)]
@@ -46,7 +47,8 @@ def same_text(a: str, b: str) -> bool:
     return a.split() == b.split()
 
 
-def match_to_dataset(rows: Sequence[dict[str, Any]], expected: Sequence[Answer], path: str | Path) -> list[Answer]:
+def match_to_dataset(rows: Sequence[PredictionRow], expected: Sequence[Answer],
+                     path: str | Path) -> list[Answer]:
     """The file's answers in dataset order; a file from another dataset (ids or labels differ) is an EvalError."""
     if all("id" in row for row in rows):
         return match_by_id(rows, expected, path)
@@ -61,7 +63,8 @@ def match_to_dataset(rows: Sequence[dict[str, Any]], expected: Sequence[Answer],
             for r, w in zip(rows, expected)]
 
 
-def match_by_id(rows: Sequence[dict[str, Any]], expected: Sequence[Answer], path: str | Path) -> list[Answer]:
+def match_by_id(rows: Sequence[PredictionRow], expected: Sequence[Answer],
+                path: str | Path) -> list[Answer]:
     """Match tunelab predictions to dataset rows by id; unknown or missing ids are errors."""
     by_id = {str(row["id"]): row for row in rows}
     known = {want.id for want in expected}

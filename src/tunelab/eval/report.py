@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from tunelab.eval.score import TaskScore
+from tunelab.config.eval_tasks import EvalTaskSpec
+from tunelab.eval.results import Row, TaskScore
 
 RESULTS = "eval_results"
 SCALES = {"perplexity": "lower is better", "ndcg": "0-1", "dcg": "unnormalised", "hit": "rate 0-1",
@@ -91,7 +91,7 @@ def plot(results: dict[str, dict[str, TaskScore]], tasks: list[str], path: Path)
     plt.close(fig)
 
 
-def outcome(row: dict[str, Any], metrics: list[str]) -> Any:
+def outcome(row: Row, metrics: list[str]) -> object:
     """What decides whether a row changed between models: correctness, else the first metric."""
     if "correct" in row:
         return row["correct"]
@@ -107,7 +107,7 @@ def write_row_comparisons(out: Path, results: dict[str, dict[str, TaskScore]], t
         first = next(iter(per_model.values()))
         with (folder / f"{task}.jsonl").open("w", encoding="utf-8") as handle:
             for index, row in enumerate(first.rows):
-                entry: dict[str, Any] = {"id": row.get("id"), "label": row.get("label", row.get("answer"))}
+                entry: Row = {"id": row.get("id"), "label": row.get("label", row.get("answer"))}
                 models = {}
                 for model, score in per_model.items():
                     theirs = score.rows[index] if index < len(score.rows) else {}
@@ -117,13 +117,13 @@ def write_row_comparisons(out: Path, results: dict[str, dict[str, TaskScore]], t
                 handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
 
 
-def write_report(out: Path, results: dict[str, dict[str, TaskScore]], prepared: list[Any]) -> None:
+def write_report(out: Path, results: dict[str, dict[str, TaskScore]], specs: list[EvalTaskSpec]) -> None:
     """eval_results.json/.md/.png, rows/<task>.jsonl, and the table on the console."""
-    tasks = [item.spec.name for item in prepared]
+    tasks = [spec.name for spec in specs]
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "models": list(results),
-        "tasks": [item.spec.model_dump(exclude_none=True) for item in prepared],
+        "tasks": [spec.model_dump(exclude_none=True) for spec in specs],
         "results": {model: {t: s.to_dict() for t, s in scores.items()} for model, scores in results.items()},
     }
     (out / f"{RESULTS}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str),

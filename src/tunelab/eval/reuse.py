@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Union
 
 from tunelab.config.schema import RunConfig
 from tunelab.runtime.names import split_names
 from tunelab.data.registry import lookup, sha1_of
 from tunelab.eval.predictions import read_predictions
-from tunelab.eval.score import Answer
+from tunelab.eval.results import Answer
 from tunelab.infer.predict import PREDICTIONS, prediction_settings
 
 FINGERPRINT = "predict_fingerprint.json"
+# name, size, mtime of a file; one such list per file of a folder; the path when it does not exist
+Stamp = list[Union[str, int, "Stamp"]]
+Fingerprint = dict[str, object]  # JSON-ready
 
 
-def file_stamp(path: Path) -> list[Any]:
+def file_stamp(path: Path) -> Stamp:
     """Size and modification time of a file or of every file in a folder (cheap, catches retraining)."""
     if path.is_file():
         stat = path.stat()
@@ -30,7 +33,7 @@ def file_stamp(path: Path) -> list[Any]:
     return [str(path)]
 
 
-def prediction_fingerprint(config: RunConfig) -> dict[str, Any]:
+def prediction_fingerprint(config: RunConfig) -> Fingerprint:
     """Everything that changes a prediction: model, adapters, template, data file, limits, generation settings."""
     adapters = split_names(config.model.adapter_name_or_path)
     model = Path(config.model.model_name_or_path)
@@ -49,7 +52,7 @@ def prediction_fingerprint(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def reuse_or_reset(folder: Path, fingerprint: dict[str, Any]) -> bool:
+def reuse_or_reset(folder: Path, fingerprint: Fingerprint) -> bool:
     """True when the predictions there were made the same way; otherwise remove them so they are regenerated."""
     predictions, stamp = folder / PREDICTIONS, folder / FINGERPRINT
     if not predictions.is_file():
@@ -63,7 +66,7 @@ def reuse_or_reset(folder: Path, fingerprint: dict[str, Any]) -> bool:
     return same
 
 
-def save_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
+def save_fingerprint(folder: Path, fingerprint: Fingerprint) -> None:
     """Record how the predictions in folder were made."""
     (folder / FINGERPRINT).write_text(json.dumps(fingerprint, indent=2, ensure_ascii=False), encoding="utf-8")
 

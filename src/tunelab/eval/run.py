@@ -13,27 +13,34 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec
 from tunelab.config.schema import RunConfig
 from tunelab.data.gather import load_records
 from tunelab.eval.errors import EvalError
+from tunelab.eval.kinds import kind_of
+from tunelab.eval.kinds.base import Measured
 from tunelab.eval.predictions import match_to_dataset, read_predictions
+from tunelab.eval.results import Answer, TaskScore
 from tunelab.eval.reuse import answers_from_run, prediction_fingerprint, reuse_or_reset, save_fingerprint
-from tunelab.eval.score import Answer, TaskScore, gold_values, score_task
+from tunelab.eval.score import gold_values, score_task
+from tunelab.model.load import ModelBundle
 from tunelab.runtime.logging import info, warn
+
+if TYPE_CHECKING:
+    from tunelab.infer.predict import PredictReport
 
 
 @dataclass
 class PreparedTask:
-    """A task checked and ready: its dataset rows with references, or its texts, or its answers from a file."""
+    """A task checked and ready: its dataset rows with references (and answers from a file), or, for a kind
+    that scores the model directly, its inputs read and bound into `measure`."""
 
     spec: EvalTaskSpec
     expected: list[Answer] | None = None
     answers: list[Answer] | None = None  # from a `predictions:` file
-    texts: list[tuple[str, str]] | None = None  # perplexity
-    benchmark: tuple[list[Any], dict[str, list[Any]]] | None = None  # choice_logits: questions, dev rows
+    measure: Measured | None = None
 
 
 def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
@@ -75,16 +82,12 @@ def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
 
 def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
     """Check and load every task's inputs before any model is loaded."""
-    from tunelab.eval.choice import read_choice_task
-    from tunelab.eval.perplexity import dataset_texts
-
     prepared = []
     for task in config.eval.tasks():
         item = PreparedTask(task)
-        if task.type == "perplexity":
-            item.texts = dataset_texts(task.dataset, config.data.dataset_dir, config.data.max_samples)
-        elif task.type == "choice_logits":
-            item.benchmark = read_choice_task(task.task_dir, task.split, task.n_shot, task.subjects)
+        kind = kind_of(task)
+        if kind.measure is not None:
+            item.measure = kind.measure(config, task)
         else:
             item.expected = expected_answers(config, task)
             gold_values(task, item.expected)
@@ -125,7 +128,7 @@ def evaluate(config: RunConfig, compare: bool = False) -> dict[str, dict[str, Ta
              + (f" + {model.adapter_name_or_path}" if model.adapter_name_or_path else ""))
         results[model.name] = run_model(model_config(config, model, out / model.name), prepared)
         gc.collect()
-    write_report(out, results, prepared)
+    write_report(out, results, [item.spec for item in prepared])
     return results
 
 
@@ -148,15 +151,14 @@ def run_model(config: RunConfig, prepared: list[PreparedTask]) -> dict[str, Task
     return scores
 
 
-def run_task(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -> TaskScore:
+def run_task(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask, folder: Path) -> TaskScore:
     """One task for one model."""
     task = item.spec
-    if task.type == "perplexity":
-        return run_perplexity(config, bundle, item)
-    if task.type == "choice_logits":
-        return run_choice(config, bundle, item)
+    if item.measure is not None:
+        assert bundle is not None  # a measured task always has the model loaded (needs_model)
+        return item.measure(bundle, config, lambda unit: progress_line(task.name, unit))
     answers = item.answers
-    details: dict[str, Any] = {}
+    details: dict[str, object] = {}
     if answers is None:
         answers, details = generate(config, bundle, item, folder)
     score = score_task(task, answers)
@@ -164,7 +166,8 @@ def run_task(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
     return score
 
 
-def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -> tuple[list[Answer], dict[str, Any]]:
+def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
+             folder: Path) -> tuple[list[Answer], dict[str, object]]:
     """The model's answers to the task's rows via `tunelab predict`, reusing an up-to-date predictions file."""
     from tunelab.infer.predict import PREDICTIONS, predict
 
@@ -178,7 +181,7 @@ def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
         info(f"  {task.name}: reusing {folder / PREDICTIONS} (same model, data and settings)")
     rows_progress = progress_line(task.name, "rows")
 
-    def progress(report: Any, total: int) -> None:
+    def progress(report: PredictReport, total: int) -> None:
         rows_progress(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
 
     report = predict(run_config, bundle, progress)
@@ -189,7 +192,14 @@ def generate(config: RunConfig, bundle: Any, item: PreparedTask, folder: Path) -
     return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens}
 
 
-def progress_line(task: str, unit: str) -> Any:
+class ProgressLine(Protocol):
+    """A progress printer: rows (or windows, questions) done of total, and an optional rate."""
+
+    def __call__(self, done: int, total: int, extra: str = "") -> None:
+        """Print the line when due."""
+
+
+def progress_line(task: str, unit: str) -> ProgressLine:
     """A progress printer (done/total, rate, ETA) that speaks at most every 5 seconds, and at the end."""
     started, last = time.time(), [0.0]
 
@@ -203,34 +213,6 @@ def progress_line(task: str, unit: str) -> Any:
         info(f"  {task}: {done}/{total} {unit}" + (f", {extra}" if extra else "")
              + f", elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
     return show
-
-
-def run_perplexity(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskScore:
-    """Perplexity of the model on the task's texts."""
-    from tunelab.eval.perplexity import perplexity
-
-    result = perplexity(bundle, item.texts, config.data.cutoff_len, config.eval.per_device_eval_batch_size,
-                        progress_line(item.spec.name, "windows"))
-    return TaskScore(item.spec.name, "perplexity", {"perplexity": result.perplexity}, len(item.texts),
-                     rows=result.rows, details={"tokens": result.tokens})
-
-
-def run_choice(config: RunConfig, bundle: Any, item: PreparedTask) -> TaskScore:
-    """Multiple choice by logits on an MMLU / C-Eval / CMMLU folder (read once, in prepare)."""
-    from tunelab.eval.choice import evaluate_choice
-
-    task = item.spec
-    result = evaluate_choice(bundle, task.task_dir, split=task.split, n_shot=task.n_shot, lang=task.lang,
-                             batch_size=config.eval.per_device_eval_batch_size, cutoff_len=config.data.cutoff_len,
-                             subjects=task.subjects, progress=progress_line(task.name, "questions"),
-                             loaded=item.benchmark)
-    summary = result.to_dict()
-    rows = [{**record, "label": record.get("answer")} for record in result.records]
-    unanswered = list(result.too_long)
-    score = TaskScore(task.name, "choice_logits", {"accuracy": result.average}, result.questions, rows=rows,
-                      details={k: v for k, v in summary.items() if k not in ("records", "average")})
-    score.unextracted = unanswered  # questions too long even without shots: scored wrong
-    return score
 
 
 def write_task(folder: Path, score: TaskScore) -> None:

@@ -47,6 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    import tunelab.eval  # noqa: F401 - registers the eval task kinds that --purpose eval validates
     from tunelab.config.load import dump_yaml, load_config
     from tunelab.config.schema import SECTIONS
 

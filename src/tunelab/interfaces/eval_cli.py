@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tunelab.text.extract import ExtractorSpec
 
 SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
 
@@ -30,7 +34,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_spec(text: str | None) -> Any:
+def parse_spec(text: str | None) -> ExtractorSpec | None:
     """An extractor given on the command line: a name, or a JSON object."""
     if text is None or not text.lstrip().startswith("{"):
         return text
@@ -44,14 +48,17 @@ def parse_spec(text: str | None) -> Any:
 def cmd_eval_score(args: argparse.Namespace) -> int:
     from tunelab.config.eval_checks import task_problems
     from tunelab.config.errors import ConfigError
-    from tunelab.config.eval_tasks import EvalTaskSpec
+    from tunelab.config.eval_tasks import task_spec
     from tunelab.eval.predictions import file_answers, read_predictions
     from tunelab.eval.score import score_task
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    task = EvalTaskSpec(name=Path(args.predictions).stem, type=args.type, dataset="-", metrics=metrics,
-                        extractor=parse_spec(args.extractor), labels=args.labels.split(",") if args.labels else None)
-    problems = task_problems("command line", task)
+    fields: dict[str, object] = {"name": Path(args.predictions).stem, "type": args.type, "dataset": "-",
+                                 "metrics": metrics, "extractor": parse_spec(args.extractor)}
+    if args.labels:
+        fields["labels"] = args.labels.split(",")
+    task = task_spec(**fields)
+    problems = task_problems("command line", task, fields)
     if problems:
         raise ConfigError(problems)
     score = score_task(task, file_answers(read_predictions(args.predictions)))
@@ -72,7 +79,7 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
 
 def cmd_eval_extract(args: argparse.Namespace) -> int:
     from tunelab.config.errors import ConfigError, Problem
-    from tunelab.eval.extract import ExtractorError, build_extractor
+    from tunelab.text.extract import ExtractorError, build_extractor
 
     try:
         extractor = build_extractor(parse_spec(args.extractor))
@@ -84,7 +91,31 @@ def cmd_eval_extract(args: argparse.Namespace) -> int:
     return 0 if value is not None else 1
 
 
-def add_eval_parsers(commands: Any, add_config_args: Any) -> None:
+class GeneratingKinds:
+    """The kinds `eval score` can score, read from the kind table only when argparse checks a value or prints
+    help (importing the table at startup would slow every tunelab command down by about a second)."""
+
+    def names(self) -> list[str]:
+        """The generating kinds, in table order."""
+        from tunelab.eval.kinds import KINDS
+
+        return [name for name, kind in KINDS.items() if kind.generates]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+class Subcommands(Protocol):
+    """argparse's subparsers action (its class is private)."""
+
+    def add_parser(self, name: str, **kwargs: str) -> argparse.ArgumentParser:
+        """A new subcommand's parser."""
+
+
+def add_eval_parsers(commands: Subcommands, add_config_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """The eval command and its two helpers."""
     evaluate = commands.add_parser("eval", help="score a model (or --compare several) on eval_tasks; also "
                                    "`eval score FILE` and `eval extract`", description="tunelab eval CONFIG "
@@ -98,8 +129,8 @@ def add_eval_parsers(commands: Any, add_config_args: Any) -> None:
     score = commands.add_parser("eval-score", help="(tunelab eval score) score a generated_predictions.jsonl")
     score.add_argument("predictions", help="generated_predictions.jsonl (tunelab's or LLaMA-Factory's)")
     score.add_argument("--metrics", help="comma list, e.g. bleu-4,rouge-1,rouge-2,rouge-l (default: the type's)")
-    score.add_argument("--type", default="generation", choices=["generation", "classification", "choice",
-                                                                "extraction", "ranking", "retrieval"])
+    kind = score.add_argument("--type", default="generation")
+    kind.choices = GeneratingKinds()  # set after add_argument, which would format (and so import) the choices
     score.add_argument("--extractor", help="extractor name or JSON object (default: the type's)")
     score.add_argument("--labels", help="classification: comma list of allowed labels")
     score.add_argument("--json", help="write the scores to this JSON file")

@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 
+import tunelab.eval  # noqa: F401 - registers the eval task kinds that purpose "eval" validates
 from tunelab.config import checks
 from tunelab.config.checks import CHECKS, Purpose, checks_for, run_checks
 from tunelab.config.errors import ConfigError, Problem

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tunelab.eval.metrics import classify, rank, sets
-from tunelab.eval.normalize import alias_table, canonical, normalize
+from tunelab.text.normalize import alias_table, canonical, normalize
 
 
 def test_normalize_folds_width_case_and_punctuation() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.config.eval_tasks import EvalTaskSpec
+from tunelab.config.eval_tasks import EvalTaskSpec, task_spec
 from tunelab.eval.errors import EvalError
 from tunelab.eval.predictions import file_answers, match_to_dataset, read_predictions
-from tunelab.eval.score import Answer, LabelError, score_task
+from tunelab.eval.results import Answer, LabelError
+from tunelab.eval.score import score_task
 
 
 def answers(pairs: list[tuple[str, str]], prompt: str = "") -> list[Answer]:
@@ -18,7 +19,7 @@ def answers(pairs: list[tuple[str, str]], prompt: str = "") -> list[Answer]:
 
 
 def task(**kwargs: object) -> EvalTaskSpec:
-    return EvalTaskSpec(name="t", dataset="d", **kwargs)
+    return task_spec(name="t", dataset="d", **kwargs)
 
 
 def test_classification_with_labels_and_aliases() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.eval.extract import ExtractorError, build_extractor
+from tunelab.text.extract import ExtractorError, build_extractor
 
 PROMPT = "哪种水果是黄色的？\nA. 苹果\nB. 香蕉\nC. 西瓜\nD. 葡萄\n答案："
 

@@ -12,7 +12,15 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias, Union
+
+from tunelab.text.normalize import normalize
+
+# What an extractor returns: a string, a list of items, or any JSON value (the json extractor); None: nothing.
+JSON: TypeAlias = Union[str, int, float, bool, None, list["JSON"], dict[str, "JSON"]]
+Params: TypeAlias = dict[str, object]  # an extractor's parameters as the user wrote them (checked when built)
+Run: TypeAlias = Callable[[str, str], JSON]
+ExtractorSpec: TypeAlias = Union[str, dict[str, object]]  # a name, or {name: ..., param: ...}
 
 
 class ExtractorError(ValueError):
@@ -24,22 +32,22 @@ class Extractor:
     """A configured extractor: call it with the generated text (and the prompt, for option texts)."""
 
     name: str
-    params: dict[str, Any]
-    run: Callable[[str, str], Any] = field(repr=False)
+    params: Params
+    run: Run = field(repr=False)
 
-    def __call__(self, text: str, prompt: str = "") -> Any:
+    def __call__(self, text: str, prompt: str = "") -> JSON:
         """The extracted answer, or None."""
         return self.run(text or "", prompt or "")
 
 
-def whole_text(_params: dict[str, Any]) -> Callable[[str, str], Any]:
+def whole_text(_params: Params) -> Run:
     """`text`: the whole answer, stripped (None when empty)."""
     return lambda text, _prompt: text.strip() or None
 
 
-def first_line(_params: dict[str, Any]) -> Callable[[str, str], Any]:
+def first_line(_params: Params) -> Run:
     """`first_line`: the first non-empty line."""
-    def run(text: str, _prompt: str) -> Any:
+    def run(text: str, _prompt: str) -> str | None:
         return next((line.strip() for line in text.splitlines() if line.strip()), None)
     return run
 
@@ -47,7 +55,7 @@ def first_line(_params: dict[str, Any]) -> Callable[[str, str], Any]:
 REGEX_FLAGS = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE}
 
 
-def compile_pattern(pattern: Any, flags: str) -> re.Pattern[str]:
+def compile_pattern(pattern: object, flags: str) -> re.Pattern[str]:
     """Compile a user's regex; a bad one is an ExtractorError quoting re's reason."""
     if not isinstance(pattern, str) or not pattern:
         raise ExtractorError("regex needs `pattern`: a regular expression, e.g. '答案[:：]\\s*(?P<answer>.+)'")
@@ -64,12 +72,12 @@ def compile_pattern(pattern: Any, flags: str) -> re.Pattern[str]:
         raise ExtractorError(f"regex pattern {pattern!r} does not compile: {exc}") from None
 
 
-def regex(params: dict[str, Any]) -> Callable[[str, str], Any]:
+def regex(params: Params) -> Run:
     """`regex`: group `answer` (or the first group, or the whole match) of the first/last match."""
     compiled = compile_pattern(params.get("pattern"), str(params.get("flags", "")))
     occurrence = occurrence_param(params, "first")
 
-    def run(text: str, _prompt: str) -> Any:
+    def run(text: str, _prompt: str) -> str | None:
         matches = list(compiled.finditer(text))
         if not matches:
             return None
@@ -82,22 +90,22 @@ def regex(params: dict[str, Any]) -> Callable[[str, str], Any]:
     return run
 
 
-def occurrence_param(params: dict[str, Any], default: str) -> str:
+def occurrence_param(params: Params, default: str) -> str:
     """The `occurrence` parameter: first or last."""
     value = params.get("occurrence", default)
     if value not in ("first", "last"):
         raise ExtractorError(f"occurrence must be first or last, not {value!r}")
-    return value
+    return str(value)
 
 
 NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
-def number(params: dict[str, Any]) -> Callable[[str, str], Any]:
+def number(params: Params) -> Run:
     """`number`: the last (or first) number, thousands separators removed, full-width digits folded."""
     occurrence = occurrence_param(params, "last")
 
-    def run(text: str, _prompt: str) -> Any:
+    def run(text: str, _prompt: str) -> str | None:
         found = NUMBER.findall(unicodedata.normalize("NFKC", text))
         if not found:
             return None
@@ -111,7 +119,7 @@ PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 JSON_PATH = re.compile(r"(?:[^.\[\]]+|\[\d+\])(?:\.[^.\[\]]+|\[\d+\])*")
 
 
-def first_json(text: str) -> Any:
+def first_json(text: str) -> JSON:
     """The first JSON object or array in a text (inside ``` fences or bare), or None."""
     fenced = FENCE.search(text)
     candidates = [fenced.group(1)] if fenced else []
@@ -125,7 +133,7 @@ def first_json(text: str) -> Any:
     return None
 
 
-def follow_path(value: Any, path: str) -> Any:
+def follow_path(value: JSON, path: str) -> JSON:
     """Walk `a.b[0].c` into parsed JSON; None where a step is missing."""
     for name, index in PATH_PART.findall(path):
         if name and isinstance(value, dict) and name in value:
@@ -137,13 +145,13 @@ def follow_path(value: Any, path: str) -> Any:
     return value
 
 
-def json_path(params: dict[str, Any]) -> Callable[[str, str], Any]:
+def json_path(params: Params) -> Run:
     """`json`: the first JSON value in the text, optionally followed along `path` (e.g. entities or a.b[0])."""
     path = params.get("path", "")
     if not isinstance(path, str) or (path and not JSON_PATH.fullmatch(path)):
         raise ExtractorError(f"json path {path!r} is not like a.b[0].c")
 
-    def run(text: str, _prompt: str) -> Any:
+    def run(text: str, _prompt: str) -> JSON:
         value = first_json(text)
         return follow_path(value, path) if value is not None and path else value
     return run
@@ -152,11 +160,11 @@ def json_path(params: dict[str, Any]) -> Callable[[str, str], Any]:
 NUMBERING = re.compile(r"^\s*(?:[-*•·]|\(?\d+[.)、．）]|\d+\s*[:：])\s*")
 
 
-def item_list(params: dict[str, Any]) -> Callable[[str, str], Any]:
+def item_list(params: Params) -> Run:
     """`list`: items split on separators (newlines, commas, 、 ; |), bullets and numbering removed."""
     separators = compile_pattern(params.get("separators", r"[\n,，、;；|]"), "")
 
-    def run(text: str, _prompt: str) -> Any:
+    def run(text: str, _prompt: str) -> list[str] | None:
         items = [NUMBERING.sub("", part).strip() for part in separators.split(text)]
         items = [item for item in items if item]
         return items or None
@@ -180,7 +188,7 @@ def choice_patterns(letters: str) -> list[re.Pattern[str]]:
     )]
 
 
-def choice(params: dict[str, Any]) -> Callable[[str, str], Any]:
+def choice(params: Params) -> Run:
     """`choice`: the chosen letter(s), from Chinese or English phrasings, a bare letter or an option's text."""
     letters = str(params.get("letters", "ABCD"))
     if not re.fullmatch(r"[A-Z]+", letters):
@@ -193,7 +201,7 @@ def choice(params: dict[str, Any]) -> Callable[[str, str], Any]:
         chosen = [ch for ch in found if ch in letters]
         return "".join(sorted(set(chosen))) if multiple else chosen[0]
 
-    def run(text: str, prompt: str) -> Any:
+    def run(text: str, prompt: str) -> str | None:
         text = unicodedata.normalize("NFKC", text).strip()
         for pattern in patterns:
             match = pattern.search(text)
@@ -209,15 +217,13 @@ def choice(params: dict[str, Any]) -> Callable[[str, str], Any]:
 
 def option_by_text(text: str, prompt: str, letters: str) -> str | None:
     """The letter of the one option (listed as `B. text` in the prompt) whose text the answer contains."""
-    from tunelab.eval.normalize import normalize
-
     answer = normalize(text)
     options = {letter: normalize(body) for letter, body in OPTION_LINE.findall(prompt) if letter in letters}
     found = [letter for letter, body in options.items() if body and body in answer]
     return found[0] if len(found) == 1 else None
 
 
-EXTRACTORS: dict[str, Callable[[dict[str, Any]], Callable[[str, str], Any]]] = {
+EXTRACTORS: dict[str, Callable[[Params], Run]] = {
     "text": whole_text,
     "first_line": first_line,
     "regex": regex,
@@ -231,7 +237,7 @@ PARAMETERS = {"text": set(), "first_line": set(), "regex": {"pattern", "flags", 
               "list": {"separators"}}
 
 
-def build_extractor(spec: str | dict[str, Any]) -> Extractor:
+def build_extractor(spec: ExtractorSpec) -> Extractor:
     """An Extractor from `name` or `{name: ..., param: ...}`; ExtractorError says what is wrong."""
     params = dict(spec) if isinstance(spec, dict) else {"name": spec}
     name = params.pop("name", None)

@@ -1,0 +1,49 @@
+"""`ranking`: the reference is the ideal order (graded relevance); NDCG/DCG/Hit@k and MRR per row, averaged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from tunelab.config.eval_tasks import EvalTaskSpec
+from tunelab.eval.kinds.base import Metrics, Scorer, TaskKind, labels_like_answers
+from tunelab.eval.metrics import rank
+from tunelab.eval.results import Answer, TaskScore, mean
+from tunelab.text.extract import JSON
+from tunelab.text.normalize import normalize
+
+RANKED = Metrics(("mrr",), rank.RANK_METRIC, "ndcg@k, dcg@k, hit@k, hits@k (k a number), mrr")
+
+
+class RankingTask(EvalTaskSpec):
+    """A ranking or retrieval task: whether relevance is graded by the reference order."""
+
+    graded: bool | None = Field(None, description="Ranking: graded relevance from the reference order.")
+
+
+def as_ranking(value: JSON) -> list[str]:
+    """An extracted list as a ranking of normalised items (an unextracted answer ranks nothing)."""
+    if value is None:
+        return []
+    return [normalize(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def ranking_scorer(graded_by_default: bool) -> Scorer:
+    """The scorer of a ranked kind; `graded` on the task overrides the kind's default relevance."""
+    def score_ranking(task: RankingTask, names: list[str], answers: Sequence[Answer], gold: list[JSON],
+                      extracted: list[JSON], workers: int | None) -> TaskScore:
+        """NDCG/DCG/Hit@k and MRR per row, averaged."""
+        graded = task.graded if task.graded is not None else graded_by_default
+        rows = []
+        for g, v in zip(gold, extracted):
+            predicted, truth = as_ranking(v), as_ranking(g)
+            rows.append({name: rank.row_score(name, predicted, truth, graded) for name in names})
+        metrics = {name: mean([row[name] for row in rows]) for name in names}
+        return TaskScore(task.name, task.type, metrics, len(answers), rows=rows, details={"graded": graded})
+    return score_ranking
+
+
+KIND = TaskKind(
+    "ranking", "the reference is the ideal order (graded relevance)", RankingTask, RANKED, ("ndcg@5", "mrr"),
+    extractor="list", score=ranking_scorer(graded_by_default=True), read_labels=labels_like_answers)
