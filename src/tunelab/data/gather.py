@@ -13,7 +13,7 @@ from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
 from tunelab.data.report import DataReport, DatasetReport
-from tunelab.runtime.names import split_names
+from tunelab.runtime.names import parse_probs, split_names
 
 Sampler = tuple[int, np.random.RandomState]  # the run's seed and the one generator that draws num_samples
 
@@ -50,7 +50,7 @@ def mixed_records(data: DataSection, names: list[str], stage: str, sampler: Samp
                   role: str = "train") -> list[Example]:
     """The named datasets merged by mix_strategy (concat or interleaved with interleave_probs and the seed)."""
     parts = dataset_parts(data, names, stage, sampler, report, role)
-    probs = mix.parse_probs(data.interleave_probs)
+    probs = parse_probs(data.interleave_probs)
     merged, taken = mix.merge(parts, data.mix_strategy, probs, sampler[0])
     if len(parts) > 1 and data.mix_strategy != "concat":
         report.mixing[role] = {"strategy": data.mix_strategy, "probs": probs,

@@ -14,7 +14,6 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from tunelab.data.errors import DataError
-from tunelab.runtime.names import parse_probs  # gather and streaming read the probabilities through mix
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
 from tunelab.data.gather import bad_row, dataset_report, eval_records, split_names
 from tunelab.data.kinds import kind_of
-from tunelab.data.mix import parse_probs
+from tunelab.runtime.names import parse_probs
 from tunelab.data.report import DataReport, DatasetReport
 from tunelab.data.tokenizer import Tokenizer
 

@@ -1,19 +1,20 @@
-"""The tokenizer as the data layer uses it: the few attributes and methods of a transformers tokenizer we call."""
+"""The tokenizer as tunelab uses it (data, infer): the few attributes and methods of a transformers tokenizer we call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
 class Tokenizer(Protocol):
-    """What encoding, packing and rendering call on a Hugging Face tokenizer (PreTrainedTokenizerBase)."""
+    """What encoding, packing, rendering and decoding call on a Hugging Face tokenizer (PreTrainedTokenizerBase)."""
 
     bos_token: str | None
     eos_token: str | None
     bos_token_id: int | None
     eos_token_id: int | None
     pad_token_id: int | None
-    chat_template: str | None
+    chat_template: str | dict[str, str] | None
 
     def __call__(self, text: str | list[str], add_special_tokens: bool = ...) -> dict[str, list]:
         """Token ids of a text or a batch of texts (the `input_ids` key)."""
@@ -27,7 +28,7 @@ class Tokenizer(Protocol):
         """Token ids of one text."""
         ...
 
-    def decode(self, ids: list[int], skip_special_tokens: bool = ...) -> str:
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = ...) -> str:
         """The text of some token ids."""
         ...
 

@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec
 from tunelab.config.schema import RunConfig
@@ -27,6 +27,7 @@ from tunelab.eval.reuse import answers_from_run, prediction_fingerprint, reuse_o
 from tunelab.eval.score import gold_values, score_task
 from tunelab.model.load import ModelBundle
 from tunelab.runtime.logging import info, warn
+from tunelab.runtime.progress import Counter
 
 if TYPE_CHECKING:
     from tunelab.infer.predict import PredictReport
@@ -156,7 +157,7 @@ def run_task(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask, 
     task = item.spec
     if item.measure is not None:
         assert bundle is not None  # a measured task always has the model loaded (needs_model)
-        return item.measure(bundle, config, lambda unit: progress_line(task.name, unit))
+        return item.measure(bundle, config, lambda unit: Counter(f"  {task.name}", unit))
     answers = item.answers
     details: dict[str, object] = {}
     if answers is None:
@@ -179,7 +180,7 @@ def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
     fingerprint = prediction_fingerprint(run_config)
     if reuse_or_reset(folder, fingerprint):
         info(f"  {task.name}: reusing {folder / PREDICTIONS} (same model, data and settings)")
-    rows_progress = progress_line(task.name, "rows")
+    rows_progress = Counter(f"  {task.name}", "rows")
 
     def progress(report: PredictReport, total: int) -> None:
         rows_progress(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
@@ -191,28 +192,6 @@ def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
         warn(f"  {task.name}: {len(too_long)} rows longer than cutoff_len were not answered; they score as wrong")
     return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens}
 
-
-class ProgressLine(Protocol):
-    """A progress printer: rows (or windows, questions) done of total, and an optional rate."""
-
-    def __call__(self, done: int, total: int, extra: str = "") -> None:
-        """Print the line when due."""
-
-
-def progress_line(task: str, unit: str) -> ProgressLine:
-    """A progress printer (done/total, rate, ETA) that speaks at most every 5 seconds, and at the end."""
-    started, last = time.time(), [0.0]
-
-    def show(done: int, total: int, extra: str = "") -> None:
-        now = time.time()
-        if now - last[0] < 5 and done < total:
-            return
-        last[0] = now
-        elapsed = now - started
-        eta = elapsed / done * (total - done) if done else 0.0
-        info(f"  {task}: {done}/{total} {unit}" + (f", {extra}" if extra else "")
-             + f", elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
-    return show
 
 
 def write_task(folder: Path, score: TaskScore) -> None:

@@ -1,33 +1,22 @@
-"""What the inference code calls on a tokenizer and a model: the small surface it relies on, as Protocols.
+"""What the inference code calls on a model, as a Protocol; the tokenizer's is data/tokenizer.py's (one surface for
+encoding and decoding), re-exported here.
 
 Hugging Face tokenizers and causal LMs (plain or PEFT-wrapped) satisfy them; tests pass tiny stand-ins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
+
+from tunelab.data.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     import torch
     from transformers import GenerationConfig, PretrainedConfig
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
-
-class Tokenizer(Protocol):
-    """A Hugging Face tokenizer: text to ids, ids to text, the chat template and the special ids."""
-
-    eos_token_id: int | None
-    pad_token_id: int | None
-    chat_template: str | dict[str, str] | None
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> Mapping[str, list[int]]:
-        """Token ids of text (under 'input_ids')."""
-        ...
-
-    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = False) -> str:
-        """Text of token ids."""
-        ...
+__all__ = ["CausalLM", "Tokenizer"]
 
 
 class CausalLM(Protocol):

@@ -85,15 +85,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tunelab.config.load import load_config
     from tunelab.infer.load import load_for_inference
-    from tunelab.infer.predict import PREDICTIONS, REPORT, predict
+    from tunelab.infer.predict import PREDICTIONS, REPORT, PredictReport, predict
     from tunelab.runtime.logging import info, quiet_libraries, warn
+    from tunelab.runtime.progress import Counter
 
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="predict")
 
-    def progress(report: object, total: int) -> None:
-        info(f"predict: {report.written}/{total} rows, {report.generated_tokens / max(report.seconds, 1e-9):,.0f} "
-             f"generated tokens/s, elapsed {report.seconds:.0f}s")
+    rows = Counter("predict", "rows", every=0.0)
+
+    def progress(report: PredictReport, total: int) -> None:
+        rows(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} generated tokens/s")
 
     report = predict(config, load_for_inference(config), progress)
     out = config.train.output_dir
