@@ -8,7 +8,7 @@ For every tool format used by the templates default, chatml, qwen, qwen3, qwen3_
 glm4 and chatglm3, it feeds fixed tool lists through LLaMA-Factory's `ToolFormatter` and fixed assistant
 function-call contents through `FunctionFormatter` (slot "{{content}}", so the slot adds nothing), and
 records the text, or that LLaMA-Factory raised. The llama3 prompt's "Today Date" is pinned to FIXED_DATE.
-tests/unit/data/test_tool_text.py checks tunelab.text.tool_calls against every case.
+tests/unit/data/test_tool_text.py checks tunelab.text.tool_text against every case.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
 @pytest.fixture(autouse=True)
 def golden_date(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pin llama3's 'Today Date' tool-prompt line to the date the golden files were recorded with."""
-    import tunelab.text.tool_calls as tool_text
+    import tunelab.text.tool_text as tool_text
 
     pinned = date.fromisoformat(CASES[0]["date"])
 

@@ -15,7 +15,7 @@ from tunelab.data.chat_template import BOS, EOS, TOKEN, ChatTemplate
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Context, Message, Supervised
 from tunelab.data.tokenizer import Tokenizer
-from tunelab.text.tool_calls import function_text, tools_text
+from tunelab.text.tool_text import function_text, tools_text
 
 Turn = tuple[list[int], list[int]]  # (prompt ids, response ids) of one turn
 Conversation = tuple[Context, tuple[Message, ...]]  # an example's context and the messages to encode

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tunelab.text.tool_text import function_text
 from tunelab.text.tool_calls import HermesFormat, Llama3JsonFormat, StreamSplitter, detect
 
 from .conftest import HERMES_TEMPLATE
@@ -76,3 +79,18 @@ def test_splitter_llama3_holds_blank_start_then_decides():
     json_splitter = StreamSplitter(Llama3JsonFormat())
     assert json_splitter.feed('{"name": "f", "parameters": {}}') == ""
     assert json_splitter.finish().calls[0].name == "f"
+
+
+WEATHER = {"name": "weather", "arguments": {"city": "巴黎"}}
+
+
+# LLaMA-Factory's llama3 format writes one call per answer (the first); qwen writes each in its own block
+@pytest.mark.parametrize(("tool_format", "parser", "calls"), [
+    ("qwen", HermesFormat, [WEATHER, {"name": "time", "arguments": {}}]),
+    ("llama3", Llama3JsonFormat, [WEATHER]),
+])
+def test_calls_written_for_training_parse_back(tool_format: str, parser: type, calls: list[dict]) -> None:
+    """One format, two directions: what text/tool_text writes into a training answer, text/tool_calls reads back."""
+    written = function_text(tool_format, json.dumps(calls, ensure_ascii=False), None, None)
+    parsed = parser().parse(written)
+    assert [(c.name, json.loads(c.arguments)) for c in parsed.calls] == [(c["name"], c["arguments"]) for c in calls]

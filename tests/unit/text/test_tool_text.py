@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.text.tool_calls import TOOL_FORMATS, function_text, tools_text
+from tunelab.text.tool_text import TOOL_FORMATS, function_text, tools_text
 
 GOLDEN = json.loads((Path(__file__).parents[2] / "fixtures" / "tool_text_golden.json").read_text(encoding="utf-8"))
 TODAY = date.fromisoformat(GOLDEN["date"])
