@@ -3,17 +3,22 @@ merge, and the helpers the trainers use on PEFT models."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.schema import LoraSection
 from tunelab.runtime.names import split_names
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading torch, transformers or peft
+    import torch
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 
 class AdapterError(Exception):
     """A LoRA setting that does not fit the model; the message names the key."""
 
 
-def linear_module_names(model: Any) -> list[str]:
+def linear_module_names(model: PreTrainedModel) -> list[str]:
     """Short names of the Linear layers LoRA can target ('all'), the output head excluded."""
     import torch
 
@@ -32,7 +37,7 @@ def checked_names(key: str, value: str, available: list[str], listing: str) -> l
     return wanted
 
 
-def lora_targets(model: Any, lora_target: str) -> list[str]:
+def lora_targets(model: PreTrainedModel, lora_target: str) -> list[str]:
     """Resolve lora_target ('all' or names) against the model's modules."""
     available = linear_module_names(model)
     if lora_target.strip() == "all":
@@ -41,12 +46,12 @@ def lora_targets(model: Any, lora_target: str) -> list[str]:
                          f"its linear layers are: {', '.join(available)} (or use lora_target: all)")
 
 
-def module_names(model: Any) -> list[str]:
+def module_names(model: torch.nn.Module) -> list[str]:
     """Short names of every module (what additional_target can name)."""
     return sorted({name.split(".")[-1] for name, _ in model.named_modules() if name})
 
 
-def extra_targets(model: Any, additional_target: str | None) -> list[str] | None:
+def extra_targets(model: torch.nn.Module, additional_target: str | None) -> list[str] | None:
     """additional_target resolved against the model's modules (trained fully, saved with the adapter)."""
     if not additional_target:
         return None
@@ -54,7 +59,7 @@ def extra_targets(model: Any, additional_target: str | None) -> list[str] | None
                          f"modules outside the layers include: {', '.join(top_level_modules(model))}")
 
 
-def top_level_modules(model: Any) -> list[str]:
+def top_level_modules(model: torch.nn.Module) -> list[str]:
     """Short names of the modules that are not inside a numbered layer (embed_tokens, norm, lm_head, ...)."""
     import re
 
@@ -69,7 +74,7 @@ def lora_init(lora: LoraSection) -> bool | str:
     return "pissa" if lora.pissa_iter == -1 else f"pissa_niter_{lora.pissa_iter}"
 
 
-def apply_lora(model: Any, lora: LoraSection, keep_dtype: bool = False) -> Any:
+def apply_lora(model: PreTrainedModel, lora: LoraSection, keep_dtype: bool = False) -> PeftModel:
     """Wrap the model with fresh LoRA adapters; only they (and additional_target) are trainable.
     keep_dtype: adapters in the base weights' dtype (pure_bf16) instead of float32."""
     from peft import LoraConfig, get_peft_model
@@ -93,7 +98,8 @@ def adapter_folders(paths: str) -> list[str]:
     return folders
 
 
-def adapters_for_training(model: Any, paths: str, lora: LoraSection, keep_dtype: bool = False) -> tuple[Any, str]:
+def adapters_for_training(model: PreTrainedModel, paths: str, lora: LoraSection,
+                          keep_dtype: bool = False) -> tuple[PeftModel, str]:
     """LLaMA-Factory's rule: every adapter but the last is merged into the weights; the last is trained further,
     or merged too with create_new_adapter, which then trains a fresh adapter. Returns (model, what was done)."""
     from peft import PeftModel
@@ -111,7 +117,7 @@ def adapters_for_training(model: Any, paths: str, lora: LoraSection, keep_dtype:
                    "adapter_config.json; the lora_* keys apply to new adapters only)")
 
 
-def load_adapters(model: Any, paths: str, trainable: bool = False) -> Any:
+def load_adapters(model: PreTrainedModel, paths: str, trainable: bool = False) -> PeftModel:
     """Load one or more trained adapters (comma-separated folders) on top of the model."""
     from peft import PeftModel
 
@@ -125,7 +131,7 @@ def load_adapters(model: Any, paths: str, trainable: bool = False) -> Any:
     return peft_model
 
 
-def keep_input_dtype(model: Any) -> int:
+def keep_input_dtype(model: torch.nn.Module) -> int:
     """Stop PEFT from casting each LoRA input to the adapter's float32 dtype; under autocast the LoRA
     matmuls run in bf16 anyway, so that cast only copies activations. Returns the layers changed."""
     changed = 0
@@ -136,12 +142,12 @@ def keep_input_dtype(model: Any) -> int:
     return changed
 
 
-def base_model(model: Any) -> Any:
+def base_model(model: PreTrainedModel | PeftModel) -> PreTrainedModel:
     """The transformers model under a PEFT wrapper (or the model itself)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def count_parameters(model: Any) -> tuple[int, int]:
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

@@ -14,15 +14,19 @@ own `flash_attention_2` reads the same arguments.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading transformers
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 NAME = "tunelab_packed_sdpa"
 NATIVE_VARLEN = ("flash_attention_2", "flash_attention_3")  # read cu_seq_lens_q/k themselves
 GEMM_MAX_TOKENS = 2048  # longest example the GEMM attention takes: its saved probabilities grow with length^2
 BLOCK_SPLIT_TOKENS = 256  # examples this long split their query rows in two: the first half skips the later keys
-_BIAS: dict[tuple[Any, ...], torch.Tensor] = {}
+_BIAS: dict[tuple[int, int, int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
 def row_blocks(edges: list[int]) -> list[tuple[int, int, int]]:
@@ -54,6 +58,18 @@ def block_bias(offset: int, rows: int, group: int, dtype: torch.dtype, device: t
     return bias
 
 
+class SegmentContext(Protocol):
+    """What SegmentAttention keeps on autograd's context between its forward and backward passes."""
+
+    saved_tensors: tuple[torch.Tensor, ...]  # query, key, value, then the probabilities of each block
+    blocks: list[tuple[int, int, int]]
+    scale: float
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None:
+        """Keep tensors for the backward pass (autograd checks they were not modified in place)."""
+        ...
+
+
 class SegmentAttention(torch.autograd.Function):
     """Causal attention per packed example with grouped key/value heads, as batched GEMMs.
 
@@ -66,7 +82,7 @@ class SegmentAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, edges: list[int],
+    def forward(ctx: SegmentContext, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, edges: list[int],
                 scale: float) -> torch.Tensor:
         _, heads, tokens, dim = query.shape
         kv_heads = key.shape[1]
@@ -87,7 +103,8 @@ class SegmentAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: SegmentContext,
+                 grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
         query, key, value, *probs = ctx.saved_tensors
         _, heads, tokens, dim = query.shape
         kv_heads = key.shape[1]
@@ -119,7 +136,7 @@ def scaled_query(query: torch.Tensor, start: int, end: int, kv_heads: int, scale
 
 
 def gemm_attention_fits(query: torch.Tensor, key: torch.Tensor, edges: list[int], dropout: float,
-                        kwargs: dict[str, Any]) -> bool:
+                        kwargs: dict[str, object]) -> bool:
     """The GEMM attention covers this call: CPU, no dropout, plain causal attention, examples not too long."""
     return (query.device.type == "cpu" and dropout == 0.0 and not kwargs.get("softcap")
             and kwargs.get("sliding_window") is None and kwargs.get("s_aux") is None
@@ -130,7 +147,11 @@ def gemm_attention_fits(query: torch.Tensor, key: torch.Tensor, edges: list[int]
 def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                           attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                           **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """SDPA per packed example (query/key/value: [1, heads, tokens, dim]); plain SDPA without cu_seq_lens."""
+    """SDPA per packed example (query/key/value: [1, heads, tokens, dim]); plain SDPA without cu_seq_lens.
+
+    kwargs are whatever the model's attention layer passes (cu_seq_lens_q, sliding_window, softcap, s_aux, ...,
+    different per architecture), handed on to transformers' SDPA as they came.
+    """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     bounds = kwargs.pop("cu_seq_lens_q", None)
@@ -158,7 +179,7 @@ def register() -> str:
     return NAME
 
 
-def use_packed_attention(model: Any) -> bool:
+def use_packed_attention(model: PreTrainedModel) -> bool:
     """Switch a model whose attention is sdpa or eager to the packed SDPA attention (flash-attention, which
     reads cu_seq_lens itself, stays as it is); False if it cannot take packed rows."""
     config = getattr(model, "config", None)
@@ -174,7 +195,7 @@ def use_packed_attention(model: Any) -> bool:
     return True
 
 
-def uses_packed_attention(model: Any) -> bool:
+def uses_packed_attention(model: PreTrainedModel | PeftModel) -> bool:
     """True when the model (or the one under a PEFT wrapper) takes padding-free packed rows: the packed SDPA
     attention, or flash-attention's varlen path."""
     from tunelab.model.adapters import base_model

@@ -5,14 +5,17 @@ reported in seconds, all problems together."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.schema import RunConfig
 from tunelab.model import adapters, freeze
 
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading transformers
+    from transformers import PreTrainedModel
 
-def meta_model(path: Path, trust_remote_code: bool = False) -> Any:
+
+def meta_model(path: Path, trust_remote_code: bool = False) -> PreTrainedModel:
     """The model's module tree without weights."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -22,7 +25,7 @@ def meta_model(path: Path, trust_remote_code: bool = False) -> Any:
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
 
-def method_problems(model: Any, config: RunConfig) -> list[Problem]:
+def method_problems(model: PreTrainedModel, config: RunConfig) -> list[Problem]:
     """Every setting of the fine-tuning method that names something this model does not have."""
     method = config.method.finetuning_type
     found: list[Problem] = []

@@ -4,10 +4,13 @@ plus chosen modules outside the layers; every other weight is frozen."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.schema import MethodSection
 from tunelab.runtime.names import split_names
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading torch
+    import torch
 
 
 class FreezeError(Exception):
@@ -24,7 +27,7 @@ class Layers:
     outside: tuple[str, ...]  # modules with weights outside the layers: embed_tokens, norm, lm_head
 
 
-def find_layers(model: Any) -> Layers:
+def find_layers(model: torch.nn.Module) -> Layers:
     """The model's stack of decoder layers: the longest ModuleList of identical blocks."""
     import torch
 
@@ -83,7 +86,7 @@ def trainable_prefixes(layers: Layers, method: MethodSection) -> list[str]:
     return prefixes
 
 
-def apply_freeze(model: Any, method: MethodSection) -> str:
+def apply_freeze(model: torch.nn.Module, method: MethodSection) -> str:
     """Freeze every weight but the chosen layers/modules; returns a description of what trains."""
     layers = find_layers(model)
     found = problems(layers, method)

@@ -4,15 +4,21 @@ dtype."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.schema import RunConfig
 from tunelab.model import adapters
 from tunelab.model.freeze import apply_freeze
 from tunelab.model.precision import Precision
 
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading torch, transformers or peft
+    import torch
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
-def apply_method(model: Any, config: RunConfig, precision: Precision) -> tuple[Any, str]:
+
+def apply_method(model: PreTrainedModel, config: RunConfig,
+                 precision: Precision) -> tuple[PreTrainedModel | PeftModel, str]:
     """The model ready to train and one line saying what trains."""
     import torch
 
@@ -34,6 +40,7 @@ def apply_method(model: Any, config: RunConfig, precision: Precision) -> tuple[A
 
 
 def lora_description(config: RunConfig) -> str:
+    """The method line's description of a fresh adapter: rank, alpha, targets and variants."""
     lora = config.lora
     variants = [name for name, on in (("DoRA", lora.use_dora), ("rsLoRA", lora.use_rslora),
                                       ("PiSSA init", lora.pissa_init)) if on]
@@ -44,7 +51,7 @@ def lora_description(config: RunConfig) -> str:
             + (f" ({', '.join(variants)})" if variants else ""))
 
 
-def cast(model: Any, trainable_dtype: Any, frozen_dtype: Any) -> None:
+def cast(model: torch.nn.Module, trainable_dtype: torch.dtype, frozen_dtype: torch.dtype) -> None:
     """Trainable floating-point weights to trainable_dtype, frozen ones to frozen_dtype (in place)."""
     for param in model.parameters():
         if not param.is_floating_point():
