@@ -19,9 +19,14 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from tunelab.data.errors import DataError
+from tunelab.data.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading jinja2 or transformers
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from transformers import PreTrainedTokenizerBase
 
 SEP = "\x1f"  # between elements
 BOS, EOS, TOKEN = "\x02bos", "\x02eos", "\x02token:"  # element markers: the tokenizer's BOS/EOS id, a token by name
@@ -121,7 +126,7 @@ def composed_jinja(name: str) -> str:
     return resource("_header.jinja") + source + missing_defaults(source, options) + settings + resource("_body.jinja")
 
 
-def jinja_environment() -> Any:
+def jinja_environment() -> ImmutableSandboxedEnvironment:
     """The sandboxed Jinja environment Hugging Face renders chat templates in."""
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -158,7 +163,7 @@ def find_diff(short: str, long: str) -> str:
     return "".join(diff)
 
 
-def derive(tokenizer: Any) -> ChatTemplate:
+def derive(tokenizer: Tokenizer) -> ChatTemplate:
     """Slots read off the tokenizer's own chat template by rendering probe conversations (parse_template)."""
     probe = "{{content}}"
 
@@ -187,13 +192,13 @@ def derive(tokenizer: Any) -> ChatTemplate:
     return ChatTemplate(None, Options(default_system=default_system, kind=kind), slots)
 
 
-def for_tokenizer(tokenizer: Any, name: str | None, tool_format: str | None = None) -> ChatTemplate:
+def for_tokenizer(tokenizer: Tokenizer, name: str | None, tool_format: str | None = None) -> ChatTemplate:
     """The template a run encodes with: the named one, or the one read off the model's chat template."""
     template = load_named(name) if name else derive(tokenizer)
     return template.with_tool_format(tool_format) if tool_format else template
 
 
-def fix_tokenizer(tokenizer: Any, template: ChatTemplate) -> list[str]:
+def fix_tokenizer(tokenizer: PreTrainedTokenizerBase, template: ChatTemplate) -> list[str]:
     """LLaMA-Factory's special-token fixes: EOS replaced by the first stop word, a pad token, the stop words
     as special tokens. Returns what changed, for the log."""
     changes = []
@@ -215,7 +220,7 @@ def fix_tokenizer(tokenizer: Any, template: ChatTemplate) -> list[str]:
     return changes
 
 
-def install(tokenizer: Any, name: str | None) -> ChatTemplate:
+def install(tokenizer: PreTrainedTokenizerBase, name: str | None) -> ChatTemplate:
     """Make the tokenizer render and stop like the template: its chat template, EOS, pad and stop words."""
     if name:
         tokenizer.chat_template = composed_jinja(name)

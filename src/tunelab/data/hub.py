@@ -12,12 +12,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.data.errors import DataError
 from tunelab.data.read import FILE_TYPES, Row, extension, iter_rows
 from tunelab.data.registry import REGISTRY_FILE, Dataset
 from tunelab.runtime import env
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading datasets or fsspec
+    from datasets import Dataset as HFDataset
+    from datasets import IterableDataset
+    from fsspec import AbstractFileSystem
 
 OFFLINE_ERRORS = {"OfflineModeIsEnabled", "LocalEntryNotFoundError", "ConnectError", "ConnectTimeout", "ReadTimeout",
                   "Timeout", "NameResolutionError", "MaxRetryError", "ProxyError", "NoCredentialsError"}
@@ -61,7 +66,8 @@ def script_path(dataset: Dataset) -> str:
     return str(local) if local.exists() else dataset.target
 
 
-def load_remote(dataset: Dataset, streaming: bool, cache_dir: str | None, tokens: dict[str, str | None]) -> Any:
+def load_remote(dataset: Dataset, streaming: bool, cache_dir: str | None,
+                tokens: dict[str, str | None]) -> HFDataset | IterableDataset:
     """A datasets.Dataset (or IterableDataset when streaming) from a hub or a script_url folder."""
     entry = dataset.entry
     with hub_errors(dataset):
@@ -76,7 +82,8 @@ def load_remote(dataset: Dataset, streaming: bool, cache_dir: str | None, tokens
                             cache_dir=cache_dir, token=tokens["hf"], streaming=streaming)
 
 
-def load_modelscope(dataset: Dataset, streaming: bool, cache_dir: str | None, token: str | None) -> Any:
+def load_modelscope(dataset: Dataset, streaming: bool, cache_dir: str | None,
+                    token: str | None) -> HFDataset | IterableDataset:
     """MsDataset.load with LLaMA-Factory's arguments; a clear error when modelscope is not installed."""
     try:
         from modelscope import MsDataset  # type: ignore[import-not-found]
@@ -90,7 +97,8 @@ def load_modelscope(dataset: Dataset, streaming: bool, cache_dir: str | None, to
     return loaded.to_hf_dataset() if isinstance(loaded, MsDataset) else loaded
 
 
-def load_openmind(dataset: Dataset, streaming: bool, cache_dir: str | None, token: str | None) -> Any:
+def load_openmind(dataset: Dataset, streaming: bool, cache_dir: str | None,
+                  token: str | None) -> HFDataset | IterableDataset:
     """OmDataset.load_dataset with LLaMA-Factory's arguments; a clear error when openmind is not installed."""
     try:
         from openmind import OmDataset  # type: ignore[import-not-found]
@@ -112,7 +120,7 @@ def missing_package(dataset: Dataset, requirement: str, key: str) -> DataError:
                          f"and set file_name")
 
 
-def remote_rows(dataset: Dataset, loaded: Any) -> Iterator[Row]:
+def remote_rows(dataset: Dataset, loaded: HFDataset | IterableDataset) -> Iterator[Row]:
     """Plain dict rows of a loaded (Iterable)Dataset; errors while streaming are reported like load errors."""
     from datasets import Dataset as HFDataset
     from datasets.features.features import require_decoding
@@ -183,7 +191,7 @@ def source_key(dataset: Dataset) -> str:
             "cloud_file": "cloud_file_name"}.get(dataset.source, "file_name")
 
 
-def cloud_filesystem(dataset: Dataset) -> tuple[Any, str]:
+def cloud_filesystem(dataset: Dataset) -> tuple[AbstractFileSystem, str]:
     """fsspec filesystem and path for cloud_file_name; s3 and gcs try anonymous access first, as LLaMA-Factory does."""
     try:
         import fsspec

@@ -6,9 +6,12 @@ import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.data.errors import DataError
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 BLOCK = 1 << 20
 WHITESPACE = " \t\n\r"
@@ -51,7 +54,7 @@ class ArrayReader:
             if not self.more():
                 return ""
 
-    def value(self, decoder: json.JSONDecoder) -> Any:
+    def value(self, decoder: json.JSONDecoder) -> JsonValue:
         """The next JSON value; reads further blocks until it is whole."""
         while True:
             try:
@@ -73,7 +76,7 @@ class ArrayReader:
                          fix="fix the JSON syntax")
 
 
-def iter_json_array(path: Path, dataset: str, block: int = BLOCK) -> Iterator[Any] | None:
+def iter_json_array(path: Path, dataset: str, block: int = BLOCK) -> Iterator[JsonValue] | None:
     """The elements of a file holding one JSON array, lazily; None if the file is not an array (an object, or
     JSON lines under a .json name: read those whole)."""
     reader = ArrayReader(path, dataset, block)
@@ -83,7 +86,7 @@ def iter_json_array(path: Path, dataset: str, block: int = BLOCK) -> Iterator[An
     return elements(reader)
 
 
-def elements(reader: ArrayReader) -> Iterator[Any]:
+def elements(reader: ArrayReader) -> Iterator[JsonValue]:
     """Yield the array's elements one by one."""
     decoder = json.JSONDecoder()
     with reader.handle:

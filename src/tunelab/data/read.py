@@ -13,10 +13,13 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.data.errors import DataError
 from tunelab.data.json_stream import iter_json_array
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 # extension -> LLaMA-Factory's file type (FILEEXT2TYPE): a folder may mix extensions of one type (json + jsonl)
 FILE_TYPES = {"json": "json", "jsonl": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "txt": "text",
@@ -24,7 +27,7 @@ FILE_TYPES = {"json": "json", "jsonl": "json", "csv": "csv", "parquet": "parquet
 READERS_DOC = ", ".join(FILE_TYPES)
 ARROW_BATCH_ROWS = 1024
 
-Row = dict[str, Any]
+Row = dict[str, object]  # one row as read: column -> a JSON value, or a cell's value (csv text, parquet/xlsx values)
 
 
 def read_rows(path: Path, dataset: str, sheet: str | None = None) -> list[Row]:
@@ -113,7 +116,7 @@ def text_lines(path: Path, dataset: str) -> Iterator[tuple[int, str]]:
             offset += len(raw)
 
 
-def read_json(path: Path, dataset: str) -> list[Any]:
+def read_json(path: Path, dataset: str) -> list[JsonValue]:
     """A JSON array of rows, or one object as one row (a JSON-lines file with a .json name is read as JSON lines)."""
     text = read_text(path, dataset)
     try:
@@ -139,7 +142,7 @@ def looks_like_json_lines(text: str) -> bool:
         return False
 
 
-def read_jsonl(path: Path, dataset: str) -> Iterator[Any]:
+def read_jsonl(path: Path, dataset: str) -> Iterator[JsonValue]:
     """One JSON value per line (lines end at '\\n' only, so U+2028 inside strings is safe); blank lines are skipped."""
     for number, line in text_lines(path, dataset):
         line = line.rstrip("\r\n")  # the line ending is no part of the JSON: columns count within the line
@@ -186,7 +189,7 @@ def read_arrow(path: Path, dataset: str) -> Iterator[Row]:
 
     with pa.memory_map(str(path)) as source:
         try:
-            reader: Iterable[Any] = pa.ipc.open_stream(source)
+            reader: Iterable[pa.RecordBatch] = pa.ipc.open_stream(source)
         except pa.ArrowInvalid:
             try:
                 file_reader = pa.ipc.open_file(source)
@@ -223,7 +226,7 @@ def read_xlsx(path: Path, dataset: str, sheet: str | None = None) -> Iterator[Ro
         book.close()
 
 
-def check_unnamed_cells(header: list[str | None], cells: tuple[Any, ...], number: int, path: Path,
+def check_unnamed_cells(header: list[str | None], cells: tuple[object, ...], number: int, path: Path,
                         dataset: str) -> None:
     """A value under a column without a name would be lost silently: that is an error."""
     from openpyxl.utils import get_column_letter
@@ -235,7 +238,7 @@ def check_unnamed_cells(header: list[str | None], cells: tuple[Any, ...], number
                             dataset=dataset, file=str(path), fix=f"name column {letter} in row 1, or clear it")
 
 
-def xlsx_header(cells: tuple[Any, ...], path: Path, dataset: str) -> list[str | None]:
+def xlsx_header(cells: tuple[object, ...], path: Path, dataset: str) -> list[str | None]:
     """Column names from the first row; blank names drop their column, repeated names are an error."""
     names = [None if cell is None or str(cell).strip() == "" else str(cell).strip() for cell in cells]
     seen = [name for name in names if name is not None]
@@ -249,6 +252,6 @@ def xlsx_header(cells: tuple[Any, ...], path: Path, dataset: str) -> list[str | 
     return names
 
 
-READERS: dict[str, Callable[[Path, str], Iterable[Any]]] = {
+READERS: dict[str, Callable[[Path, str], Iterable[object]]] = {  # rows not yet checked to be objects
     "json": read_json, "jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "arrow": read_arrow,
     "text": read_txt}

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from tunelab.data.errors import DataError
 from tunelab.runtime.suggest import suggest
 
 REGISTRY_FILE = "dataset_info.json"
+RawEntry = dict[str, JsonValue]  # one dataset_info.json entry as written, before DatasetEntry checks it
 
 
 class Columns(BaseModel):
@@ -78,7 +79,7 @@ class DatasetEntry(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def given_groups_replace_defaults(cls, data: Any) -> Any:
+    def given_groups_replace_defaults(cls, data: object) -> object:
         """A given "columns" (or "tags") object sets the keys it leaves out to None, as LLaMA-Factory does."""
         if not isinstance(data, dict):
             return data
@@ -116,8 +117,9 @@ class Dataset(BaseModel):
     dataset_dir: Path | None = None
 
 
-def read_registry(dataset_dir: Path) -> dict[str, dict]:
-    """The raw dataset_info.json mapping, with errors that name the file."""
+def read_registry(dataset_dir: Path) -> dict[str, JsonValue]:
+    """The raw dataset_info.json mapping (name -> entry, each a RawEntry once checked to be an object), with errors
+    that name the file."""
     path = dataset_dir / REGISTRY_FILE
     if not path.is_file():
         raise DataError(f"no {REGISTRY_FILE} in {dataset_dir}", file=str(path),
@@ -144,7 +146,7 @@ def entry_error(name: str, path: Path, exc: ValidationError) -> DataError:
     return DataError(f"key {key!r}: {err['msg'].lower()} (got {err.get('input')!r})", dataset=name, file=str(path))
 
 
-def key_hint(loc: tuple[Any, ...]) -> str:
+def key_hint(loc: tuple[int | str, ...]) -> str:
     """'; did you mean X?' from the keys of the object the unknown key sits in (a column or tag at the top level
     is pointed to its group)."""
     last = str(loc[-1])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 
 @dataclass
@@ -57,8 +60,8 @@ class DataReport:
     packed_rows: int = 0
     dropped_for_length: int = 0  # packing: examples longer than cutoff_len (per dataset in `datasets`)
     tokens_dropped: int = 0  # pre-training packing: the remainder of each block batch
-    mixing: dict[str, Any] = field(default_factory=dict)  # interleaving: rows taken per dataset
-    tokenized_path: dict[str, Any] = field(default_factory=dict)  # saved to / loaded from, and its fingerprint
+    mixing: dict[str, dict[str, object]] = field(default_factory=dict)  # interleaving, per role: rows taken per dataset
+    tokenized_path: dict[str, str] = field(default_factory=dict)  # saved_to or loaded_from: the folder
     notes: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
@@ -79,7 +82,7 @@ class DataReport:
             for key, value in values.items():
                 setattr(target, key, getattr(target, key) + value)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         out = {"totals": self.totals(), "train_examples": self.train_examples, "eval_examples": self.eval_examples,
                "examples_without_trained_tokens": self.examples_without_trained_tokens,
@@ -96,7 +99,7 @@ class DataReport:
         path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def from_dict(cls, saved: dict[str, Any]) -> DataReport:
+    def from_dict(cls, saved: dict[str, JsonValue]) -> DataReport:
         """A report read back from its JSON form (tokenized_path reuse)."""
         known = {f for f in DatasetReport.__dataclass_fields__}
         datasets = []

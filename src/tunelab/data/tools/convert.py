@@ -6,22 +6,22 @@ import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from tunelab.data.errors import DataError
+from tunelab.data.read import Row
 from tunelab.data.tools.files import check_writable, listing, load_rows, parse_pairs, write_rows
 from tunelab.runtime.suggest import suggest
 
 FIELDS = ("instruction", "input", "output", "system", "history")
 REQUIRED = ("instruction", "output")
 TARGETS = ("alpaca", "sharegpt")
+Parts = dict[str, str | list[list[str]]]  # a row's mapped fields: cell text, and history as [question, answer] pairs
 
 
 @dataclass
 class Table:
     """Rows of the input with the numbers a user sees for them (Excel row numbers for a sheet)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     columns: list[str]
     numbers: list[int]
     where: str
@@ -94,7 +94,7 @@ def pick_sheet(names: list[str], sheet: str | None, path: Path) -> str:
                     fix=f"use one of: {', '.join(names)}")
 
 
-def sheet_table(lines: list[tuple[Any, ...]], where: str) -> Table:
+def sheet_table(lines: list[tuple[object, ...]], where: str) -> Table:
     """Rows of dicts from a sheet's value tuples; headers are text, duplicates get '.1', '.2' like pandas."""
     numbered = [(number, line) for number, line in enumerate(lines, start=1)
                 if any(cell_text(value).strip() for value in line)]
@@ -123,7 +123,7 @@ def column_letter(position: int) -> str:
     return letters
 
 
-def cell_text(value: Any) -> str:
+def cell_text(value: object) -> str:
     """A cell as text: blank -> '', 12.0 -> '12' (Excel stores integers as floats), dates as ISO text."""
     if value is None:
         return ""
@@ -151,7 +151,7 @@ def check_columns(mapping: dict[str, str], table: Table) -> None:
                         f"{', '.join(table.columns)}{hint}", file=table.where, fix="correct the --map")
 
 
-def history_pairs(value: Any, number: int, table: Table, column: str) -> list[list[str]]:
+def history_pairs(value: object, number: int, table: Table, column: str) -> list[list[str]]:
     """A history cell: a list of [question, answer] pairs, or that list as JSON text; blank -> []."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return []
@@ -167,19 +167,19 @@ def history_pairs(value: Any, number: int, table: Table, column: str) -> list[li
                     fix='write it like [["hi", "hello"]], or leave the cell blank')
 
 
-def alpaca_row(parts: dict[str, Any]) -> dict[str, Any]:
+def alpaca_row(parts: Parts) -> Row:
     """The alpaca record: instruction, input, output, then system and history when mapped."""
     return {key: parts[key] for key in FIELDS if key in parts}
 
 
-def sharegpt_row(parts: dict[str, Any]) -> dict[str, Any]:
+def sharegpt_row(parts: Parts) -> Row:
     """The sharegpt record: history turns, then instruction (+ newline + input) and output; system when mapped."""
     turns = []
     for question, answer in parts.get("history", []):
         turns += [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
     prompt = "\n".join(text for text in (parts["instruction"], parts["input"]) if text)
     turns += [{"from": "human", "value": prompt}, {"from": "gpt", "value": parts["output"]}]
-    row: dict[str, Any] = {"conversations": turns}
+    row: Row = {"conversations": turns}
     if "system" in parts:
         row["system"] = parts["system"]
     return row
@@ -197,7 +197,7 @@ def convert(path: Path, to: str, mapping: dict[str, str], out: Path, sheet: str 
     check_columns(mapping, table)
     records, empty = [], []
     for number, row in zip(table.numbers, table.rows):
-        parts: dict[str, Any] = {"input": ""}
+        parts: Parts = {"input": ""}
         for key, column in mapping.items():
             value = row.get(column)
             parts[key] = history_pairs(value, number, table, column) if key == "history" else cell_text(value)

@@ -6,9 +6,8 @@ import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
 from tunelab.data.errors import DataError
+from tunelab.data.read import Row
 from tunelab.data.tools.files import listing
 from tunelab.runtime.suggest import suggest
 
@@ -41,7 +40,7 @@ class DedupReport:
         """Rows that are not the first of their group."""
         return sum(len(group.rows) - 1 for group in self.groups)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The --report content."""
         return {"file": self.file, "rows": self.rows, "normalize": self.normalize, "key": self.key or "all text fields",
                 "duplicate_groups": len(self.groups), "duplicate_rows": self.dropped, "kept": self.rows - self.dropped,
@@ -59,7 +58,7 @@ def normalize(text: str, level: str) -> str:
     return " ".join(text.split())
 
 
-def canonical(value: Any, level: str) -> Any:
+def canonical(value: object, level: str) -> object:
     """The value with every string inside it normalised."""
     if isinstance(value, str):
         return normalize(value, level)
@@ -70,18 +69,18 @@ def canonical(value: Any, level: str) -> Any:
     return value
 
 
-def text_fields(row: dict[str, Any]) -> list[str]:
+def text_fields(row: Row) -> list[str]:
     """The fields holding text: strings, and lists or objects (conversations) that hold strings."""
     return [key for key, value in row.items() if isinstance(value, (str, list, dict))]
 
 
-def key_of(row: dict[str, Any], fields: list[str] | None, level: str) -> str:
+def key_of(row: Row, fields: list[str] | None, level: str) -> str:
     """A hashable, order-independent key of the chosen fields after normalising."""
     chosen = {name: row.get(name) for name in (fields if fields is not None else text_fields(row))}
     return json.dumps(canonical(chosen, level), ensure_ascii=False, sort_keys=True)
 
 
-def strings_in(value: Any) -> list[str]:
+def strings_in(value: object) -> list[str]:
     """Every string inside a value, in order (for previews)."""
     if isinstance(value, str):
         return [value]
@@ -92,7 +91,7 @@ def strings_in(value: Any) -> list[str]:
     return []
 
 
-def preview(row: dict[str, Any], fields: list[str] | None) -> str:
+def preview(row: Row, fields: list[str] | None) -> str:
     """The first 80 characters of the key fields' text, on one line."""
     names = fields if fields is not None else text_fields(row)
     text = " | ".join(s for name in names for s in strings_in(row.get(name)) if s)
@@ -100,7 +99,7 @@ def preview(row: dict[str, Any], fields: list[str] | None) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def check_key(rows: list[dict[str, Any]], fields: list[str], file: Path) -> None:
+def check_key(rows: list[Row], fields: list[str], file: Path) -> None:
     """Every --key field is in at least one row."""
     seen = dict.fromkeys(key for row in rows for key in row)
     for name in fields:
@@ -109,7 +108,7 @@ def check_key(rows: list[dict[str, Any]], fields: list[str], file: Path) -> None
                             fix=f"the fields are: {', '.join(seen)}")
 
 
-def find_duplicates(rows: list[dict[str, Any]], file: Path, fields: list[str] | None = None,
+def find_duplicates(rows: list[Row], file: Path, fields: list[str] | None = None,
                     level: str = "punct") -> DedupReport:
     """Group rows whose key fields match after normalising at the given level."""
     if level not in NORMALIZE:
@@ -129,7 +128,7 @@ def find_duplicates(rows: list[dict[str, Any]], file: Path, fields: list[str] | 
     return report
 
 
-def kept_rows(rows: list[dict[str, Any]], report: DedupReport) -> list[dict[str, Any]]:
+def kept_rows(rows: list[Row], report: DedupReport) -> list[Row]:
     """The rows without the later members of each group, in file order."""
     dropped = {number - 1 for group in report.groups for number in group.rows[1:]}
     return [row for index, row in enumerate(rows) if index not in dropped]

@@ -6,16 +6,14 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
-
 from tunelab.data.errors import DataError
-from tunelab.data.read import read_rows
+from tunelab.data.read import Row, read_rows
 from tunelab.runtime.suggest import suggest
 
 WRITABLE = (".json", ".jsonl", ".csv")
 
 
-def load_rows(path: Path) -> list[dict[str, Any]]:
+def load_rows(path: Path) -> list[Row]:
     """Every row of a data file; a missing or empty file is an error naming it."""
     if not path.exists():
         raise DataError("file not found", file=str(path), fix="check the path")
@@ -32,7 +30,7 @@ def check_writable(path: Path) -> None:
                         fix=f"name the output with one of: {', '.join(WRITABLE)}")
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_rows(path: Path, rows: list[Row]) -> None:
     """Write rows by extension: .json as a pretty array, .jsonl one object a line, .csv with a header row."""
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +44,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text(text, encoding="utf-8", newline="" if suffix == ".csv" else None)
 
 
-def csv_text(rows: list[dict[str, Any]]) -> str:
+def csv_text(rows: list[Row]) -> str:
     """CSV with the union of the rows' keys as header, in first-seen order; lists and objects as JSON."""
     header = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO(newline="")

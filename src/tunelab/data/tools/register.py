@@ -6,12 +6,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from tunelab.data.errors import DataError
-from tunelab.data.registry import REGISTRY_FILE, Columns, DatasetEntry, Tags, entry_error, read_registry, sha1_of
+from tunelab.data.read import Row
+from tunelab.data.registry import (REGISTRY_FILE, Columns, DatasetEntry, RawEntry, Tags, entry_error, read_registry,
+                                   sha1_of)
 from tunelab.data.tools.files import listing, load_rows
 from tunelab.runtime.suggest import suggest
 
@@ -28,8 +28,8 @@ class Registration:
 
     name: str
     registry: Path
-    entry: dict[str, Any]
-    previous: dict[str, Any] | None
+    entry: RawEntry
+    previous: RawEntry | None
     hints: list[str]
 
     @property
@@ -50,8 +50,8 @@ def relative_name(file: Path, folder: Path) -> str:
     return Path(os.path.relpath(file.resolve(), folder.resolve())).as_posix()
 
 
-def build_entry(file_name: str, old: dict[str, Any] | None, formatting: str | None, columns: dict[str, str] | None,
-                tags: dict[str, str] | None, ranking: bool | None, fields: dict[str, None]) -> dict[str, Any]:
+def build_entry(file_name: str, old: RawEntry | None, formatting: str | None, columns: dict[str, str] | None,
+                tags: dict[str, str] | None, ranking: bool | None, fields: dict[str, None]) -> RawEntry:
     """The new entry: the old one's settings unless given again; defaults (alpaca, no ranking) left out."""
     entry = {key: value for key, value in (old or {}).items() if key not in ("file_name", "file_sha1")}
     entry = {"file_name": file_name, **entry}
@@ -76,7 +76,7 @@ def build_entry(file_name: str, old: dict[str, Any] | None, formatting: str | No
     return entry
 
 
-def without_empty(group: dict[str, Any]) -> dict[str, Any]:
+def without_empty(group: dict[str, JsonValue]) -> dict[str, JsonValue]:
     """A columns or tags object without the keys given as KEY= (how a user removes one)."""
     return {key: value for key, value in group.items() if value != ""}
 
@@ -106,7 +106,7 @@ class RowProblems:
             raise DataError(text, file=str(file), fix=fix)
 
 
-def check_alpaca(rows: list[dict[str, Any]], entry: DatasetEntry, file: Path) -> None:
+def check_alpaca(rows: list[Row], entry: DatasetEntry, file: Path) -> None:
     """The response column (or chosen/rejected for ranking) is in every row."""
     cols = entry.columns
     needed = [c for c in ((cols.chosen, cols.rejected) if entry.ranking else (cols.response,)) if c]
@@ -121,7 +121,7 @@ def check_alpaca(rows: list[dict[str, Any]], entry: DatasetEntry, file: Path) ->
     problems.raise_if_any(file, "map the right field with --columns response=FIELD (alpaca) or fix those rows")
 
 
-def check_messages(rows: list[dict[str, Any]], entry: DatasetEntry, file: Path) -> None:
+def check_messages(rows: list[Row], entry: DatasetEntry, file: Path) -> None:
     """The messages column holds lists of {role_tag, content_tag} with known roles."""
     column, tags = entry.columns.messages, entry.tags
     roles = {tags.user_tag, tags.assistant_tag, tags.observation_tag, tags.function_tag, tags.system_tag} - {None}
@@ -148,7 +148,7 @@ def check_messages(rows: list[dict[str, Any]], entry: DatasetEntry, file: Path) 
                                 "assistant_tag=... to match the file")
 
 
-def check_given_columns(rows: list[dict[str, Any]], given: dict[str, str], file: Path) -> None:
+def check_given_columns(rows: list[Row], given: dict[str, str], file: Path) -> None:
     """Columns the entry names must exist in at least one row."""
     seen = dict.fromkeys(key for row in rows for key in row)
     for key, column in given.items():
@@ -158,7 +158,7 @@ def check_given_columns(rows: list[dict[str, Any]], given: dict[str, str], file:
                                                 f"{key}=); the fields are: {', '.join(seen)}")
 
 
-def unused_fields(rows: list[dict[str, Any]], entry: DatasetEntry, formatting: str) -> list[str]:
+def unused_fields(rows: list[Row], entry: DatasetEntry, formatting: str) -> list[str]:
     """Hints for fields such as 'system' that the file has but the entry does not read."""
     used = {value for value in entry.columns.model_dump().values() if value}
     first = rows[0]
@@ -166,7 +166,7 @@ def unused_fields(rows: list[dict[str, Any]], entry: DatasetEntry, formatting: s
             for name in OPTIONAL_FIELDS[formatting] if name in first and name not in used]
 
 
-def validate(file: Path, rows: list[dict[str, Any]], entry: dict[str, Any], name: str, registry: Path) -> list[str]:
+def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: Path) -> list[str]:
     """Check the rows fit the entry; returns hints about unused fields."""
     try:
         typed = DatasetEntry(**entry)
@@ -213,7 +213,7 @@ def register(file: Path, name: str, *, formatting: str | None = None, columns: d
     return Registration(name, registry, entry, previous, hints)
 
 
-def same_file(old: dict[str, Any], folder: Path, file: Path) -> bool:
+def same_file(old: RawEntry, folder: Path, file: Path) -> bool:
     """Whether an existing entry points at this file."""
     file_name = old.get("file_name")
     return isinstance(file_name, str) and (folder / file_name).resolve() == file.resolve()

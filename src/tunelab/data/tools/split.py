@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from tunelab.data.errors import DataError
-from tunelab.data.registry import REGISTRY_FILE, read_registry
+from tunelab.data.read import Row
+from tunelab.data.registry import REGISTRY_FILE, RawEntry, read_registry
 from tunelab.data.tools.files import WRITABLE, load_rows, write_rows
 from tunelab.data.tools.register import Registration, register, same_file
 
@@ -49,7 +48,7 @@ def sizes(total: int, val: str, test: str | None, file: Path) -> tuple[int, int]
     return n_val, n_test
 
 
-def split_rows(rows: list[dict[str, Any]], n_val: int, n_test: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+def split_rows(rows: list[Row], n_val: int, n_test: int, seed: int) -> dict[str, list[Row]]:
     """Shuffle row positions with the seed, cut val then test off the front; each part keeps file order."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
@@ -79,7 +78,7 @@ def split_file(file: Path, val: str, test: str | None = None, seed: int = 42, ou
     return written, register_parts(file, written, rows[0]) if register_parts_too else []
 
 
-def source_entry(file: Path) -> dict[str, Any]:
+def source_entry(file: Path) -> RawEntry:
     """The settings (formatting, columns, tags, ranking) of the entry registering this file in its folder, if any."""
     registry = file.parent / REGISTRY_FILE
     if not registry.is_file():
@@ -90,7 +89,7 @@ def source_entry(file: Path) -> dict[str, Any]:
     return {}
 
 
-def guessed_formatting(row: dict[str, Any]) -> str | None:
+def guessed_formatting(row: Row) -> str | None:
     """sharegpt for a 'conversations' list, openai for a 'messages' list, else None (alpaca)."""
     if isinstance(row.get("conversations"), list):
         return "sharegpt"
@@ -99,7 +98,7 @@ def guessed_formatting(row: dict[str, Any]) -> str | None:
     return None
 
 
-def register_parts(file: Path, parts: list[Part], first_row: dict[str, Any]) -> list[Registration]:
+def register_parts(file: Path, parts: list[Part], first_row: Row) -> list[Registration]:
     """Register each part as STEM_train etc., with the settings of the input's own entry (else guessed)."""
     entry = source_entry(file) or {"formatting": guessed_formatting(first_row)}
     return [register(part.path, part.path.stem, formatting=entry.get("formatting"), columns=entry.get("columns"),
