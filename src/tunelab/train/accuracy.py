@@ -3,7 +3,7 @@ forward pass, chunk by chunk, without full-vocabulary logits for unlabelled posi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,10 +11,15 @@ import torch.nn.functional as F
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.train.loss import labelled_hidden, supports_selective_loss
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
 CHUNK_TOKENS = 512
 
 
-def selective_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def selective_counts(model: PreTrainedModel | PeftModel,
+                     inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum of token cross-entropies, correct argmax predictions, labelled tokens) through the output head only
     where there are labels."""
     hidden, labels, weight = labelled_hidden(model, inputs)
@@ -28,7 +33,8 @@ def selective_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch
     return loss, correct, torch.tensor(labels.shape[0], device=hidden.device)
 
 
-def logits_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def logits_counts(model: PreTrainedModel | PeftModel,
+                  inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The same counts from the model's full logits (models whose head the selective path cannot take)."""
     model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
     logits = model(**model_inputs, use_cache=False).logits[:, :-1].float()
@@ -38,6 +44,7 @@ def logits_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Te
     return loss, (logits.argmax(-1)[keep] == labels[keep]).sum(), keep.sum()
 
 
-def eval_counts(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def eval_counts(model: PreTrainedModel | PeftModel,
+                inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss sum, correct, labelled tokens) for one evaluation batch."""
     return (selective_counts if supports_selective_loss(model) else logits_counts)(model, inputs)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.schema import RunConfig
 from tunelab.model.precision import Precision
 from tunelab.runtime.names import split_names
 
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading transformers
+    from transformers import TrainingArguments
 
-def eval_settings(config: RunConfig, has_eval: bool) -> dict[str, Any]:
+
+def eval_settings(config: RunConfig, has_eval: bool) -> dict[str, str | int]:
     """Evaluation schedule; with eval data and eval_strategy 'no', tunelab evaluates once at the end."""
     ev = config.eval
     if not has_eval or ev.eval_strategy == "no":
@@ -23,7 +26,7 @@ def optimizer_name(optim: str, on_cpu: bool) -> str:
     return "adamw_torch_fused" if on_cpu and optim == "adamw_torch" else optim
 
 
-def best_model_settings(config: RunConfig) -> dict[str, Any]:
+def best_model_settings(config: RunConfig) -> dict[str, str | bool]:
     """metric_for_best_model and its direction, used by load_best_model_at_end and early stopping."""
     ev = config.eval
     if not (ev.load_best_model_at_end or ev.early_stopping_steps):
@@ -37,10 +40,10 @@ def best_model_settings(config: RunConfig) -> dict[str, Any]:
             "greater_is_better": greater}
 
 
-def launch_settings(config: RunConfig) -> dict[str, Any]:
+def launch_settings(config: RunConfig) -> dict[str, str | dict[str, object]]:
     """DeepSpeed, FSDP and the process-group backend, as transformers takes them."""
     launch = config.launch
-    settings: dict[str, Any] = {}
+    settings: dict[str, str | dict[str, object]] = {}
     if launch.deepspeed:
         settings["deepspeed"] = launch.deepspeed
     if launch.fsdp:
@@ -59,7 +62,7 @@ def report_targets(report_to: str) -> list[str] | str:
 
 
 def training_arguments(config: RunConfig, precision: Precision, has_eval: bool, gradient_checkpointing: bool,
-                       padding_free: bool = False) -> Any:
+                       padding_free: bool = False) -> TrainingArguments:
     """TrainingArguments for the HF Trainer (padding_free: batches carry no padding, so every token counts)."""
     from transformers import TrainingArguments
 

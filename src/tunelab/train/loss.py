@@ -8,7 +8,7 @@ logits of a chunk are freed before the next one is computed. The value is the sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +16,15 @@ import torch.nn.functional as F
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.model.adapters import base_model
 
+if TYPE_CHECKING:  # imported where used: the CLI starts without loading transformers or peft
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
 CHUNK_TOKENS = 128  # measured on CPU: chunks of 128 rows keep the fp32 logits in cache (2048: 1.7x slower)
 WEIGHT_GRAD_TOKENS = 1024  # rows of logit gradient staged per output-head weight-gradient GEMM (a trained head)
 
 
-def supports_selective_loss(model: Any) -> bool:
+def supports_selective_loss(model: PreTrainedModel | PeftModel) -> bool:
     """True for decoder + output-head models whose logits need no post-processing (no soft-capping, no bias)."""
     base = base_model(model)
     config = getattr(base, "config", None)
@@ -59,6 +63,7 @@ class WeightGradient:
         self.count += grad.shape[0]
 
     def flush(self) -> None:
+        """Add the staged chunks' part of the gradient to the float32 sum and empty the stage."""
         if self.count == 0:
             return
         part = self.staged[:self.count].T @ self.hidden[self.first:self.first + self.count].to(self.dtype)
@@ -69,17 +74,30 @@ class WeightGradient:
         self.count = 0
 
     def total(self) -> torch.Tensor:
+        """The whole gradient, in float32 (zeros when no chunk was added)."""
         self.flush()
         if self.sum is None:
             return torch.zeros(self.shape, dtype=torch.float32, device=self.hidden.device)
         return self.sum
 
 
+class ChunkContext(Protocol):
+    """What ChunkedCrossEntropy reads and keeps on autograd's context: the gradients are made in forward."""
+
+    needs_input_grad: tuple[bool, ...]  # hidden, weight, labels, compute_dtype
+    saved_tensors: tuple[torch.Tensor | None, torch.Tensor | None]  # the gradients of hidden and weight
+    weight_dtype: torch.dtype
+
+    def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
+        """Keep tensors for the backward pass."""
+        ...
+
+
 class ChunkedCrossEntropy(torch.autograd.Function):
     """sum(cross_entropy(hidden @ weight.T, labels)) with the gradient computed chunk by chunk in forward."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+    def forward(ctx: ChunkContext, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
                 compute_dtype: torch.dtype) -> torch.Tensor:
         w = weight.to(compute_dtype)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
@@ -103,7 +121,8 @@ class ChunkedCrossEntropy(torch.autograd.Function):
         return total
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: ChunkContext,
+                 grad_output: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         grad_hidden, grad_weight = ctx.saved_tensors
         scale = grad_output.to(torch.float32)
         out_hidden = (grad_hidden * scale.to(grad_hidden.dtype)) if grad_hidden is not None else None
@@ -126,7 +145,8 @@ def chunked_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, labels
         return ChunkedCrossEntropy.apply(hidden, weight, labels, compute_dtype)
 
 
-def labelled_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def labelled_hidden(model: PreTrainedModel | PeftModel,
+                    inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The decoder's last hidden states at the positions that predict a label, those labels, and the output
     head's weight: what every selective computation (loss, accuracy) starts from."""
     base = base_model(model)
@@ -140,7 +160,8 @@ def labelled_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.
     return hidden[:, :-1][keep], labels[keep], base.get_output_embeddings().weight
 
 
-def selective_loss(model: Any, inputs: dict[str, torch.Tensor], num_items: torch.Tensor | int | None) -> torch.Tensor:
+def selective_loss(model: PreTrainedModel | PeftModel, inputs: dict[str, torch.Tensor],
+                   num_items: torch.Tensor | int | None) -> torch.Tensor:
     """Sum of token cross-entropies over labelled positions, divided by num_items (or their count).
 
     Prompt and padding positions never reach the output head, so their logits are never computed.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+LogRecord = dict[str, float | int]  # one run.jsonl line: step, loss, lr, eval figures, token counts, timings
 
 
-def read_log(path: Path) -> list[dict]:
+def read_log(path: Path) -> list[LogRecord]:
     """The records of a run.jsonl file."""
     if not path.is_file():
         return []
@@ -27,13 +29,13 @@ def smooth(values: list[float], weight: float | None = None) -> list[float]:
     return out
 
 
-def eval_losses(logs: dict[str, Any]) -> dict[str, float]:
+def eval_losses(logs: Mapping[str, float | int]) -> dict[str, float]:
     """eval_loss, or eval_NAME_loss per eval dataset (eval_on_each_dataset), from a log record."""
     return {key: float(value) for key, value in logs.items()
             if key == "eval_loss" or (key.startswith("eval_") and key.endswith("_loss"))}
 
 
-def eval_metrics(logs: dict[str, Any]) -> dict[str, float]:
+def eval_metrics(logs: Mapping[str, float | int]) -> dict[str, float]:
     """Every evaluation figure of a log record: losses, token accuracy, perplexity (per eval dataset too)."""
     return {key: float(value) for key, value in logs.items()
             if key.startswith("eval_") and key.endswith(("_loss", "_accuracy", "_perplexity"))}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.config.load import dump_yaml
 from tunelab.config.schema import RunConfig
@@ -28,6 +28,9 @@ from tunelab.train.outdir import RunError
 from tunelab.train.stages import BUILDERS
 from tunelab.train.summary import finish
 from tunelab.train.trainer import TrainerOptions
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 LARGE_MODEL_PARAMETERS = 1_000_000_000
 
@@ -114,6 +117,7 @@ def check_report_to(report_to: str) -> None:
 
 
 def trainer_options(config: RunConfig, precision: Precision) -> TrainerOptions:
+    """The trainer's own options: accuracy and perplexity at evaluation, master weights, LoRA+ learning rates."""
     lora = config.lora
     return TrainerOptions(compute_accuracy=config.eval.compute_accuracy, perplexity=config.method.stage == "pt",
                           master_weights=speed.master_weights(config, precision),
@@ -121,16 +125,17 @@ def trainer_options(config: RunConfig, precision: Precision) -> TrainerOptions:
                           loraplus_lr_embedding=lora.loraplus_lr_embedding)
 
 
-def callbacks(config: RunConfig, step_log: StepLog) -> list[Any]:
+def callbacks(config: RunConfig, step_log: StepLog) -> list[TrainerCallback]:
+    """The run.jsonl log, the progress line, and early stopping when asked for."""
     from transformers import EarlyStoppingCallback
 
-    found: list[Any] = [step_log, ProgressLine(step_log)]
+    found: list[TrainerCallback] = [step_log, ProgressLine(step_log)]
     if config.eval.early_stopping_steps:
         found.append(EarlyStoppingCallback(early_stopping_patience=config.eval.early_stopping_steps))
     return found
 
 
-def train(config: RunConfig) -> dict[str, Any]:
+def train(config: RunConfig) -> dict[str, object]:
     """Run one training job; returns the final metrics (also written to train_results.json)."""
     quiet_libraries()
     started = time.time()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from tunelab.config.schema import RunConfig
 from tunelab.data.bundle import DataBundle
@@ -16,10 +16,43 @@ from tunelab.runtime.logging import info, is_main_process
 from tunelab.train import plots
 from tunelab.train.callbacks import StepLog
 from tunelab.train.outdir import Start
-from tunelab.train.plots import eval_losses
+from tunelab.train.plots import LogRecord, eval_losses
+
+if TYPE_CHECKING:
+    from transformers.trainer_utils import TrainOutput
+
+    from tunelab.train.trainer import TunelabTrainer
 
 
-def final_eval(trainer: Any, records: list[dict], data_bundle: DataBundle) -> dict[str, float]:
+class RunSummary(TypedDict):
+    """What run_summary.json holds (and print_summary reads)."""
+
+    output_dir: str | None
+    model: str
+    stage: str
+    finetuning_type: str
+    trainable_parameters: int
+    total_parameters: int
+    resumed_from: str | None
+    stopped_early: bool
+    runtime_s: float
+    wall_time_s: float
+    steps: int
+    max_steps: int
+    epochs: float
+    samples_per_second: float | None
+    input_tokens: int
+    trained_tokens: int
+    input_tokens_per_second: float
+    trained_tokens_per_second: float
+    peak_memory_mb: dict[str, float]  # peak_rss_mb, and peak_gpu_mb on a GPU
+    final_train_loss: float | None
+    final_eval: dict[str, float]
+    best: dict[str, str | float | None] | None  # metric, value, checkpoint (with a metric_for_best_model)
+    data: dict[str, object]  # totals and per-dataset row counts
+
+
+def final_eval(trainer: TunelabTrainer, records: list[LogRecord], data_bundle: DataBundle) -> dict[str, float]:
     """The eval metrics of the weights saved: those logged at the last step (or at the best checkpoint's step with
     load_best_model_at_end) when the schedule evaluated there, else evaluated now."""
     if data_bundle.eval is None:
@@ -36,7 +69,7 @@ def final_eval(trainer: Any, records: list[dict], data_bundle: DataBundle) -> di
     return dict(trainer.evaluate())
 
 
-def save_result(config: RunConfig, trainer: Any, output_dir: Path) -> None:
+def save_result(config: RunConfig, trainer: TunelabTrainer, output_dir: Path) -> None:
     """The trained adapter or model and the tokenizer; a PiSSA adapter is saved as a plain LoRA adapter that
     applies to the original weights."""
     trainer.save_model(str(output_dir))
@@ -47,7 +80,7 @@ def save_result(config: RunConfig, trainer: Any, output_dir: Path) -> None:
         info("PiSSA adapter converted to a LoRA adapter of rank 2r for the original weights")
 
 
-def speeds(trainer: Any, runtime: float) -> dict[str, float | int]:
+def speeds(trainer: TunelabTrainer, runtime: float) -> dict[str, float | int]:
     """Tokens seen and trained, over the whole run and per second of this session."""
     state = trainer.state
     step_log = next((cb for cb in trainer.callback_handler.callbacks if isinstance(cb, StepLog)), None)
@@ -59,8 +92,8 @@ def speeds(trainer: Any, runtime: float) -> dict[str, float | int]:
             "trained_tokens_per_second": round(trained_now / max(runtime, 1e-9), 2)}
 
 
-def run_summary(config: RunConfig, trainer: Any, metrics: dict[str, Any], start: Start,
-                data_bundle: DataBundle) -> dict[str, Any]:
+def run_summary(config: RunConfig, trainer: TunelabTrainer, metrics: dict[str, object], start: Start,
+                data_bundle: DataBundle) -> RunSummary:
     """What run_summary.json holds."""
     state = trainer.state
     trainable, total = adapters.count_parameters(trainer.model)
@@ -91,8 +124,8 @@ def run_summary(config: RunConfig, trainer: Any, metrics: dict[str, Any], start:
     }
 
 
-def finish(config: RunConfig, trainer: Any, result: Any, data_bundle: DataBundle, started: float, start: Start,
-           memory: dict[str, float]) -> dict[str, Any]:
+def finish(config: RunConfig, trainer: TunelabTrainer, result: TrainOutput, data_bundle: DataBundle, started: float,
+           start: Start, memory: dict[str, float]) -> dict[str, object]:
     """Save, evaluate, write the metrics, summary and plots; returns train_results.json's metrics."""
     output_dir = Path(config.train.output_dir)
     save_result(config, trainer, output_dir)
@@ -119,7 +152,7 @@ def finish(config: RunConfig, trainer: Any, result: Any, data_bundle: DataBundle
     return metrics
 
 
-def print_summary(summary: dict[str, Any], output_dir: Path) -> None:
+def print_summary(summary: RunSummary, output_dir: Path) -> None:
     """The closing lines on the console."""
     loss = summary["final_train_loss"]
     evals = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in summary["final_eval"].items())

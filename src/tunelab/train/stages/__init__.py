@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from tunelab.train.stages import sft
 
-BUILDERS: dict[str, Callable[..., Any]] = {"pt": sft.build_trainer, "sft": sft.build_trainer}
+if TYPE_CHECKING:
+    from transformers import TrainerCallback, TrainingArguments
+
+    from tunelab.data.bundle import DataBundle
+    from tunelab.model.load import ModelBundle
+    from tunelab.train.trainer import TrainerOptions, TunelabTrainer
+
+
+class StageBuilder(Protocol):
+    """A stage's build_trainer: the loaded bundles, the arguments and callbacks in, a trainer out."""
+
+    def __call__(self, model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
+                 callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> TunelabTrainer:
+        """A trainer over the already-loaded objects."""
+        ...
+
+
+BUILDERS: dict[str, StageBuilder] = {"pt": sft.build_trainer, "sft": sft.build_trainer}

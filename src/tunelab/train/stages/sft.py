@@ -3,7 +3,7 @@ labelled tokens."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunelab.data.collate import BlockMaskCollator, PackedCollator, PadCollator
 from tunelab.data.bundle import DataBundle
@@ -11,8 +11,11 @@ from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
 from tunelab.train.trainer import TrainerOptions, TunelabTrainer
 
+if TYPE_CHECKING:
+    from transformers import TrainerCallback, TrainingArguments
 
-def data_collator(model_bundle: ModelBundle, packing: str) -> Any:
+
+def data_collator(model_bundle: ModelBundle, packing: str) -> PackedCollator | PadCollator | BlockMaskCollator:
     """Batches for the model: padding-free rows where the attention supports it, else padded (packed rows with a
     block-diagonal mask); packed rows keep their examples apart only with neat packing."""
     pad_id = model_bundle.tokenizer.pad_token_id
@@ -23,8 +26,8 @@ def data_collator(model_bundle: ModelBundle, packing: str) -> Any:
     return BlockMaskCollator(pad_id, neat=packing == "neat", dtype=model_bundle.model.dtype)
 
 
-def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: Any, callbacks: list[Any],
-                  options: TrainerOptions | None = None) -> Any:
+def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
+                  callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> TunelabTrainer:
     """A trainer over already-loaded objects; it never loads anything itself."""
     tokenizer = model_bundle.tokenizer
     collator = data_collator(model_bundle, data_bundle.packing)
