@@ -97,6 +97,10 @@ class DataSection(Section):
         "as in LLaMA-Factory.")
     media_dir: str | None = Field(None, description="Folder that relative image/video/audio paths start from "
                                   "(default: dataset_dir).")
+    drop_media: bool = Field(
+        False, description="Train on the text of rows that carry images, videos or audios: the media and their "
+        "<image>/<video>/<audio> placeholders are removed (counted in the data report). tunelab trains on text "
+        "only, so without it such rows are refused.")
     preprocessing_num_workers: PositiveInt | None = Field(
         None, description="Processes used to tokenize the data (default: one; used from 20,000 rows on, below that starting them costs more than it saves).")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tunelab.config.schema import DataSection
 from tunelab.data import mix, sampling, saved
 from tunelab.data.bundle import DataBundle, eval_set
+from tunelab.data.convert.media import ModelMedia, refuse_media
 from tunelab.data.dataset import encode
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example, Supervised
@@ -38,8 +39,12 @@ def tokenize_records(records: list[Supervised], tokenizer: Tokenizer, data: Data
     return {column: [row for chunk in chunks for row in chunk.rows(column)] for column in ("input_ids", "labels")}
 
 
-def build_data(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str = "sft") -> DataBundle:
-    """The whole data path for a run of a stage: read, convert, mix, split, encode, pack (or reuse tokenized_path)."""
+def build_data(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str = "sft",
+               model: ModelMedia | None = None) -> DataBundle:
+    """The whole data path for a run of a stage: read, convert, mix, split, encode, pack (or reuse tokenized_path).
+
+    Rows that carry media are refused unless drop_media; `model` (what the run's model can take) makes the error
+    say what it lacks."""
     kind = kind_of(stage)
     fingerprint = saved.fingerprint(data, tokenizer, seed, stage) if data.tokenized_path else None
     if fingerprint is not None and not data.overwrite_cache:
@@ -58,6 +63,8 @@ def build_data(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str = 
         return streaming_data(data, tokenizer, seed, stage)
     report = DataReport()
     train_records, eval_parts = split_records(data, stage, seed, report)
+    if not data.drop_media:
+        refuse_media(train_records + [record for part in eval_parts.values() for record in part], report, model)
     if not train_records:
         raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
                         ["rows_skipped"] else ""), dataset=data.dataset)

@@ -254,13 +254,12 @@ def add_stats_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`tunelab data validate`: every bad row of every dataset, not just the first; exit 2 if any."""
-    from tunelab.data.tools.inspect import report_lines, validate
+    from tunelab.data.tools.inspect import report_lines, validate, verdict
 
     report, problems = validate(run_config(args))
     say(problems[:200] + ([f"... and {len(problems) - 200} more"] if len(problems) > 200 else []))
     say(report_lines(report, examples=False))
-    say(["valid: every row converts" if not problems else f"{report.totals()['rows_skipped']} "
-         "rows have problems (listed above; training stops at the first unless on_bad_row: skip)"])
+    say([verdict(report, problems)])
     return 0 if not problems else EXIT_DATA
 
 

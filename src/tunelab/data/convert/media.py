@@ -157,16 +157,31 @@ def why_not(kinds: list[str], model: ModelMedia | None) -> str:
     return f"tunelab trains on text only and does not feed media to the model {model.name} yet"
 
 
+DROP_FIX = ("set drop_media: true to train on the text alone (the media and their placeholders are removed and "
+            "counted in the data report), or use a dataset without media")
+
+
+def media_problem(counts: dict[str, int], rows: str, model: ModelMedia | None) -> str:
+    """'3 of 40 rows carry media (4 images), but the model X has no vision tower; ...' for a count of media files."""
+    kinds = [kind for kind in MEDIA_KINDS if kind in counts]
+    files = ", ".join(f"{counts[kind]} {noun(kind, counts[kind])}" for kind in kinds)
+    tags = " ".join(PLACEHOLDERS[kind] for kind in kinds)
+    return (f"{rows} media ({files}), but {why_not(kinds, model)}; the {tags} placeholders would be trained as plain "
+            "text")
+
+
 def refuse_media(records: Sequence[Example], report: DataReport, model: ModelMedia | None) -> None:
     """Stop before training when rows carry media (their placeholders would be trained as plain text), naming the
     dataset, how many rows carry what, and the drop_media switch."""
     for dataset, counts in media_rows(records).items():
-        kinds = [kind for kind in MEDIA_KINDS if kind in counts]
-        files = ", ".join(f"{counts[kind]} {noun(kind, counts[kind])}" for kind in kinds)
         converted = sum(d.rows_converted for d in report.datasets if d.name == dataset)
-        tags = " ".join(PLACEHOLDERS[kind] for kind in kinds)
-        raise DataError(f"{counts['rows']:,} of {converted:,} rows carry media ({files}), but {why_not(kinds, model)}"
-                        f"; the rows' {tags} placeholders would be trained as plain text", dataset=dataset,
-                        file=next((d.file for d in report.datasets if d.name == dataset), None),
-                        fix="set drop_media: true to train on the text alone (the media and their placeholders are "
-                            "removed and counted in the data report), or use a model and tool that train on media")
+        raise DataError(media_problem(counts, f"{counts['rows']:,} of {converted:,} rows carry", model),
+                        dataset=dataset, file=next((d.file for d in report.datasets if d.name == dataset), None),
+                        field="drop_media", fix=DROP_FIX)
+
+
+def refuse_row_media(record: Example) -> None:
+    """The streaming form of refuse_media: a row that carries media stops (or is skipped with on_bad_row: skip)."""
+    for counts in media_rows([record]).values():
+        raise DataError(media_problem(counts, "the row carries", None), field="drop_media", fix=DROP_FIX,
+                        kind="the row carries media")

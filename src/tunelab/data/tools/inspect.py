@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.config.schema import DataSection, RunConfig
+from tunelab.data.convert.media import DROP_FIX, media_problem, media_rows
 from tunelab.data.errors import DataError
 from tunelab.data.gather import load_records
 from tunelab.data.bundle import DataBundle
@@ -92,6 +93,9 @@ def report_lines(report: DataReport, examples: bool = True) -> list[str]:
     for dataset in report.datasets:
         lines += [f"  {dataset.name}: {reason}: {count}" for reason, count in dataset.skipped.items()]
         lines += [f"  {dataset.name}: {note}" for note in dataset.notes]
+        if dataset.media_dropped:
+            lines.append(f"  {dataset.name}: {dataset.media_dropped:,} media files dropped with their placeholders "
+                         "(drop_media)")
     return lines
 
 
@@ -211,10 +215,25 @@ def plot_lengths(stats: LengthStats | TextLengthStats, path: Path) -> None:
     plt.close(figure)
 
 
+def verdict(report: DataReport, problems: list[str]) -> str:
+    """The last line of `tunelab data validate`."""
+    if not problems:
+        return "valid: every row converts"
+    skipped = report.totals()["rows_skipped"]
+    if not skipped:  # only datasets whose media training would refuse
+        return "the datasets have problems (listed above); training stops on them"
+    return f"{skipped} rows have problems (listed above; training stops at the first unless on_bad_row: skip)"
+
+
 def validate(config: RunConfig) -> tuple[DataReport, list[str]]:
-    """Convert every row with skipping on, so every bad row is listed (not just the first)."""
+    """Convert every row with skipping on, so every bad row is listed (not just the first), and every dataset whose
+    rows carry media that training would refuse."""
     require_dataset(config)
     data = config.data.model_copy(update={"on_bad_row": "skip"})
-    _, report = load_records(data, config.method.stage, config.train.seed)
+    records, report = load_records(data, config.method.stage, config.train.seed)
     problems = [f"{issue.dataset} row {issue.row}: {issue.reason}" for d in report.datasets for issue in d.skipped_rows]
+    for dataset, counts in ({} if data.drop_media else media_rows(records)).items():
+        converted = sum(d.rows_converted for d in report.datasets if d.name == dataset)
+        rows = f"{counts['rows']:,} of {converted:,} rows carry"
+        problems.append(f"{dataset}: {media_problem(counts, rows, None)}; {DROP_FIX}")
     return report, problems
