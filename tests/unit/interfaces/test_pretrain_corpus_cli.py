@@ -39,7 +39,8 @@ def test_train_on_a_too_short_corpus_names_the_cause_and_the_fix(corpus_config: 
     assert "or lower, set packing: false" in err
     tokens = int(err.split("text makes ")[1].split(" tokens")[0])
     assert f"set cutoff_len: {tokens} or lower" in err
-    assert main(["train", str(corpus_config), f"cutoff_len={tokens}", "overwrite_output_dir=true"]) == 0  # the fix it names works
+    fixed = [f"cutoff_len={tokens}", "overwrite_output_dir=true"]
+    assert main(["train", str(corpus_config), *fixed]) == 0  # the fix it names works
 
 
 def test_packing_false_keeps_a_short_text(corpus_config: Path, make_dataset: Any, tmp_path: Path) -> None:
@@ -52,7 +53,8 @@ def test_packing_false_keeps_a_short_text(corpus_config: Path, make_dataset: Any
 def test_tokenize_refuses_a_corpus_without_examples(corpus_config: Path, make_dataset: Any, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     corpus(make_dataset, SHORT)
-    assert main(["data", "tokenize", str(corpus_config), "--out", str(tmp_path / "tok.jsonl")]) == 2  # data tools: exit 2 on bad data
+    out = str(tmp_path / "tok.jsonl")
+    assert main(["data", "tokenize", str(corpus_config), "--out", out]) == 2  # the data tools exit 2 on bad data
     assert "the train set has no examples" in capsys.readouterr().err
 
 
@@ -77,5 +79,5 @@ def test_stats_on_a_corpus_shows_blocks_and_dropped_tokens(corpus_config: Path, 
     out = capsys.readouterr().out
     assert "text: min" in out and "into blocks of 64: 0 examples" in out
     assert "no examples: training would stop; set cutoff_len:" in out and png.stat().st_size > 0
-    assert main(["data", "stats", str(corpus_config), "packing=false"]) == 0
+    assert main(["data", "stats", str(corpus_config), "packing=false", "--png", ""]) == 0
     assert "0 of 1 texts are longer than cutoff_len 64" in capsys.readouterr().out
