@@ -68,7 +68,7 @@ def test_tokenize_says_how_many_tokens_packing_dropped(corpus_config: Path, make
     assert rows and all(len(row["input_ids"]) == 32 for row in rows)
     dropped = int(stdout.split("tokens dropped ")[1].split()[0].replace(",", ""))
     assert 0 < dropped < 32
-    assert f"corpus: packing dropped {dropped} of {len(rows) * 32 + dropped} tokens (train)" in stdout
+    assert f"corpus: packing dropped {dropped} of {len(rows) * 32 + dropped} tokens (6 texts)" in stdout
 
 
 def test_stats_on_a_corpus_shows_blocks_and_dropped_tokens(corpus_config: Path, make_dataset: Any, tmp_path: Path,

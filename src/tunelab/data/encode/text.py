@@ -27,7 +27,7 @@ def pretrain_columns(records: Sequence[TextExample], tokenizer: Tokenizer, data:
     total = sum(len(ids) for ids in packed.input_ids)
     trained = sum(len(labels) - labels.count(IGNORE_INDEX) for labels in packed.labels)
     names = sorted({record.dataset for record in records})
-    dropped = dropped_note(packed.dropped_tokens, total, cutoff, role) if packing else None
+    dropped = dropped_note(packed.dropped_tokens, total, cutoff, len(texts)) if packing else None
     if len(names) == 1:
         target = report.dataset(names[0], role)
         target.tokens += total
@@ -40,10 +40,10 @@ def pretrain_columns(records: Sequence[TextExample], tokenizer: Tokenizer, data:
     return packed.to_dict()
 
 
-def dropped_note(dropped: int, kept: int, block_size: int, role: str) -> str | None:
+def dropped_note(dropped: int, kept: int, block_size: int, texts: int) -> str | None:
     """What packing left out, for the data report: the tokens after the last full block of each preprocessing batch
     (LLaMA-Factory drops them too), or None when nothing was dropped."""
     if not dropped:
         return None
-    return (f"packing dropped {dropped:,} of {kept + dropped:,} tokens ({role}): the rest after the last full block "
-            f"of {block_size} tokens in each preprocessing batch, as LLaMA-Factory does")
+    return (f"packing dropped {dropped:,} of {kept + dropped:,} tokens ({texts:,} texts): the rest after the last full "
+            f"block of {block_size} tokens in each preprocessing batch, as LLaMA-Factory does")
