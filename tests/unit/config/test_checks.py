@@ -122,7 +122,8 @@ def test_inference_needs_neither_output_dir_nor_dataset() -> None:
 
 
 @pytest.mark.parametrize(("flat", "key", "message"), [
-    ({"do_train": False}, "do_train", "false, but `tunelab train` trains; set do_train: true"),
+    ({"do_train": False}, "do_train", "false, but `tunelab train` trains; set do_train: true (or do_predict: true to "
+                                      "only answer eval_dataset)"),
     ({"max_steps": 0}, "max_steps", "must be a positive number of updates, or -1 to use num_train_epochs"),
     ({"max_steps": -5}, "max_steps", "must be a positive number of updates, or -1 to use num_train_epochs"),
     ({"val_size": 2.5}, "val_size", "2.5 is neither a fraction below 1 nor a whole row count"),
