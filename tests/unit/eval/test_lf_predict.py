@@ -14,7 +14,8 @@ from tunelab.interfaces.cli import main
 
 BASE = {"model_name_or_path": "base", "output_dir": "out", "eval_dataset": "test", "do_predict": True,
         "predict_with_generate": True}
-ROWS = [{"prompt": "p1", "predict": "今天天气很好，我们去公园。", "label": "今天天气不错，我们去公园玩吧。"},
+ROWS = [{"prompt": "p1", "predict": "今天天气很好，我们去公园。",
+         "label": "今天天气不错，我们去公园玩吧。"},
         {"prompt": "p2", "predict": "", "label": "参考答案"},
         {"prompt": "p3", "predict": "The cat sat on the mat.", "label": "The cat is on the mat."}]
 # the figures of LLaMA-Factory's predict_results.json (transformers' save_metrics, sorted keys)
