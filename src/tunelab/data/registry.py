@@ -160,6 +160,23 @@ def key_hint(loc: tuple[int | str, ...]) -> str:
     return suggest(last, model.model_fields if model else DatasetEntry.model_fields)
 
 
+def reused_column(name: str, entry: DatasetEntry, path: Path) -> DataError | None:
+    """The error for a field that feeds two roles (e.g. prompt and query both 'input': every prompt would hold its
+    text twice); a column may feed one role only."""
+    roles: dict[str, str] = {}
+    for role, column in entry.columns.model_dump().items():
+        if column is None:
+            continue
+        if column in roles:
+            first = roles[column]
+            return DataError(f"columns {first} and {role} both read the field {column!r}, so its text would be used "
+                             "twice", dataset=name, file=str(path), field=f"columns.{role}",
+                             fix=f"map {column!r} to one role only: remove \"{role}\": \"{column}\" (or \"{first}\") "
+                                 f"from the entry's columns, or register it again with --columns {role}=")
+        roles[column] = role
+    return None
+
+
 def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = False,
            use_openmind: bool = False) -> list[Dataset]:
     """Resolve dataset names against <dataset_dir>/dataset_info.json (USE_MODELSCOPE_HUB/USE_OPENMIND_HUB as flags)."""
@@ -179,6 +196,8 @@ def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = 
             entry = DatasetEntry(**raw[name])
         except ValidationError as exc:
             raise entry_error(name, registry_path, exc) from None
+        if (error := reused_column(name, entry, registry_path)) is not None:
+            raise error
         source, target = entry.source(use_modelscope, use_openmind)
         path = local_path(name, entry, folder) if source == "file" else None
         found.append(Dataset(name=name, entry=entry, path=path, source=source, target=target, dataset_dir=folder))

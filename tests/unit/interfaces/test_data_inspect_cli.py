@@ -76,3 +76,18 @@ def test_validate_lists_every_bad_row(tmp_path: Path, tiny_model_dir: Path, make
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
     assert "demo row 3: output: missing column 'output'" in out and "demo row 4: output: the response is empty" in out
+
+
+@pytest.mark.parametrize("command", ["validate", "preview"])
+def test_validate_and_preview_flag_a_column_read_twice(command: str, tmp_path: Path, tiny_model_dir: Path,
+                                                       make_dataset: Any, data_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # an entry written by hand (or by the register of an older version) that feeds 'input' to prompt and query
+    make_dataset([{"input": "q", "output": "a"}], entry={"columns": {"prompt": "input", "query": "input",
+                                                                      "response": "output"}})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
+    assert main(["data", command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'demo'" in err and "columns prompt and query both read the field 'input'" in err
+    assert "map 'input' to one role only: remove \"query\": \"input\"" in err and "Traceback" not in err
