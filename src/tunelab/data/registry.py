@@ -218,14 +218,15 @@ def local_path(name: str, entry: DatasetEntry, folder: Path) -> Path:
 
 
 def sha1_note(dataset: Dataset) -> str | None:
-    """The report note when file_sha1 differs from the file's SHA-1 (LLaMA-Factory ignores the key; we tell)."""
+    """The report note when file_sha1 differs from the file's SHA-1 (LLaMA-Factory ignores the key; we tell);
+    without the dataset's name, which every printer of a dataset's notes puts first."""
     expected = dataset.entry.file_sha1
     if not expected or dataset.path is None or not dataset.path.is_file():
         return None
     actual = sha1_of(dataset.path)
     if actual == expected.lower():
         return None
-    return (f"dataset {dataset.name!r}: file_sha1 in {REGISTRY_FILE} is {expected} but the file's is {actual}: "
+    return (f"file_sha1 in {REGISTRY_FILE} is {expected} but the file's is {actual}: "
             f"the file changed since it was registered; update file_sha1 (or remove it) once you have checked the file")
 
 

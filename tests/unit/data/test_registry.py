@@ -233,7 +233,7 @@ def test_source_order_is_llamafactorys(data_dir: Path) -> None:
 def test_file_sha1_mismatch_is_a_visible_note(make_dataset: Any, data_dir: Path) -> None:
     path = make_dataset(ROWS, entry={"file_sha1": "0" * 40})
     note = sha1_note(lookup(["demo"], data_dir)[0])
-    assert note == (f"dataset 'demo': file_sha1 in dataset_info.json is {'0' * 40} but the file's is {sha1_of(path)}: "
+    assert note == (f"file_sha1 in dataset_info.json is {'0' * 40} but the file's is {sha1_of(path)}: "
                     "the file changed since it was registered; update file_sha1 (or remove it) once you have "
                     "checked the file")
     make_dataset(ROWS, entry={"file_sha1": sha1_of(path).upper()})

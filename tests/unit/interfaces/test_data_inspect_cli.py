@@ -91,3 +91,15 @@ def test_validate_and_preview_flag_a_column_read_twice(command: str, tmp_path: P
     err = capsys.readouterr().err
     assert "dataset 'demo'" in err and "columns prompt and query both read the field 'input'" in err
     assert "map 'input' to one role only: remove \"query\": \"input\"" in err and "Traceback" not in err
+
+
+def test_validate_names_the_dataset_of_a_sha1_note_once(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21: the warning read "dataset 'general': dataset 'general': file_sha1 ..."
+    make_dataset(ROWS, name="general", entry={"file_sha1": "0" * 40})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: general\ndataset_dir: {data_dir}\n")
+    assert main(["data", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  general: file_sha1 in dataset_info.json is {'0' * 40} but the file's is " in out
+    assert out.count("general") == 1
