@@ -103,3 +103,19 @@ def test_validate_names_the_dataset_of_a_sha1_note_once(tmp_path: Path, tiny_mod
     out = capsys.readouterr().out
     assert f"  general: file_sha1 in dataset_info.json is {'0' * 40} but the file's is " in out
     assert out.count("general") == 1
+
+
+def test_validate_suggests_the_field_a_misspelt_column_meant(tmp_path: Path, tiny_model_dir: Path,
+                                                            make_dataset: Any, data_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21: a near-miss column name in dataset_info.json got no did-you-mean
+    make_dataset([{"question": "q", "answer": "a"}], entry={"columns": {"prompt": "questoin", "response": "answr"}})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
+    assert main(["data", "validate", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "demo row 1: questoin: missing column 'questoin'; did you mean question?" in out
+    make_dataset([{"question": "q", "answer": "a"}], entry={"columns": {"prompt": "question", "response": "answr"}})
+    assert main(["data", "validate", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "demo row 1: answr: missing column 'answr'; did you mean answer?" in out
