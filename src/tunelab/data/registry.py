@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from tunelab.data.errors import DataError
+from tunelab.runtime import env
 from tunelab.runtime.suggest import suggest
 
 REGISTRY_FILE = "dataset_info.json"
@@ -177,9 +178,12 @@ def reused_column(name: str, entry: DatasetEntry, path: Path) -> DataError | Non
     return None
 
 
-def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = False,
-           use_openmind: bool = False) -> list[Dataset]:
-    """Resolve dataset names against <dataset_dir>/dataset_info.json (USE_MODELSCOPE_HUB/USE_OPENMIND_HUB as flags)."""
+def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool | None = None,
+           use_openmind: bool | None = None) -> list[Dataset]:
+    """Resolve dataset names against <dataset_dir>/dataset_info.json; the hub flags default to USE_MODELSCOPE_HUB
+    and USE_OPENMIND_HUB, as in LLaMA-Factory."""
+    use_modelscope = env.use_modelscope_hub() if use_modelscope is None else use_modelscope
+    use_openmind = env.use_openmind_hub() if use_openmind is None else use_openmind
     folder = Path(dataset_dir)
     raw = read_registry(folder)
     registry_path = folder / REGISTRY_FILE

@@ -319,6 +319,21 @@ def test_modelscope_not_installed_is_a_clear_error(data_dir: Path, monkeypatch: 
         hub.dataset_rows(om)
 
 
+def test_use_modelscope_hub_picks_ms_hub_url_and_says_how_to_go_back(data_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 21: USE_MODELSCOPE_HUB=1 was silently ignored
+    monkeypatch.setitem(sys.modules, "modelscope", None)
+    write_info(data_dir, {"both": {"hf_hub_url": "h/x", "ms_hub_url": "m/x"}})
+    assert lookup(["both"], data_dir)[0].source == "hf_hub"
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "1")
+    (both,) = lookup(["both"], data_dir)
+    assert (both.source, both.target) == ("ms_hub", "m/x")
+    with pytest.raises(DataError) as excinfo:
+        hub.dataset_rows(both)
+    assert excinfo.value.fix == ("pip install 'modelscope>=1.14.0', or unset USE_MODELSCOPE_HUB to read its "
+                                 "hf_hub_url 'h/x', or download the data and set file_name")
+
+
 def test_modelscope_gets_llamafactorys_arguments(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datasets import Dataset as HFDataset
 
