@@ -119,3 +119,23 @@ def test_validate_suggests_the_field_a_misspelt_column_meant(tmp_path: Path, tin
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
     assert "demo row 1: answr: missing column 'answr'; did you mean answer?" in out
+
+
+def test_register_input_output_rows_then_validate_and_preview(tmp_path: Path, tiny_model_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21, the user's own steps: their rows have input and output; register maps prompt=input, and the prompt
+    # must hold the text once (it used to get "query": "input" too, and validate said valid)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = folder / "kefu.jsonl"
+    data.write_text("".join(json.dumps({"input": f"退货流程{i}？", "output": f"请在订单页申请{i}。"},
+                                       ensure_ascii=False) + "\n" for i in range(3)), encoding="utf-8")
+    assert main(["data", "register", str(data), "--columns", "prompt=input,response=output"]) == 0
+    assert json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))["kefu"]["columns"] == {
+        "prompt": "input", "response": "output"}
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: kefu\ndataset_dir: {folder}\n")
+    assert main(["data", "validate", str(path)]) == 0
+    assert "valid: every row converts" in capsys.readouterr().out
+    assert main(["data", "preview", str(path), "--rows", "1", "--plain", "disable_shuffling=true"]) == 0
+    assert capsys.readouterr().out.count("退货流程0？") == 1
