@@ -237,13 +237,19 @@ def lora_only_check(method: MethodSection, lora: LoraSection) -> list[Problem]:
                          "lora") for key in set_keys]
 
 
+# tunelab has no export command yet, so the fix names what works today: LoRA, or a merge with PEFT itself
+ADAPTER_FIX = ("to train on top of the adapter use finetuning_type: lora (add create_new_adapter: true to merge it and "
+               "train a new one); to train the merged weights with another method, merge them with PEFT first "
+               "(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), ADAPTER).merge_and_unload()"
+               ".save_pretrained(DIR), and the tokenizer to DIR) and give DIR as model_name_or_path")
+
+
 def adapter_check(model: ModelSection, method: MethodSection, lora: LoraSection) -> list[Problem]:
     """Adapters are LoRA weights; create_new_adapter needs them; pissa_init starts a new one."""
     problems = []
     if model.adapter_name_or_path and method.finetuning_type != "lora":
         problems.append(Problem("adapter_name_or_path", f"adapters are LoRA weights, but finetuning_type is "
-                                                        f"{method.finetuning_type}; merge them first (tunelab "
-                                                        "export) and give the merged folder as model_name_or_path"))
+                                                        f"{method.finetuning_type}; {ADAPTER_FIX}"))
     if lora.create_new_adapter and not model.adapter_name_or_path:
         problems.append(Problem("create_new_adapter", "needs adapter_name_or_path (the adapters merged under the "
                                                       "new one); remove it to train a fresh adapter"))

@@ -79,8 +79,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     columns = parse_pairs(args.columns or [], column_keys(), "--columns", "prompt=instruction,response=output",
                           allow_empty=True)
     tags = parse_pairs(args.tags or [], tag_keys(), "--tags", "role_tag=role,content_tag=content", allow_empty=True)
-    result = register(Path(args.file), args.name, formatting=args.formatting, columns=columns or None,
-                      tags=tags or None, ranking=args.ranking,
+    result = register(Path(args.file), args.name or Path(args.file).stem, formatting=args.formatting,
+                      columns=columns or None, tags=tags or None, ranking=args.ranking,
                       dataset_dir=Path(args.dataset_dir) if args.dataset_dir else None, force=args.force)
     say(describe(result))
     return 0
@@ -89,7 +89,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 def add_register_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tunelab data register`."""
     parser.add_argument("file", help="the data file (json, jsonl, csv, ...)")
-    parser.add_argument("--name", required=True, help="the dataset name to use in configs (dataset: NAME)")
+    parser.add_argument("--name", help="the dataset name to use in configs (dataset: NAME; default: the file's "
+                        "name without its extension)")
     parser.add_argument("--formatting", choices=["alpaca", "sharegpt", "openai"],
                         help="row format (default: the entry's current one, else alpaca)")
     parser.add_argument("--columns", action="append", metavar="KEY=FIELD,...",
