@@ -15,7 +15,7 @@ from tunelab.data.convert.alpaca import unmapped_columns_note
 from tunelab.data.convert.fields import Row
 from tunelab.data.convert.media import MEDIA_KINDS, with_media, without_media
 from tunelab.data.errors import DataError
-from tunelab.data.examples import Example, Feedback, Pair, TextExample
+from tunelab.data.examples import Example, Feedback, Pair, Supervised, TextExample
 from tunelab.data.kinds import kind_of, stages_of
 from tunelab.data.registry import DatasetEntry
 
@@ -45,6 +45,21 @@ def check_kind(entry: DatasetEntry, stage: str, example: type[Example]) -> None:
                             "entry's columns", kind="kto dataset")
 
 
+def check_text_corpus(entry: DatasetEntry, stage: str, example: type[Example]) -> None:
+    """An alpaca entry that maps a text column and no response is a pre-training corpus: the stages that learn a
+    response cannot use it, and the error says which stage can."""
+    columns = entry.columns
+    if example not in (Supervised, Feedback) or entry.formatting != "alpaca" or columns.response is not None:
+        return
+    if columns.prompt is None or columns.history is not None:
+        return
+    text_stages = " or ".join(stages_of(TextExample))
+    raise DataError(f"the entry maps no response column, only the text column {columns.prompt!r}: a text corpus, "
+                    f"but stage {stage} learns answers to prompts", field="columns.response",
+                    fix=f"to pre-train on the text use stage: {text_stages}; to fine-tune, map the answers: "
+                        '"response": "your_column" in the entry\'s columns', kind="no response column")
+
+
 def text_example(row: Row, entry: DatasetEntry, dataset: str, index: int, stage: str,
                  drop_media: bool = False) -> TextExample:
     """Pre-training text; media are not used in pre-training (dropped with their placeholders with drop_media)."""
@@ -69,6 +84,7 @@ def convert_row(row: Row, entry: DatasetEntry, dataset: str, index: int, media_d
     names the field and the fix); drop_media leaves the row's media and their placeholders out."""
     example = kind_of(stage).example
     check_kind(entry, stage, example)
+    check_text_corpus(entry, stage, example)
     if example is TextExample:  # plain text has no turns, template or media: no format converter applies
         return text_example(row, entry, dataset, index, stage, drop_media)
     converted = CONVERTERS[entry.formatting](row, entry, dataset, index, example)
