@@ -119,5 +119,5 @@ def test_no_row_matched_says_which_flag(tmp_path: Path, capsys: Capture) -> None
     book = exam_workbook(tmp_path / "cn.xlsx")
     assert main(["data", "convert", str(book), "--to", "alpaca", "--extract-all", "选项=(?P<q>第九问)", "--each",
                  "题={q}", "--map", "instruction=阅读文本,output=题", "--out", str(tmp_path / "o.json")]) == 2
-    assert ("no rows to write: of 4 rows, 4 not matched by --extract-all (sheet rows 2, 3, 4, 5); check the --extract-all "
-            "patterns against those rows, or pass --keep-unmatched") in capsys.readouterr().err
+    assert ("no rows to write: of 4 rows, 4 not matched by --extract-all (sheet rows 2, 3, 4, 5); check the "
+            "--extract-all patterns against those rows, or pass --keep-unmatched") in capsys.readouterr().err

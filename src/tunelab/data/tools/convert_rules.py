@@ -1,5 +1,6 @@
 """The row rules of `tunelab data convert`: fixed and templated fields, regex extraction into named fields (once, or
-every match laid out as numbered items), and row filters. Parsing checks the flags alone; `check_names` then checks every name against the table's columns."""
+every match laid out as numbered items), and row filters. Parsing checks the flags alone; `check_names` then checks
+every name against the table's columns."""
 
 from __future__ import annotations
 
