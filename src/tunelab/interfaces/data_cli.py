@@ -45,7 +45,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from tunelab.data.tools.convert_rules import parse_rules
     from tunelab.data.tools.register import describe, register
 
-    rules = parse_rules(args.set or [], args.template or [], args.extract or [], args.where or [], args.keep_unmatched)
+    rules = parse_rules(args.set or [], args.template or [], args.extract or [], args.where or [], args.keep_unmatched,
+                        args.extract_all or [], args.each or [])
     mapping = tool.parse_map(args.map or [], rules.provided())
     out = Path(args.out)
     report = tool.convert(Path(args.input), args.to, mapping, out, args.sheet, args.keep_empty, rules)
@@ -75,11 +76,18 @@ def add_convert_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extract", action="append", metavar="COLUMN=REGEX",
                         help="search the column with a regex; its named groups (?P<name>...) become fields for "
                              "--map, --template and --where; rows it misses are listed and not written")
+    parser.add_argument("--extract-all", action="append", metavar="COLUMN=REGEX",
+                        help="find every match of the regex in the column (several questions in one cell); item k "
+                             "holds the k-th match of each --extract-all, and its number {n}")
+    parser.add_argument("--each", action="append", metavar="FIELD=TEMPLATE",
+                        help="lay out each --extract-all item with the template ({group} and {n} placeholders), one "
+                             "per line, into FIELD for --map, --template and --where; a row with no match, or "
+                             "patterns matching a different number of times, is unmatched")
     parser.add_argument("--where", action="append", metavar="CONDITION",
                         help="keep only rows where COLUMN=VALUE, COLUMN!=VALUE, COLUMN~REGEX or COLUMN!~REGEX "
                              "(several are ANDed); the count filtered out is printed")
     parser.add_argument("--keep-unmatched", action="store_true",
-                        help="also write rows an --extract pattern misses (their fields empty)")
+                        help="also write rows an --extract or --extract-all pattern misses (their fields empty)")
     parser.add_argument("--sheet", help="xlsx: sheet name or 1-based number (default: the first sheet)")
     parser.add_argument("--out", required=True, help="output file: .json (pretty) or .jsonl")
     parser.add_argument("--keep-empty", action="store_true", help="also write rows whose output is empty")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tunelab.data.errors import DataError
 from tunelab.data.read import Row
-from tunelab.data.tools.convert_rules import Condition, Extraction, Rules, check_names
+from tunelab.data.tools.convert_rules import Condition, Rules, check_names
 from tunelab.data.tools.files import check_writable, listing, load_rows, parse_pairs, write_rows
 from tunelab.runtime.suggest import suggest
 
@@ -33,7 +33,7 @@ class Table:
 
 @dataclass
 class ConvertReport:
-    """What convert did: rows written, rows filtered out, rows the --extract patterns missed, empty outputs."""
+    """What convert did: rows written, rows filtered out, rows the --extract(-all) patterns missed, empty outputs."""
 
     written: int
     empty_output: list[int] = field(default_factory=list)
@@ -42,6 +42,13 @@ class ConvertReport:
     unmatched: list[int] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
     extract_columns: list[str] = field(default_factory=list)
+    items_columns: list[str] = field(default_factory=list)
+
+    def pattern_flags(self) -> str:
+        """'--extract 选项', '--extract-all 选项, 答案' or both joined by 'and': what can miss a row."""
+        flags = [f"{flag} {', '.join(columns)}" for flag, columns in
+                 (("--extract", self.extract_columns), ("--extract-all", self.items_columns)) if columns]
+        return " and ".join(flags)
 
 
 def parse_map(items: list[str], provided: Collection[str] = ()) -> dict[str, str]:
@@ -199,7 +206,8 @@ def convert(path: Path, to: str, mapping: dict[str, str], out: Path, sheet: str 
     table = read_table(path, sheet)
     check_names(rules, mapping, table.columns, table.where)
     report = ConvertReport(0, row_word=table.row_word, conditions=[str(c) for c in rules.conditions],
-                           extract_columns=list(dict.fromkeys(e.column for e in rules.extractions)))
+                           extract_columns=list(dict.fromkeys(e.column for e in rules.extractions)),
+                           items_columns=list(dict.fromkeys(e.column for e in rules.items.extractions)))
     ruled = rules != Rules()
     needed = used_columns(mapping, rules, table.columns)
     records = []
@@ -223,7 +231,7 @@ def convert(path: Path, to: str, mapping: dict[str, str], out: Path, sheet: str 
 def used_columns(mapping: Mapping[str, str], rules: Rules, columns: list[str]) -> list[str]:
     """The columns the rules read, and the mapped ones: their cells as text (history cells are read as pairs)."""
     names = {column for key, column in mapping.items() if key != "history"}
-    names |= {e.column for e in rules.extractions} | {c.name for c in rules.conditions}
+    names |= set(rules.pattern_columns()) | {c.name for c in rules.conditions}
     names |= {name for template in rules.templates.values() for name in template.names()}
     return [column for column in columns if column in names]
 
@@ -235,7 +243,7 @@ def rule_values(rules: Rules, needed: list[str], row: Row, number: int, report: 
     if not passes([c for c in rules.conditions if c.name in values], values):
         report.filtered += 1
         return None
-    if not extract(rules.extractions, values):
+    if not extract(rules, values):
         report.unmatched.append(number)
         if not rules.keep_unmatched:
             return None
@@ -250,14 +258,20 @@ def passes(conditions: list[Condition], values: Mapping[str, str]) -> bool:
     return all(condition.holds(values[condition.name]) for condition in conditions)
 
 
-def extract(extractions: list[Extraction], values: dict[str, str]) -> bool:
-    """Add each pattern's named groups to values ('' where it is not found); False when any is not found."""
+def extract(rules: Rules, values: dict[str, str]) -> bool:
+    """Add each --extract pattern's named groups and the --each fields to values ('' where a pattern is not found,
+    or the --extract-all items do not pair up); False when any is not found."""
     matched = True
-    for extraction in extractions:
+    for extraction in rules.extractions:
         found = extraction.apply(values[extraction.column])
         if found is None:
             matched, found = False, dict.fromkeys(extraction.fields(), "")
         values.update(found)
+    if rules.items.extractions:
+        laid_out = rules.items.apply(values)
+        if laid_out is None:
+            matched, laid_out = False, dict.fromkeys(rules.items.each, "")
+        values.update(laid_out)
     return matched
 
 
@@ -288,9 +302,10 @@ def nothing_to_write(report: ConvertReport, total: int, mapping: Mapping[str, st
         reasons.append(f"{report.filtered} filtered out by --where")
         fixes.append("check the --where conditions")
     if report.unmatched:
-        reasons.append(f"{len(report.unmatched)} not matched by --extract ({report.row_word}s "
+        flags = "--extract-all" if report.items_columns and not report.extract_columns else "--extract"
+        reasons.append(f"{len(report.unmatched)} not matched by {flags} ({report.row_word}s "
                        f"{listing(report.unmatched)})")
-        fixes.append("check the --extract patterns against those rows, or pass --keep-unmatched")
+        fixes.append(f"check the {flags} patterns against those rows, or pass --keep-unmatched")
     if report.empty_output:
         reasons.append(f"{len(report.empty_output)} with an empty output")
         fixes.append("pass --keep-empty")
@@ -302,8 +317,8 @@ def describe(report: ConvertReport, out: Path, to: str, keep_empty: bool, keep_u
     lines = [f"wrote {report.written} rows to {out} ({to})"]
     if report.conditions:
         lines.append(f"{report.filtered} rows filtered out by --where {' and '.join(report.conditions)}")
-    if report.extract_columns:
-        line = f"{len(report.unmatched)} rows not matched by --extract {', '.join(report.extract_columns)}"
+    if report.extract_columns or report.items_columns:
+        line = f"{len(report.unmatched)} rows not matched by {report.pattern_flags()}"
         if report.unmatched:
             fate = "kept (--keep-unmatched)" if keep_unmatched else "not written; pass --keep-unmatched to keep them"
             line += f", {fate}: {report.row_word}s {listing(report.unmatched)}"

@@ -1,10 +1,11 @@
-"""The row rules of `tunelab data convert`: fixed and templated fields, regex extraction into named fields, and
-row filters. Parsing checks the flags alone; `check_names` then checks every name against the table's columns."""
+"""The row rules of `tunelab data convert`: fixed and templated fields, regex extraction into named fields (once, or
+every match laid out as numbered items), and row filters. Parsing checks the flags alone; `check_names` then checks
+every name against the table's columns."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tunelab.data.errors import DataError
@@ -49,9 +50,40 @@ class Extraction:
     def apply(self, text: str) -> dict[str, str] | None:
         """The named groups' text (stripped; '' for a group that took no part); None when the pattern is missing."""
         match = self.pattern.search(text)
-        if match is None:
+        return None if match is None else groups(match)
+
+    def apply_all(self, text: str) -> list[dict[str, str]]:
+        """The named groups of every match, in order (none: an empty list)."""
+        return [groups(match) for match in self.pattern.finditer(text)]
+
+
+def groups(match: re.Match[str]) -> dict[str, str]:
+    """A match's named groups, stripped; '' for a group that took no part."""
+    return {name: (value or "").strip() for name, value in match.groupdict().items()}
+
+
+@dataclass(frozen=True)
+class Items:
+    """--extract-all patterns and --each templates: item k holds the k-th match of every pattern and its number {n};
+    each template renders every item, one per line, into its field."""
+
+    extractions: list[Extraction] = field(default_factory=list)
+    each: dict[str, Template] = field(default_factory=dict)
+
+    def groups(self) -> list[str]:
+        """The named groups an --each template may use, besides {n}."""
+        return [name for extraction in self.extractions for name in extraction.fields()]
+
+    def apply(self, values: Mapping[str, str]) -> dict[str, str] | None:
+        """The --each fields; None when a pattern is found nowhere or the patterns are found a different number
+        of times (their items could not be paired)."""
+        found = [extraction.apply_all(values[extraction.column]) for extraction in self.extractions]
+        count = len(found[0])
+        if not count or any(len(matches) != count for matches in found):
             return None
-        return {name: (value or "").strip() for name, value in match.groupdict().items()}
+        items = [{"n": str(k + 1)} | {name: text for matches in found for name, text in matches[k].items()}
+                 for k in range(count)]
+        return {key: "\n".join(template.render(item) for item in items) for key, template in self.each.items()}
 
 
 @dataclass(frozen=True)
@@ -83,14 +115,19 @@ class Rules:
     extractions: list[Extraction] = field(default_factory=list)
     conditions: list[Condition] = field(default_factory=list)
     keep_unmatched: bool = False
+    items: Items = field(default_factory=Items)
 
     def provided(self) -> set[str]:
         """The fields given by --set and --template."""
         return set(self.fixed) | set(self.templates)
 
     def extracted(self) -> list[str]:
-        """Every extracted field name, in flag order."""
-        return [name for extraction in self.extractions for name in extraction.fields()]
+        """Every extracted field name, in flag order: --extract groups, then --each fields."""
+        return [name for extraction in self.extractions for name in extraction.fields()] + list(self.items.each)
+
+    def pattern_columns(self) -> list[str]:
+        """The columns --extract and --extract-all search."""
+        return list(dict.fromkeys(e.column for e in self.extractions + self.items.extractions))
 
 
 def unescape(text: str) -> str:
@@ -131,13 +168,18 @@ def parse_templates(items: list[str]) -> dict[str, Template]:
     for item in items:
         key, value = split_item(item, "--template", 'output="{题目}\\n{答案}"')
         template = Template(fill_key(key, "--template", templates), unescape(value))
-        for match in BRACES.finditer(template.text):
-            if match[0] in "{}" or (match[1] is not None and not match[1].strip()):
-                raise DataError(f"--template {key}: {'unbalanced' if match[1] is None else 'empty'} "
-                                f"{match[0]!r} at character {match.start() + 1}",
-                                fix="name a column or an extracted field as {NAME}; write {{ and }} for braces")
+        check_braces(template, "--template")
         templates[key] = template
     return templates
+
+
+def check_braces(template: Template, flag: str) -> None:
+    """Unbalanced or empty braces in a template are an error naming the flag, field and position."""
+    for match in BRACES.finditer(template.text):
+        if match[0] in "{}" or (match[1] is not None and not match[1].strip()):
+            raise DataError(f"{flag} {template.field}: {'unbalanced' if match[1] is None else 'empty'} "
+                            f"{match[0]!r} at character {match.start() + 1}",
+                            fix="name a column or an extracted field as {NAME}; write {{ and }} for braces")
 
 
 def compile_regex(text: str, where: str) -> re.Pattern[str]:
@@ -150,19 +192,21 @@ def compile_regex(text: str, where: str) -> re.Pattern[str]:
                         fix="correct the pattern (Python re syntax; named parts are written (?P<name>...))") from None
 
 
-def parse_extractions(items: list[str]) -> list[Extraction]:
-    """--extract COLUMN=REGEX values; each pattern needs a named group, and a name is used once."""
+def parse_extractions(items: Sequence[str], flag: str = "--extract") -> list[Extraction]:
+    """--extract (or --extract-all) COLUMN=REGEX values; each pattern needs a named group, and a name is used once."""
     extractions: list[Extraction] = []
-    seen: set[str] = set()
+    seen: set[str] = {"n"} if flag == "--extract-all" else set()  # {n} is the item number in --each
     for item in items:
-        column, text = split_item(item, "--extract", "选项='(?P<question>.+?)A[.．、](?P<a>.+?)B[.．、]...'")
-        extraction = Extraction(column, compile_regex(text, f"--extract {column}"))
+        column, text = split_item(item, flag, "选项='(?P<question>.+?)A[.．、](?P<a>.+?)B[.．、]...'")
+        extraction = Extraction(column, compile_regex(text, f"{flag} {column}"))
         if not extraction.fields():
-            raise DataError(f"--extract {column}: the pattern has no named group",
+            raise DataError(f"{flag} {column}: the pattern has no named group",
                             fix="name each part you want as (?P<name>...)")
         repeated = seen.intersection(extraction.fields())
         if repeated:
-            raise DataError(f"--extract {column}: the group name {sorted(repeated)[0]!r} is used twice",
+            name = sorted(repeated)[0]
+            used = "is the item number" if name == "n" and flag == "--extract-all" else "is used twice"
+            raise DataError(f"{flag} {column}: the group name {name!r} {used}",
                             fix="give each named group its own name")
         seen.update(extraction.fields())
         extractions.append(extraction)
@@ -180,11 +224,39 @@ def parse_condition(item: str) -> Condition:
     return Condition(name, op, value.strip())
 
 
+def parse_items(extract_all: Sequence[str], each: Sequence[str], taken: Sequence[str]) -> Items:
+    """--extract-all COLUMN=REGEX and --each FIELD=TEMPLATE values: they come together; an --each field is new (not
+    in `taken`, the --extract groups) and its placeholders are --extract-all groups or {n}."""
+    if bool(extract_all) != bool(each):
+        raise DataError("--each needs --extract-all" if each else "--extract-all needs --each",
+                        fix="give --extract-all COLUMN=REGEX for the items and --each FIELD=TEMPLATE to lay out "
+                            "each one, e.g. --each 题目=\"{n}.{question}\\n答案:{answer}\"")
+    extractions = parse_extractions(extract_all, "--extract-all")
+    names = ["n"] + [name for extraction in extractions for name in extraction.fields()]
+    templates: dict[str, Template] = {}
+    for item in each:
+        key, value = split_item(item, "--each", '题目="{n}.{question}\\nA. {a}"')
+        if key in templates or key in taken:
+            raise DataError(f"--each {key}: the field {key!r} is already "
+                            f"{'given by --each' if key in templates else 'an --extract group'}",
+                            fix="give the --each field another name")
+        templates[key] = template = Template(key, unescape(value))
+        check_braces(template, "--each")
+        for name in template.names():
+            if name not in names:
+                raise DataError(f"--each {key}: placeholder {{{name}}} is not a group of the --extract-all "
+                                f"patterns; they are: {', '.join(names[1:])}, and {{n}} the item number"
+                                f"{suggest(name, names)}", fix="correct the placeholder")
+    return Items(extractions, templates)
+
+
 def parse_rules(fixed: list[str], templates: list[str], extractions: list[str], conditions: list[str],
-                keep_unmatched: bool = False) -> Rules:
+                keep_unmatched: bool = False, extract_all: Sequence[str] = (), each: Sequence[str] = ()) -> Rules:
     """The rules from the flags' values (each flag may be repeated)."""
-    return Rules(parse_fixed(fixed), parse_templates(templates), parse_extractions(extractions),
-                 [parse_condition(item) for item in conditions], keep_unmatched)
+    single = parse_extractions(extractions)
+    return Rules(parse_fixed(fixed), parse_templates(templates), single,
+                 [parse_condition(item) for item in conditions], keep_unmatched,
+                 parse_items(extract_all, each, [name for extraction in single for name in extraction.fields()]))
 
 
 def unknown_name(name: str, used_as: str, columns: list[str], extracted: list[str], where: str,
@@ -208,6 +280,14 @@ def check_names(rules: Rules, mapping: Mapping[str, str], columns: list[str], wh
         if clash:
             raise DataError(f"--extract {extraction.column}: the group name {clash[0]!r} is also a column",
                             file=where, fix="give the group another name")
+    for extraction in rules.items.extractions:
+        if extraction.column not in columns:
+            raise unknown_name(extraction.column, f"--extract-all {extraction.column}=...", columns, [], where,
+                               "correct the column name before '='")
+    clash = [name for name in rules.items.each if name in columns]
+    if clash:
+        raise DataError(f"--each {clash[0]}: the field {clash[0]!r} is also a column", file=where,
+                        fix="give the --each field another name")
     known = set(columns) | set(extracted)
     for key, column in mapping.items():
         if column not in known:

@@ -58,3 +58,16 @@ def test_check_names_refuses_a_group_named_like_a_column() -> None:
         check_names(rules, {}, ["选项", "答案"], "x.xlsx")
     rules = parse_rules([], ["output={ans}"], ["选项=(?P<ans>[A-D])"], ["ans=A"])
     check_names(rules, {"instruction": "ans"}, ["选项"], "x.xlsx")  # extracted fields serve --map, templates, --where
+
+
+def test_items_pair_the_kth_matches_and_number_them() -> None:
+    rules = parse_rules([], [], [], [], extract_all=[r"选项=(?P<q>问\d)", r"答案=(?P<ans>[A-D])"],
+                        each=[r"题={n}.{q}\n答案:{ans}"])
+    assert rules.extracted() == ["题"] and rules.pattern_columns() == ["选项", "答案"]
+    assert rules.items.apply({"选项": "问1 问2", "答案": "1.B 2.C"}) == {"题": "1.问1\n答案:B\n2.问2\n答案:C"}
+    assert rules.items.apply({"选项": "问1 问2", "答案": "1.B"}) is None  # the items do not pair up
+    assert rules.items.apply({"选项": "无", "答案": ""}) is None
+    with pytest.raises(DataError, match="--each 题: the field '题' is already an --extract group"):
+        parse_rules([], [], ["选项=(?P<题>.)"], [], extract_all=["选项=(?P<q>.)"], each=["题={q}"])
+    with pytest.raises(DataError, match="the group name 'q' is used twice"):
+        parse_rules([], [], [], [], extract_all=["选项=(?P<q>.)", "答案=(?P<q>.)"], each=["题={q}"])
