@@ -139,7 +139,7 @@ def add_eval_parsers(commands: Subcommands, add_config_args: Callable[[argparse.
 
     extract = commands.add_parser("eval-extract", help="(tunelab eval extract) try an extractor on a text")
     extract.add_argument("--extractor", required=True, help="name (text, first_line, regex, choice, number, json, "
-                         "list) or JSON object with parameters")
+                         "list, letter_list, letter_set) or JSON object with parameters")
     extract.add_argument("--text", required=True, help="the generated text ('-' reads standard input)")
     extract.add_argument("--prompt", help="the prompt (the choice extractor reads option texts from it)")
     extract.set_defaults(func=cmd_eval_extract)
