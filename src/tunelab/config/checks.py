@@ -90,14 +90,21 @@ def run_checks(sections: Mapping[str, Section], checks: Sequence[Check]) -> Chec
     return run
 
 
-def checks_for(purpose: Purpose) -> tuple[Check, ...]:
-    """The checks a command runs: the common ones, then its own."""
-    return CHECKS["all"] + CHECKS[purpose]
+def checks_for(purpose: Purpose, predict_only: bool = False) -> tuple[Check, ...]:
+    """The checks a command runs: the common ones, then its own (`tunelab train` that only predicts: those of
+    prediction, not of training)."""
+    return CHECKS["all"] + CHECKS["predict_only" if purpose == "train" and predict_only else purpose]
+
+
+def predicts_only(sections: Mapping[str, Section]) -> bool:
+    """do_predict without do_train: `tunelab train` answers eval_dataset and trains nothing."""
+    method = sections.get("method")
+    return isinstance(method, MethodSection) and method.do_predict and not method.do_train
 
 
 def cross_checks(sections: Mapping[str, Section], purpose: Purpose) -> list[Problem]:
     """All problems of combination among the sections that validated."""
-    return run_checks(sections, checks_for(purpose)).problems
+    return run_checks(sections, checks_for(purpose, predicts_only(sections))).problems
 
 
 def stage_check(method: MethodSection) -> list[Problem]:
@@ -173,18 +180,39 @@ def streaming_check(data: DataSection) -> list[Problem]:
 
 
 def do_train_check(method: MethodSection) -> list[Problem]:
-    """`tunelab train` trains, so do_train must not be false."""
-    if method.do_train:
+    """`tunelab train` trains or predicts, so do_train false needs do_predict."""
+    if method.do_train or method.do_predict:
         return []
-    return [Problem("do_train", "false, but `tunelab train` trains; set do_train: true")]
+    return [Problem("do_train", "false, but `tunelab train` trains; set do_train: true (or do_predict: true to "
+                                "only answer eval_dataset)")]
 
 
-def required_for_training(data: DataSection, train: TrainSection) -> list[Problem]:
-    """Training needs an output_dir and a dataset."""
+def predict_check(data: DataSection, method: MethodSection, evaluation: EvalSection) -> list[Problem]:
+    """do_predict generates (predict_with_generate), for sft, over eval_dataset, as LLaMA-Factory requires."""
+    problems = []
+    if method.do_predict and not evaluation.predict_with_generate:
+        problems.append(Problem("do_predict", "predictions are generated answers: set predict_with_generate: true "
+                                              "(LLaMA-Factory requires it too)"))
+    if evaluation.predict_with_generate and not method.do_predict:
+        problems.append(Problem("predict_with_generate", "tunelab generates only for do_predict, not at the "
+                                                         "evaluations during training: set do_predict: true, or "
+                                                         "remove it"))
+    if method.do_predict and not data.eval_dataset:
+        problems.append(Problem("eval_dataset", "do_predict answers the rows of eval_dataset: name them, e.g. "
+                                                "eval_dataset: identity"))
+    if method.do_predict and method.stage != "sft":
+        problems.append(Problem("do_predict", f"answers need stage sft, not {method.stage} (LLaMA-Factory refuses "
+                                              "it too): set stage: sft, or remove do_predict"))
+    return problems
+
+
+def required_for_training(data: DataSection, train: TrainSection, method: MethodSection) -> list[Problem]:
+    """Training needs an output_dir and a dataset (prediction alone: the output_dir)."""
     problems = []
     if not train.output_dir:
-        problems.append(Problem("output_dir", "required for training; e.g. output_dir: saves/my-run"))
-    if not data.dataset:
+        what = "training" if method.do_train else "do_predict (its files are written there)"
+        problems.append(Problem("output_dir", f"required for {what}; e.g. output_dir: saves/my-run"))
+    if method.do_train and not data.dataset:
         problems.append(Problem("dataset", "required for training; name entries of "
                                            f"{data.dataset_dir}/dataset_info.json, e.g. dataset: identity"))
     return problems
@@ -209,13 +237,19 @@ def lora_only_check(method: MethodSection, lora: LoraSection) -> list[Problem]:
                          "lora") for key in set_keys]
 
 
+# tunelab has no export command yet, so the fix names what works today: LoRA, or a merge with PEFT itself
+ADAPTER_FIX = ("to train on top of the adapter use finetuning_type: lora (add create_new_adapter: true to merge it and "
+               "train a new one); to train the merged weights with another method, merge them with PEFT first "
+               "(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), ADAPTER).merge_and_unload()"
+               ".save_pretrained(DIR), and the tokenizer to DIR) and give DIR as model_name_or_path")
+
+
 def adapter_check(model: ModelSection, method: MethodSection, lora: LoraSection) -> list[Problem]:
     """Adapters are LoRA weights; create_new_adapter needs them; pissa_init starts a new one."""
     problems = []
     if model.adapter_name_or_path and method.finetuning_type != "lora":
         problems.append(Problem("adapter_name_or_path", f"adapters are LoRA weights, but finetuning_type is "
-                                                        f"{method.finetuning_type}; merge them first (tunelab "
-                                                        "export) and give the merged folder as model_name_or_path"))
+                                                        f"{method.finetuning_type}; {ADAPTER_FIX}"))
     if lora.create_new_adapter and not model.adapter_name_or_path:
         problems.append(Problem("create_new_adapter", "needs adapter_name_or_path (the adapters merged under the "
                                                       "new one); remove it to train a fresh adapter"))
@@ -356,12 +390,15 @@ def eval_tasks_check(train: TrainSection, evaluation: EvalSection) -> list[Probl
     return eval_checks(EvalConfig(train, evaluation))
 
 
-CHECKS: dict[Literal["all"] | Purpose, tuple[Check, ...]] = {
+CHECKS: dict[Literal["all", "predict_only"] | Purpose, tuple[Check, ...]] = {
     "all": tuple(map(declare, (stage_check, packing_check, mixing_check, streaming_check))),
     "train": tuple(map(declare, (
-        do_train_check, required_for_training, precision_check, max_steps_check, val_size_check, eval_data_check,
-        checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check, adapter_check,
-        best_model_check, early_stopping_check, accuracy_check, launch_checks))),
+        do_train_check, predict_check, required_for_training, precision_check, max_steps_check, val_size_check,
+        eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check,
+        adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks))),
+    # `tunelab train` with do_predict and without do_train: the model is only loaded and asked, so the training
+    # settings (schedule, evaluation during training, launch) do not apply
+    "predict_only": tuple(map(declare, (predict_check, required_for_training, lora_only_check, adapter_check))),
     "infer": (),
     "predict": (declare(required_for_predict),),
     "eval": (declare(eval_tasks_check),),

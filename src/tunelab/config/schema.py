@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                      PositiveInt, TypeAdapter, ValidationError, model_validator)
 
 from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec, parse_entries, parse_tasks
 
@@ -97,6 +98,10 @@ class DataSection(Section):
         "as in LLaMA-Factory.")
     media_dir: str | None = Field(None, description="Folder that relative image/video/audio paths start from "
                                   "(default: dataset_dir).")
+    drop_media: bool = Field(
+        False, description="Train on the text of rows that carry images, videos or audios: the media and their "
+        "<image>/<video>/<audio> placeholders are removed (counted in the data report). tunelab trains on text "
+        "only, so without it such rows are refused.")
     preprocessing_num_workers: PositiveInt | None = Field(
         None, description="Processes used to tokenize the data (default: one; used from 20,000 rows on, below that starting them costs more than it saves).")
 
@@ -104,7 +109,11 @@ class DataSection(Section):
 class MethodSection(Section):
     stage: Literal["pt", "sft", "rm", "ppo", "dpo", "kto"] = Field(
         "sft", description="Training stage; this version trains pt (continued pre-training on text) and sft.")
-    do_train: bool = Field(True, description="Run training (LLaMA-Factory key; must be true for `tunelab train`).")
+    do_train: bool = Field(True, description="Train (`tunelab train`); default true, but false when do_predict is "
+                           "set, as in LLaMA-Factory (where do_train defaults to false).")
+    do_predict: bool = Field(False, description="`tunelab train`: answer every eval_dataset row into "
+                             "generated_predictions.jsonl and score it into predict_results.json (BLEU-4, ROUGE), "
+                             "after training when do_train is true; needs predict_with_generate: true.")
     finetuning_type: Literal["lora", "freeze", "full"] = Field(
         "lora", description="How weights are trained: 'lora' (small adapters), 'freeze' (only some decoder layers) "
         "or 'full' (every weight).")
@@ -118,6 +127,18 @@ class MethodSection(Section):
         "embed_tokens,norm).")
     pure_bf16: bool = Field(False, description="Keep trainable weights in bf16 too and train without autocast "
                             "(less memory, less precise updates; needs bf16 hardware).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def predict_only_by_default(cls, values: object) -> object:
+        """do_train left out with do_predict set means predict only, as LLaMA-Factory's prediction YAMLs mean it."""
+        if not isinstance(values, dict) or "do_train" in values or "do_predict" not in values:
+            return values
+        try:
+            predicts = TypeAdapter(bool).validate_python(values["do_predict"])
+        except ValidationError:  # the field itself reports the bad value
+            return values
+        return {**values, "do_train": False} if predicts else values
 
 
 class LoraSection(Section):
@@ -209,6 +230,9 @@ class EvalSection(Section):
         "no", description="When to evaluate during training; 'steps' uses eval_steps. With val_size > 0 and "
         "'no', tunelab evaluates once at the end.")
     eval_steps: PositiveInt | None = Field(None, description="Evaluate every N updates (default: logging_steps).")
+    predict_with_generate: bool = Field(
+        False, description="With do_predict: generate the answers (LLaMA-Factory key; its prediction YAMLs set it, "
+        "and do_predict needs it).")
     compute_accuracy: bool = Field(False, description="Also report token accuracy (argmax = label over the "
                                    "trained tokens) at each evaluation.")
     early_stopping_steps: PositiveInt | None = Field(

@@ -10,6 +10,7 @@ import numpy as np
 from tunelab.config.schema import DataSection
 from tunelab.data import hub, mix, registry, sampling
 from tunelab.data.convert import convert_row, unmapped_columns_note
+from tunelab.data.convert.media import listed_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
 from tunelab.data.report import DataReport, DatasetReport
@@ -82,9 +83,11 @@ def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetR
     media_dir = Path(data.media_dir or data.dataset_dir)
     for index, row in enumerate(rows, start=1):
         try:
-            records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage))
+            records.append(convert_row(row, entry.entry, entry.name, index, media_dir, stage, data.drop_media))
         except DataError as exc:
             bad_row(exc, entry.name, data, report, index)
+            continue
+        report.media_dropped += listed_media(row, entry.entry.columns) if data.drop_media else 0
     report.rows_converted = len(records)
     return records
 

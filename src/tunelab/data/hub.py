@@ -89,7 +89,7 @@ def load_modelscope(dataset: Dataset, streaming: bool, cache_dir: str | None,
         from modelscope import MsDataset  # type: ignore[import-not-found]
         from modelscope.utils.config_ds import MS_DATASETS_CACHE  # type: ignore[import-not-found]
     except ImportError:
-        raise missing_package(dataset, "modelscope>=1.14.0", "ms_hub_url") from None
+        raise missing_package(dataset, "modelscope>=1.14.0", "ms_hub_url", "USE_MODELSCOPE_HUB") from None
     entry = dataset.entry
     loaded = MsDataset.load(dataset_name=dataset.target, subset_name=entry.subset, data_dir=entry.folder,
                             data_files=None, split=entry.split, cache_dir=cache_dir or MS_DATASETS_CACHE,
@@ -104,20 +104,24 @@ def load_openmind(dataset: Dataset, streaming: bool, cache_dir: str | None,
         from openmind import OmDataset  # type: ignore[import-not-found]
         from openmind.utils.hub import OM_DATASETS_CACHE  # type: ignore[import-not-found]
     except ImportError:
-        raise missing_package(dataset, "openmind>=0.8.0", "om_hub_url") from None
+        raise missing_package(dataset, "openmind>=0.8.0", "om_hub_url", "USE_OPENMIND_HUB") from None
     entry = dataset.entry
     return OmDataset.load_dataset(path=dataset.target, name=entry.subset, data_dir=entry.folder, data_files=None,
                                   split=entry.split, cache_dir=cache_dir or OM_DATASETS_CACHE, token=token,
                                   streaming=streaming)
 
 
-def missing_package(dataset: Dataset, requirement: str, key: str) -> DataError:
-    """The error for a hub whose client library is not installed."""
+def missing_package(dataset: Dataset, requirement: str, key: str, flag: str | None = None) -> DataError:
+    """The error for a source whose client library is not installed; when the entry has an hf_hub_url too, the hub
+    was chosen by the FLAG environment variable, and unsetting it is the quickest fix."""
     name = requirement.split(">")[0]
+    if flag and dataset.entry.hf_hub_url:
+        other = f"unset {flag} to read its hf_hub_url {dataset.entry.hf_hub_url!r}"
+    else:
+        other = "give the entry an hf_hub_url"
     return DataError(f"{key} {dataset.target!r} needs the {name} package, which is not installed",
                      dataset=dataset.name, field=key,
-                     fix=f"pip install '{requirement}', or give the entry an hf_hub_url, or download the data "
-                         f"and set file_name")
+                     fix=f"pip install '{requirement}', or {other}, or download the data and set file_name")
 
 
 def remote_rows(dataset: Dataset, loaded: HFDataset | IterableDataset) -> Iterator[Row]:

@@ -160,6 +160,17 @@ def pretrain_blocks(columns: PackedColumns, batch: list[str], tokenizer: Tokeniz
     return [(None, block) for block in blocks]
 
 
+def pretrain_block_counts(lengths: list[int], block_size: int, batch_size: int = LF_BATCH_SIZE) -> tuple[int, int]:
+    """(blocks, tokens dropped) that `pack_pretrain` with packing makes of texts of these token lengths (eos
+    included): each batch's tokens are cut into full blocks and the rest of the batch is dropped."""
+    blocks = dropped = 0
+    for start in range(0, len(lengths), batch_size):
+        tokens = sum(lengths[start:start + batch_size])
+        blocks += tokens // block_size
+        dropped += tokens % block_size
+    return blocks, dropped
+
+
 def pretrain_truncated(columns: PackedColumns, batch: list[str], tokenizer: Tokenizer, cutoff_len: int,
                        add_bos: bool) -> list[tuple[int | None, list[int]]]:
     """One row per text (bos text prepended if the tokenizer adds one), cut to cutoff_len on the tokenizer's side."""

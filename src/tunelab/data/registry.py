@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from tunelab.data.errors import DataError
+from tunelab.runtime import env
 from tunelab.runtime.suggest import suggest
 
 REGISTRY_FILE = "dataset_info.json"
@@ -160,9 +161,29 @@ def key_hint(loc: tuple[int | str, ...]) -> str:
     return suggest(last, model.model_fields if model else DatasetEntry.model_fields)
 
 
-def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = False,
-           use_openmind: bool = False) -> list[Dataset]:
-    """Resolve dataset names against <dataset_dir>/dataset_info.json (USE_MODELSCOPE_HUB/USE_OPENMIND_HUB as flags)."""
+def reused_column(name: str, entry: DatasetEntry, path: Path) -> DataError | None:
+    """The error for a field that feeds two roles (e.g. prompt and query both 'input': every prompt would hold its
+    text twice); a column may feed one role only."""
+    roles: dict[str, str] = {}
+    for role, column in entry.columns.model_dump().items():
+        if column is None:
+            continue
+        if column in roles:
+            first = roles[column]
+            return DataError(f"columns {first} and {role} both read the field {column!r}, so its text would be used "
+                             "twice", dataset=name, file=str(path), field=f"columns.{role}",
+                             fix=f"map {column!r} to one role only: remove \"{role}\": \"{column}\" (or \"{first}\") "
+                                 f"from the entry's columns, or register it again with --columns {role}=")
+        roles[column] = role
+    return None
+
+
+def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool | None = None,
+           use_openmind: bool | None = None) -> list[Dataset]:
+    """Resolve dataset names against <dataset_dir>/dataset_info.json; the hub flags default to USE_MODELSCOPE_HUB
+    and USE_OPENMIND_HUB, as in LLaMA-Factory."""
+    use_modelscope = env.use_modelscope_hub() if use_modelscope is None else use_modelscope
+    use_openmind = env.use_openmind_hub() if use_openmind is None else use_openmind
     folder = Path(dataset_dir)
     raw = read_registry(folder)
     registry_path = folder / REGISTRY_FILE
@@ -179,6 +200,8 @@ def lookup(names: list[str], dataset_dir: str | Path, *, use_modelscope: bool = 
             entry = DatasetEntry(**raw[name])
         except ValidationError as exc:
             raise entry_error(name, registry_path, exc) from None
+        if (error := reused_column(name, entry, registry_path)) is not None:
+            raise error
         source, target = entry.source(use_modelscope, use_openmind)
         path = local_path(name, entry, folder) if source == "file" else None
         found.append(Dataset(name=name, entry=entry, path=path, source=source, target=target, dataset_dir=folder))
@@ -199,14 +222,15 @@ def local_path(name: str, entry: DatasetEntry, folder: Path) -> Path:
 
 
 def sha1_note(dataset: Dataset) -> str | None:
-    """The report note when file_sha1 differs from the file's SHA-1 (LLaMA-Factory ignores the key; we tell)."""
+    """The report note when file_sha1 differs from the file's SHA-1 (LLaMA-Factory ignores the key; we tell);
+    without the dataset's name, which every printer of a dataset's notes puts first."""
     expected = dataset.entry.file_sha1
     if not expected or dataset.path is None or not dataset.path.is_file():
         return None
     actual = sha1_of(dataset.path)
     if actual == expected.lower():
         return None
-    return (f"dataset {dataset.name!r}: file_sha1 in {REGISTRY_FILE} is {expected} but the file's is {actual}: "
+    return (f"file_sha1 in {REGISTRY_FILE} is {expected} but the file's is {actual}: "
             f"the file changed since it was registered; update file_sha1 (or remove it) once you have checked the file")
 
 

@@ -34,6 +34,7 @@ class DatasetReport:
     truncated: int = 0
     turns_dropped_for_length: int = 0
     dropped_for_length: int = 0  # packing: examples longer than cutoff_len, left out
+    media_dropped: int = 0  # drop_media: image, video and audio entries left out of converted rows
     tokens: int = 0
     tokens_trained: int = 0
     notes: list[str] = field(default_factory=list)

@@ -23,6 +23,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data import hub, registry, sampling
 from tunelab.data.bundle import DataBundle, eval_set
 from tunelab.data.convert import convert_row
+from tunelab.data.convert.media import listed_media, refuse_row_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
 from tunelab.data.gather import bad_row, dataset_report, eval_records, split_names
@@ -51,12 +52,14 @@ def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetRep
         if count:
             report.rows_read += 1
         try:
-            record = convert_row(row, entry.entry, entry.name, index, media_dir, stage)
+            record = convert_row(row, entry.entry, entry.name, index, media_dir, stage, data.drop_media)
+            refuse_row_media(record)
         except DataError as exc:
             bad_row(exc, entry.name, data, report, index, count)
             continue
         if count:
             report.rows_converted += 1
+            report.media_dropped += listed_media(row, entry.entry.columns) if data.drop_media else 0
         yield record
 
 

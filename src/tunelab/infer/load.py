@@ -31,12 +31,15 @@ def trained_model(config: RunConfig) -> str:
     return config.model.model_name_or_path
 
 
-def load_for_inference(config: RunConfig) -> ModelBundle:
-    """The model (with adapters when there are any) and the tokenizer whose template it was trained with."""
+def load_for_inference(config: RunConfig, from_output_dir: bool = True) -> ModelBundle:
+    """The model (with adapters when there are any) and the tokenizer whose template it was trained with;
+    from_output_dir=False loads model_name_or_path and adapter_name_or_path only, never what output_dir holds."""
     import torch
 
-    source = resolve(trained_model(config), config.model.cache_dir)
-    adapter = adapter_paths(config) if config.method.finetuning_type == "lora" else config.model.adapter_name_or_path
+    source = resolve(trained_model(config) if from_output_dir else config.model.model_name_or_path,
+                     config.model.cache_dir)
+    adapter = (adapter_paths(config) if from_output_dir and config.method.finetuning_type == "lora"
+               else config.model.adapter_name_or_path)
     first = Path(adapter.split(",")[0].strip()) if adapter else None
     # a run saves its tokenizer (and chat template) next to the adapter: prefer it, so chat uses what training used
     tokenizer_dir = first if first and (first / "tokenizer_config.json").is_file() else source.path

@@ -22,9 +22,10 @@ from tunelab.data.render import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
 from tunelab.infer.protocols import Tokenizer
 from tunelab.model.load import ModelBundle
+from tunelab.runtime import paths
 
-PREDICTIONS = "generated_predictions.jsonl"
-REPORT = "predict_report.json"
+PREDICTIONS = paths.PREDICTIONS
+REPORT = paths.PREDICT_REPORT
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ class PredictReport:
         return {"rows": self.rows, "written": self.written, "resumed": self.resumed,
                 "too_long": self.too_long, "generated_tokens": self.generated_tokens,
                 "seconds": round(self.seconds, 2), "generated_tokens_per_s": round(speed, 1)}
+
+    def too_long_note(self, out_dir: str | Path) -> str | None:
+        """The warning for rows left unanswered because their prompt is longer than cutoff_len (None: none)."""
+        if not self.too_long:
+            return None
+        ids = ", ".join(str(r["id"]) for r in self.too_long[:10])
+        return (f"{len(self.too_long)} rows not answered: their prompt is longer than cutoff_len ({ids}"
+                f"{', ...' if len(self.too_long) > 10 else ''}); see {out_dir}/{REPORT}")
 
 
 def prediction_settings(infer: InferSection) -> InferSection:

@@ -31,18 +31,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tunelab.config.launch_plan import plan_launch
     from tunelab.config.load import load_config
     from tunelab.runtime import env
+    from tunelab.runtime.logging import is_main_process, quiet_libraries
     from tunelab.train.launch import launch
-
     from tunelab.train.outdir import plan_start
 
     config = load_config(args.config, args.overrides, purpose="train")
-    plan = plan_launch(config.launch, env.variables())
-    if plan is not None:  # several processes: run this same command under torchrun, which trains in each
-        plan_start(config)  # an output_dir problem is reported once, before any process starts
-        return launch(plan, args.config, args.overrides)
-    from tunelab.train.run import train
+    if config.method.do_predict:  # LLaMA-Factory's do_predict: train (if asked), then answer eval_dataset
+        from tunelab.eval.lf_predict import clear_outputs, run_predict
 
-    train(config)
+        clear_outputs(config)
+    if config.method.do_train:
+        plan = plan_launch(config.launch, env.variables())
+        if plan is not None:  # several processes: run this same command under torchrun, which trains in each
+            plan_start(config)  # an output_dir problem is reported once, before any process starts
+            return launch(plan, args.config, args.overrides)
+        from tunelab.train.run import train
+
+        train(config)
+    if config.method.do_predict and is_main_process():  # prediction runs in one process
+        quiet_libraries()
+        run_predict(config, trained=config.method.do_train)
     return 0
 
 
@@ -85,7 +93,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tunelab.config.load import load_config
     from tunelab.infer.load import load_for_inference
-    from tunelab.infer.predict import PREDICTIONS, REPORT, PredictReport, predict
+    from tunelab.infer.predict import PREDICTIONS, PredictReport, predict
     from tunelab.runtime.logging import info, quiet_libraries, warn
     from tunelab.runtime.progress import Counter
 
@@ -99,10 +107,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     report = predict(config, load_for_inference(config), progress)
     out = config.train.output_dir
-    if report.too_long:
-        ids = ", ".join(r["id"] for r in report.too_long[:10])
-        warn(f"{len(report.too_long)} rows not answered: their prompt is longer than cutoff_len ({ids}"
-             f"{', ...' if len(report.too_long) > 10 else ''}); see {out}/{REPORT}")
+    note = report.too_long_note(out)
+    if note:
+        warn(note)
     info(f"{report.written} rows answered, {report.resumed} already there; {out}/{PREDICTIONS}")
     return 0
 

@@ -42,16 +42,18 @@ def say(lines: list[str]) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     """`tunelab data convert`: map columns, write alpaca/sharegpt rows, optionally register the output."""
     from tunelab.data.tools import convert as tool
+    from tunelab.data.tools.convert_rules import parse_rules
     from tunelab.data.tools.register import describe, register
 
-    mapping = tool.parse_map(args.map)
+    rules = parse_rules(args.set or [], args.template or [], args.extract or [], args.where or [], args.keep_unmatched)
+    mapping = tool.parse_map(args.map or [], rules.provided())
     out = Path(args.out)
-    report = tool.convert(Path(args.input), args.to, mapping, out, args.sheet, args.keep_empty)
-    say(tool.describe(report, out, args.to, args.keep_empty))
+    report = tool.convert(Path(args.input), args.to, mapping, out, args.sheet, args.keep_empty, rules)
+    say(tool.describe(report, out, args.to, args.keep_empty, args.keep_unmatched))
     if args.register or args.name:
         # alpaca keeps system/history as fields of those names; sharegpt folds history into the conversation
         used = ("system", "history") if args.to == "alpaca" else ("system",)
-        columns = {key: key for key in used if key in mapping}
+        columns = {key: key for key in used if key in mapping or key in rules.provided()}
         say(describe(register(out, args.name or out.stem, formatting=args.to, columns=columns or None, fresh=True)))
     return 0
 
@@ -60,9 +62,24 @@ def add_convert_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tunelab data convert`."""
     parser.add_argument("input", help="xlsx, csv, json or jsonl file with one example per row")
     parser.add_argument("--to", required=True, choices=["alpaca", "sharegpt"], help="output format")
-    parser.add_argument("--map", required=True, action="append", metavar="FIELD=COLUMN,...",
-                        help="which input column holds each field: instruction and output required; input, system "
-                             "and history optional (e.g. --map instruction=问题,output=答案)")
+    parser.add_argument("--map", action="append", metavar="FIELD=COLUMN,...",
+                        help="which input column (or --extract field) holds each field: instruction and output "
+                             "required unless --set or --template gives them; input, system and history optional "
+                             "(e.g. --map instruction=问题,output=答案)")
+    parser.add_argument("--set", action="append", metavar="FIELD=TEXT",
+                        help="the same text in every row, e.g. --set instruction=\"请根据阅读文本出题\" (\\n is a line "
+                             "break); one field per --set")
+    parser.add_argument("--template", action="append", metavar="FIELD=TEXT",
+                        help="a field built from {COLUMN} and {FIELD} placeholders, e.g. --template "
+                             "output=\"{题目}\\n{选项}\" ({{ and }} are braces)")
+    parser.add_argument("--extract", action="append", metavar="COLUMN=REGEX",
+                        help="search the column with a regex; its named groups (?P<name>...) become fields for "
+                             "--map, --template and --where; rows it misses are listed and not written")
+    parser.add_argument("--where", action="append", metavar="CONDITION",
+                        help="keep only rows where COLUMN=VALUE, COLUMN!=VALUE, COLUMN~REGEX or COLUMN!~REGEX "
+                             "(several are ANDed); the count filtered out is printed")
+    parser.add_argument("--keep-unmatched", action="store_true",
+                        help="also write rows an --extract pattern misses (their fields empty)")
     parser.add_argument("--sheet", help="xlsx: sheet name or 1-based number (default: the first sheet)")
     parser.add_argument("--out", required=True, help="output file: .json (pretty) or .jsonl")
     parser.add_argument("--keep-empty", action="store_true", help="also write rows whose output is empty")
@@ -79,8 +96,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     columns = parse_pairs(args.columns or [], column_keys(), "--columns", "prompt=instruction,response=output",
                           allow_empty=True)
     tags = parse_pairs(args.tags or [], tag_keys(), "--tags", "role_tag=role,content_tag=content", allow_empty=True)
-    result = register(Path(args.file), args.name, formatting=args.formatting, columns=columns or None,
-                      tags=tags or None, ranking=args.ranking,
+    result = register(Path(args.file), args.name or Path(args.file).stem, formatting=args.formatting,
+                      columns=columns or None, tags=tags or None, ranking=args.ranking,
                       dataset_dir=Path(args.dataset_dir) if args.dataset_dir else None, force=args.force)
     say(describe(result))
     return 0
@@ -89,7 +106,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 def add_register_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tunelab data register`."""
     parser.add_argument("file", help="the data file (json, jsonl, csv, ...)")
-    parser.add_argument("--name", required=True, help="the dataset name to use in configs (dataset: NAME)")
+    parser.add_argument("--name", help="the dataset name to use in configs (dataset: NAME; default: the file's "
+                        "name without its extension)")
     parser.add_argument("--formatting", choices=["alpaca", "sharegpt", "openai"],
                         help="row format (default: the entry's current one, else alpaca)")
     parser.add_argument("--columns", action="append", metavar="KEY=FIELD,...",
@@ -254,13 +272,12 @@ def add_stats_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`tunelab data validate`: every bad row of every dataset, not just the first; exit 2 if any."""
-    from tunelab.data.tools.inspect import report_lines, validate
+    from tunelab.data.tools.inspect import report_lines, validate, verdict
 
     report, problems = validate(run_config(args))
     say(problems[:200] + ([f"... and {len(problems) - 200} more"] if len(problems) > 200 else []))
     say(report_lines(report, examples=False))
-    say(["valid: every row converts" if not problems else f"{report.totals()['rows_skipped']} "
-         "rows have problems (listed above; training stops at the first unless on_bad_row: skip)"])
+    say([verdict(report, problems)])
     return 0 if not problems else EXIT_DATA
 
 

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from tunelab.text.extract import ExtractorSpec
 
 SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
+COMMANDS = ("tunelab eval CONFIG.yaml [key=value ...] [--compare]", "tunelab eval score PREDICTIONS.jsonl",
+            "tunelab eval extract --extractor NAME --text TEXT")
+NOT_YET = {"judge": "LLM-judge evaluation (a judge model scoring the answers) is not available in this version"}
 
 
 def route(argv: list[str]) -> list[str]:
@@ -22,11 +25,28 @@ def route(argv: list[str]) -> list[str]:
     return argv
 
 
+def unknown_command(word: str) -> str | None:
+    """The message for `tunelab eval WORD` when WORD is a command name rather than a config path (judge, scor)."""
+    path = Path(word)
+    if path.exists() or path.suffix or "/" in word or "\\" in word:
+        return None
+    from tunelab.runtime.suggest import suggest
+
+    head = NOT_YET.get(word) or f"there is no eval command {word!r} and no config file of that name" + suggest(
+        word, SUBCOMMANDS)
+    return f"{head}; the eval commands are: {'; '.join(COMMANDS)}"
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    """`tunelab eval CONFIG`: score the model on the config's eval_tasks and write the report."""
     from tunelab.config.load import load_config
+    from tunelab.eval.errors import EvalError
     from tunelab.eval.run import evaluate
     from tunelab.runtime.logging import info, quiet_libraries
 
+    message = unknown_command(args.config)
+    if message:
+        raise EvalError(f"eval {args.config}: {message}")
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="eval")
     evaluate(config, compare=args.compare)

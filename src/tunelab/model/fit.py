@@ -1,6 +1,7 @@
 """Settings checked against the model's architecture before its weights load: the model is built on the meta
 device from its config.json (no memory, no weights), so a wrong lora_target or freeze_trainable_layers is
-reported in seconds, all problems together."""
+reported in seconds, all problems together; and what the model takes besides text (its media encoders), so rows
+with images are refused before the weights load."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.schema import RunConfig
+from tunelab.data.convert.media import ModelMedia
 from tunelab.model import adapters, freeze
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without loading transformers
@@ -47,6 +49,20 @@ def method_problems(model: PreTrainedModel, config: RunConfig) -> list[Problem]:
             key, message = str(exc).split(": ", 1)
             found.append(Problem(key, message))
     return found
+
+
+# config.json keys of a media encoder, and the media kinds it takes (documented in docs/data.md)
+TOWERS = {"vision_config": ("images", "videos"), "audio_config": ("audios",)}
+
+
+def model_media(path: Path, name: str, trust_remote_code: bool = False) -> ModelMedia:
+    """What the model at path can take besides text, read from its config.json (no weights): images and videos
+    with a vision_config, audios with an audio_config."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    kinds = {kind for key, taken in TOWERS.items() if getattr(config, key, None) is not None for kind in taken}
+    return ModelMedia(name, frozenset(kinds))
 
 
 def check_fit(config: RunConfig, path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.model import registry
+from tunelab.runtime import env
 from tunelab.runtime.logging import info
 from tunelab.runtime.suggest import suggest
 
@@ -75,6 +76,8 @@ def resolve(name_or_path: str, cache_dir: str | None = None) -> ResolvedModel:
         raise ModelError(f"model_name_or_path: {path} does not exist; give an existing model folder or .gguf file"
                          f"\n{local_options()}")
     if HUB_ID.match(name_or_path):
+        if env.use_modelscope_hub():  # LLaMA-Factory's switch: hub ids name ModelScope models
+            return ResolvedModel(download_modelscope(name_or_path, cache_dir), name_or_path, "hub")
         return ResolvedModel(download(name_or_path, cache_dir), name_or_path, "hub")
     hint = suggest(name_or_path, list(registry.aliases()))
     raise ModelError(f"model_name_or_path: {name_or_path!r} is not a folder, a .gguf file, an alias or a hub "
@@ -118,6 +121,25 @@ def download(repo_id: str, cache_dir: str | None) -> Path:
     except Exception as exc:  # network errors, gated or missing repos: all end the same way for the user
         raise ModelError(f"model_name_or_path: could not download {repo_id!r} from the Hugging Face hub "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})\n{local_options()}") from None
+
+
+def download_modelscope(repo_id: str, cache_dir: str | None) -> Path:
+    """Fetch a model from ModelScope (USE_MODELSCOPE_HUB=1), as LLaMA-Factory does; a clear error when its client
+    is not installed or the model cannot be fetched."""
+    try:
+        from modelscope import snapshot_download  # type: ignore[import-not-found]
+    except ImportError:
+        raise ModelError(f"model_name_or_path: USE_MODELSCOPE_HUB is set, so {repo_id!r} is a ModelScope model, but "
+                         "the modelscope package is not installed; pip install modelscope, or unset "
+                         "USE_MODELSCOPE_HUB to download it from the Hugging Face hub, or download the model and "
+                         f"give its folder\n{local_options()}") from None
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir))
+    except Exception as exc:  # network errors, missing repos: all end the same way for the user
+        raise ModelError(f"model_name_or_path: could not download {repo_id!r} from ModelScope "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                         "check the model id on modelscope.cn, or unset USE_MODELSCOPE_HUB to use the Hugging Face "
+                         f"hub\n{local_options()}") from None
 
 
 def load_tokenizer(path: Path, template: str | None = None,

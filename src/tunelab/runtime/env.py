@@ -44,6 +44,21 @@ def hub_offline() -> bool:
     return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def flag(name: str) -> bool:
+    """A boolean environment variable as LLaMA-Factory reads them: true, y or 1 (any case)."""
+    return os.environ.get(name, "0").strip().lower() in ("true", "y", "1")
+
+
+def use_modelscope_hub() -> bool:
+    """USE_MODELSCOPE_HUB: models and datasets named by hub id come from ModelScope instead of Hugging Face."""
+    return flag("USE_MODELSCOPE_HUB")
+
+
+def use_openmind_hub() -> bool:
+    """USE_OPENMIND_HUB: datasets with an om_hub_url come from Modelers (openmind) instead of Hugging Face."""
+    return flag("USE_OPENMIND_HUB")
+
+
 def no_color() -> bool:
     """True when colour output is unwanted (NO_COLOR) or the console is not a terminal."""
     return bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty()

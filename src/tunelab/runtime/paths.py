@@ -10,6 +10,9 @@ METRICS = "train_results.json"
 LOSS_PNG = "training_loss.png"
 EVAL_LOSS_PNG = "training_eval_loss.png"
 DATA_REPORT = "data_report.json"
+PREDICTIONS = "generated_predictions.jsonl"  # tunelab predict, and do_predict (LLaMA-Factory's name)
+PREDICT_REPORT = "predict_report.json"  # rows answered, resumed and too long
+PREDICT_RESULTS = "predict_results.json"  # do_predict's scores, under LLaMA-Factory's key names
 
 
 def output_file(output_dir: str | Path, name: str) -> Path:

@@ -31,7 +31,8 @@ SAME_RUN_IGNORES = frozenset({
     "dataloader_num_workers", "preprocessing_num_workers", "ddp_timeout", "overwrite_cache", "tokenized_path",
     "per_device_eval_batch_size", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port",
     "include_num_input_tokens_seen", "include_effective_tokens_per_second", "eval_tasks", "eval_models",
-    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty"})
+    "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "do_predict",
+    "predict_with_generate"})
 
 
 class RunError(Exception):

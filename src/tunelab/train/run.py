@@ -13,7 +13,7 @@ from tunelab.data.bundle import DataBundle
 from tunelab.data.pipeline import build_data
 from tunelab.model import adapters
 from tunelab.model.attention import use_packed_attention
-from tunelab.model.fit import check_fit
+from tunelab.model.fit import check_fit, model_media
 from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
 from tunelab.model.methods import apply_method
 from tunelab.model.precision import Precision, decide
@@ -85,7 +85,8 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     info(f"model {config.model.model_name_or_path} ({source.kind}: {source.path})")
     check_fit(config, source.path)
     tokenizer = load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
-    data = build_data(config.data, tokenizer, config.train.seed, config.method.stage)
+    media = model_media(source.path, config.model.model_name_or_path, config.model.trust_remote_code)
+    data = build_data(config.data, tokenizer, config.train.seed, config.method.stage, media)
     report_data(data, config)
     dtype = getattr(torch, precision.load_dtype(config.method.finetuning_type))
     model = load_model(source.path, dtype, config.model.trust_remote_code)

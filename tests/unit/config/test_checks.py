@@ -65,6 +65,10 @@ def test_lora_settings_with_another_method(key: str, value: object) -> None:
 def test_adapters_need_lora_and_create_new_adapter_needs_adapters() -> None:
     found = problems({**MINIMAL, "finetuning_type": "freeze", "adapter_name_or_path": "saves/a"})
     assert found["adapter_name_or_path"].startswith("adapters are LoRA weights, but finetuning_type is freeze")
+    # issue 21: the fix named `tunelab export`, which does not exist yet
+    assert "tunelab export" not in found["adapter_name_or_path"]
+    assert "use finetuning_type: lora" in found["adapter_name_or_path"]
+    assert "merge_and_unload().save_pretrained(DIR)" in found["adapter_name_or_path"]
     assert set(problems({**MINIMAL, "create_new_adapter": True})) == {"create_new_adapter"}
     assert set(problems({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True})) == {"pissa_init"}
     assert build({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True, "create_new_adapter": True})
@@ -122,7 +126,8 @@ def test_inference_needs_neither_output_dir_nor_dataset() -> None:
 
 
 @pytest.mark.parametrize(("flat", "key", "message"), [
-    ({"do_train": False}, "do_train", "false, but `tunelab train` trains; set do_train: true"),
+    ({"do_train": False}, "do_train", "false, but `tunelab train` trains; set do_train: true (or do_predict: true to "
+                                      "only answer eval_dataset)"),
     ({"max_steps": 0}, "max_steps", "must be a positive number of updates, or -1 to use num_train_epochs"),
     ({"max_steps": -5}, "max_steps", "must be a positive number of updates, or -1 to use num_train_epochs"),
     ({"val_size": 2.5}, "val_size", "2.5 is neither a fraction below 1 nor a whole row count"),

@@ -192,3 +192,26 @@ def test_unmapped_columns_note_is_exported_by_the_package() -> None:
     rows = [{"instruction": "a", "output": "b", "system": "S"}]
     assert unmapped_columns_note(rows, Columns()) is not None
     assert unmapped_columns_note(rows, Columns(system="system")) is None
+
+
+@pytest.mark.parametrize("stage", ["sft", "kto"])
+def test_a_text_corpus_under_an_answer_stage_suggests_stage_pt(stage: str) -> None:
+    # issue 21: {"prompt": "text"} under stage sft said only that the entry maps no response column
+    entry = DatasetEntry(columns={"prompt": "text"})
+    with pytest.raises(DataError) as caught:
+        convert_row({"text": "一段预训练文本"}, entry, "corpus", 1, None, stage)
+    message = str(caught.value)
+    assert "the entry maps no response column, only the text column 'text': a text corpus" in message
+    assert "to pre-train on the text use stage: pt" in message
+
+
+def test_a_misspelt_column_gets_a_did_you_mean() -> None:
+    entry = DatasetEntry(columns={"prompt": "instruction", "response": "ouptut"})
+    with pytest.raises(DataError) as caught:
+        convert_row({"instruction": "q", "output": "a"}, entry, "d", 1, None, "sft")
+    assert caught.value.problem == "missing column 'ouptut'; did you mean output?"
+    assert caught.value.fix == "correct the column name in dataset_info.json's \"columns\" (the row's fields are: " \
+                               "instruction, output)"
+    with pytest.raises(DataError) as caught:
+        convert_row({"instrution": "q", "output": "a"}, DatasetEntry(), "d", 1, None, "sft")
+    assert caught.value.problem == "missing column 'instruction'; did you mean instrution?"

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from tunelab.data.convert import convert_row
+from tunelab.data.convert.media import ModelMedia, listed_media, refuse_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
 from tunelab.data.registry import Columns, DatasetEntry
+from tunelab.data.report import DataReport, DatasetReport
 
 IMAGES = DatasetEntry(formatting="sharegpt", columns=Columns(messages="conversations", images="images"))
 ALL_MEDIA = DatasetEntry(formatting="sharegpt", columns=Columns(messages="conversations", images="images",
@@ -140,3 +142,38 @@ def test_pretraining_rows_cannot_carry_media(media_dir: Path) -> None:
     err = error({"text": "<image> caption", "images": ["cat.png"]}, media_dir, spec, "pt")
     assert (err.field, err.problem) == ("images", "stage pt trains on text only; the row has images")
     assert convert({"text": "just text", "images": None}, media_dir, spec, "pt").images == ()
+
+
+def test_drop_media_removes_the_media_and_their_placeholders(media_dir: Path) -> None:
+    row = {"conversations": chat(("human", "<image>What is this? <image>"), ("gpt", "Two cats.")),
+           "images": ["cat.png", "gone.png"]}  # a missing file does not matter once it is dropped
+    sample = convert_row(row, IMAGES, "d", 1, media_dir, "sft", drop_media=True)
+    assert sample.images == () and [m.content for m in sample.messages] == ["What is this? ", "Two cats."]
+    assert listed_media(row, IMAGES.columns) == 2
+
+
+def test_drop_media_leaves_placeholders_of_unmapped_kinds(media_dir: Path) -> None:
+    row = {"conversations": chat(("human", "<image><video>?"), ("gpt", "A")), "images": ["cat.png"]}
+    assert convert_row(row, IMAGES, "d", 1, media_dir, "sft", drop_media=True).messages[0].content == "<video>?"
+
+
+def test_pretraining_text_drops_its_media_when_asked(media_dir: Path) -> None:
+    spec = DatasetEntry(columns=Columns(prompt="text", images="images"))
+    sample = convert_row({"text": "<image> caption", "images": ["cat.png"]}, spec, "d", 1, media_dir, "pt", True)
+    assert sample.text == " caption" and sample.images == ()
+
+
+def test_rows_with_media_are_refused_with_their_count(media_dir: Path) -> None:
+    rows = [convert({"conversations": chat(("human", "<image>?"), ("gpt", "A")), "images": ["cat.png"]}, media_dir),
+            convert({"conversations": chat(("human", "plain"), ("gpt", "B")), "images": None}, media_dir)]
+    report = DataReport(datasets=[DatasetReport("d", file="pics.json", rows_converted=2)])
+    with pytest.raises(DataError) as excinfo:
+        refuse_media(rows, report, ModelMedia("SmolLM2"))
+    assert str(excinfo.value) == (
+        "dataset 'd' (pics.json), field drop_media: 1 of 2 rows carry media (1 image), but the model SmolLM2 has no "
+        "vision tower (its config.json has no vision_config); the <image> placeholders would be trained as plain "
+        "text; set drop_media: true to train on the text alone (the media and their placeholders are removed and "
+        "counted in the data report), or use a dataset without media")
+    with pytest.raises(DataError, match="tunelab trains on text only and does not feed media to the model VL yet"):
+        refuse_media(rows, report, ModelMedia("VL", frozenset({"images", "videos"})))
+    refuse_media(rows[1:], report, ModelMedia("SmolLM2"))  # no media: nothing to refuse

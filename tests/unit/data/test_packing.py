@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tunelab.data.packing import effective_cutoff_len, greedy_knapsack, pack_pretrain, pack_supervised
+from tunelab.data.packing import (effective_cutoff_len, greedy_knapsack, pack_pretrain, pack_supervised,
+                                   pretrain_block_counts)
 
 # LF: greedy_knapsack([5, 3, 8, 2, 7, 1, 4, 4, 6], 10) and greedy_knapsack([9, 9, 1, 1, 10, 3], 10)
 KNAPSACKS = [([5, 3, 8, 2, 7, 1, 4, 4, 6], 10, [[8, 2], [7, 3], [6, 4], [5, 4, 1]]),
@@ -117,3 +118,11 @@ def test_pack_pretrain_labels_ignore_the_pad_id_as_llamafactorys_collator(tiny_t
 def test_pack_pretrain_llama3_template_appends_its_own_eos_text(tiny_tokenizer: Any) -> None:
     packed = pack_pretrain(["cat chat"], tiny_tokenizer, cutoff_len=64, packing=False, template="llama3")
     assert packed.input_ids[0] == tiny_tokenizer("cat chat<|end_of_text|>", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize(("block", "batch"), [(8, 1000), (8, 2), (50, 1), (7, 3)])
+def test_block_counts_are_what_pack_pretrain_makes(tiny_tokenizer: Any, block: int, batch: int) -> None:
+    lengths = [len(ids) for ids in tiny_tokenizer([t + tiny_tokenizer.eos_token for t in PRETRAIN_TEXTS],
+                                                  add_special_tokens=False)["input_ids"]]
+    packed = pack_pretrain(PRETRAIN_TEXTS, tiny_tokenizer, block, packing=True, batch_size=batch)
+    assert pretrain_block_counts(lengths, block, batch) == (len(packed.input_ids), packed.dropped_tokens)

@@ -233,7 +233,7 @@ def test_source_order_is_llamafactorys(data_dir: Path) -> None:
 def test_file_sha1_mismatch_is_a_visible_note(make_dataset: Any, data_dir: Path) -> None:
     path = make_dataset(ROWS, entry={"file_sha1": "0" * 40})
     note = sha1_note(lookup(["demo"], data_dir)[0])
-    assert note == (f"dataset 'demo': file_sha1 in dataset_info.json is {'0' * 40} but the file's is {sha1_of(path)}: "
+    assert note == (f"file_sha1 in dataset_info.json is {'0' * 40} but the file's is {sha1_of(path)}: "
                     "the file changed since it was registered; update file_sha1 (or remove it) once you have "
                     "checked the file")
     make_dataset(ROWS, entry={"file_sha1": sha1_of(path).upper()})
@@ -317,6 +317,21 @@ def test_modelscope_not_installed_is_a_clear_error(data_dir: Path, monkeypatch: 
                                   "entry an hf_hub_url, or download the data and set file_name")
     with pytest.raises(DataError, match="om_hub_url 'HaM/y' needs the openmind package"):
         hub.dataset_rows(om)
+
+
+def test_use_modelscope_hub_picks_ms_hub_url_and_says_how_to_go_back(data_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 21: USE_MODELSCOPE_HUB=1 was silently ignored
+    monkeypatch.setitem(sys.modules, "modelscope", None)
+    write_info(data_dir, {"both": {"hf_hub_url": "h/x", "ms_hub_url": "m/x"}})
+    assert lookup(["both"], data_dir)[0].source == "hf_hub"
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "1")
+    (both,) = lookup(["both"], data_dir)
+    assert (both.source, both.target) == ("ms_hub", "m/x")
+    with pytest.raises(DataError) as excinfo:
+        hub.dataset_rows(both)
+    assert excinfo.value.fix == ("pip install 'modelscope>=1.14.0', or unset USE_MODELSCOPE_HUB to read its "
+                                 "hf_hub_url 'h/x', or download the data and set file_name")
 
 
 def test_modelscope_gets_llamafactorys_arguments(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,3 +108,17 @@ def test_shuffled_keeps_every_item() -> None:
     out = list(shuffled(iter(items), 7, seed=3))
     assert sorted(out) == items and out != items and out == list(shuffled(iter(items), 7, seed=3))
     assert list(islice(shuffled(iter(items), 100, seed=3), 50)) != items
+
+
+def test_a_row_with_media_stops_a_stream_unless_dropped(make_dataset: Any, data_dir: Path,
+                                                        tiny_tokenizer: Any) -> None:
+    pics = rows("a", 2) + [{"instruction": "<image>What is it?", "output": "A cat.", "images": ["cat.png"]}]
+    path = make_dataset(pics, name="a", file_name="a.json", entry={"columns": {
+        "prompt": "instruction", "response": "output", "images": "images"}})
+    (data_dir / "cat.png").write_bytes(b"x")
+    with pytest.raises(DataError) as excinfo:
+        build_data(section(data_dir), tiny_tokenizer, seed=0)
+    assert str(excinfo.value).startswith(f"dataset 'a' ({path}), row 3, field drop_media: the row carries media "
+                                         "(1 image), but tunelab trains on text only")
+    bundle = build_data(section(data_dir, drop_media=True), tiny_tokenizer, seed=0)
+    assert len(ids(bundle.train)) == 3 and bundle.report.dataset("a").media_dropped == 1

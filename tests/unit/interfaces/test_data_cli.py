@@ -178,3 +178,40 @@ def test_split_registers_parts_and_rejects_too_many_rows(tmp_path: Path, capsys:
     capsys.readouterr()
     assert main(["data", "split", str(data), "--val", "6", "--test", "0.4"]) == 2
     assert "asked for 6 val + 4 test rows but the file has 10 rows" in capsys.readouterr().err
+
+
+def test_register_never_maps_a_column_twice_and_says_what_it_inferred(tmp_path: Path, capsys: Capture) -> None:
+    # issue 21: input/output rows registered with prompt=input got "query": "input" too, so every prompt held its
+    # text twice
+    data = jsonl(tmp_path / "qa.jsonl", [{"input": f"q{i}", "output": f"a{i}"} for i in range(4)])
+    assert main(["data", "register", str(data), "--name", "qa", "--columns", "prompt=input,response=output"]) == 0
+    assert "inferred" not in capsys.readouterr().out
+    assert read_json(tmp_path / "dataset_info.json")["qa"]["columns"] == {"prompt": "input", "response": "output"}
+    both = jsonl(tmp_path / "both.jsonl", [{"instruction": "q", "input": "x", "output": "a", "answer": "b"}])
+    assert main(["data", "register", str(both), "--name", "both", "--columns", "response=answer"]) == 0
+    assert "note: columns inferred from the file's fields: prompt=instruction, query=input; remove any you do not " \
+           "want with --columns KEY= (e.g. --columns prompt=)" in capsys.readouterr().out
+    assert read_json(tmp_path / "dataset_info.json")["both"]["columns"] == {
+        "prompt": "instruction", "query": "input", "response": "answer"}
+    assert main(["data", "register", str(both), "--name", "both", "--columns", "prompt=input"]) == 0
+    assert read_json(tmp_path / "dataset_info.json")["both"]["columns"] == {"prompt": "input", "response": "answer"}
+
+
+def test_register_refuses_an_entry_that_reads_a_column_twice(tmp_path: Path, capsys: Capture) -> None:
+    data = jsonl(tmp_path / "qa.jsonl", [{"input": "q", "output": "a"}])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "columns": {
+        "prompt": "input", "query": "input", "response": "output"}}}), encoding="utf-8")
+    assert main(["data", "register", str(data), "--name", "qa", "--columns", "response=output"]) == 2
+    assert "columns prompt and query both read the field 'input'" in capsys.readouterr().err
+    assert main(["data", "register", str(data), "--name", "qa", "--columns", "query="]) == 0
+
+
+def test_split_register_keeps_the_source_columns_as_they_stand(tmp_path: Path, capsys: Capture) -> None:
+    data = jsonl(tmp_path / "qa.jsonl", [{"instruction": "sys", "input": f"q{i}", "output": f"a{i}"}
+                                         for i in range(6)])
+    assert main(["data", "register", str(data), "--name", "qa", "--columns", "prompt=input,response=output"]) == 0
+    assert main(["data", "split", str(data), "--val", "2", "--register"]) == 0
+    registry = read_json(tmp_path / "dataset_info.json")
+    assert registry["qa"]["columns"] == {"prompt": "input", "response": "output"}
+    assert registry["qa_train"]["columns"] == registry["qa_val"]["columns"] == registry["qa"]["columns"]
+    assert "inferred" not in capsys.readouterr().out

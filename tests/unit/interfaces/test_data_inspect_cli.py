@@ -76,3 +76,66 @@ def test_validate_lists_every_bad_row(tmp_path: Path, tiny_model_dir: Path, make
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
     assert "demo row 3: output: missing column 'output'" in out and "demo row 4: output: the response is empty" in out
+
+
+@pytest.mark.parametrize("command", ["validate", "preview"])
+def test_validate_and_preview_flag_a_column_read_twice(command: str, tmp_path: Path, tiny_model_dir: Path,
+                                                       make_dataset: Any, data_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # an entry written by hand (or by the register of an older version) that feeds 'input' to prompt and query
+    make_dataset([{"input": "q", "output": "a"}], entry={"columns": {"prompt": "input", "query": "input",
+                                                                      "response": "output"}})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
+    assert main(["data", command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'demo'" in err and "columns prompt and query both read the field 'input'" in err
+    assert "map 'input' to one role only: remove \"query\": \"input\"" in err and "Traceback" not in err
+
+
+def test_validate_names_the_dataset_of_a_sha1_note_once(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21: the warning read "dataset 'general': dataset 'general': file_sha1 ..."
+    make_dataset(ROWS, name="general", entry={"file_sha1": "0" * 40})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: general\ndataset_dir: {data_dir}\n")
+    assert main(["data", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  general: file_sha1 in dataset_info.json is {'0' * 40} but the file's is " in out
+    assert out.count("general") == 1
+
+
+def test_validate_suggests_the_field_a_misspelt_column_meant(tmp_path: Path, tiny_model_dir: Path,
+                                                            make_dataset: Any, data_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21: a near-miss column name in dataset_info.json got no did-you-mean
+    make_dataset([{"question": "q", "answer": "a"}], entry={"columns": {"prompt": "questoin", "response": "answr"}})
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
+    assert main(["data", "validate", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "demo row 1: questoin: missing column 'questoin'; did you mean question?" in out
+    make_dataset([{"question": "q", "answer": "a"}], entry={"columns": {"prompt": "question", "response": "answr"}})
+    assert main(["data", "validate", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "demo row 1: answr: missing column 'answr'; did you mean answer?" in out
+
+
+def test_register_input_output_rows_then_validate_and_preview(tmp_path: Path, tiny_model_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21, the user's own steps: their rows have input and output; register maps prompt=input, and the prompt
+    # must hold the text once (it used to get "query": "input" too, and validate said valid)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = folder / "kefu.jsonl"
+    data.write_text("".join(json.dumps({"input": f"退货流程{i}？", "output": f"请在订单页申请{i}。"},
+                                       ensure_ascii=False) + "\n" for i in range(3)), encoding="utf-8")
+    assert main(["data", "register", str(data), "--columns", "prompt=input,response=output"]) == 0
+    assert json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))["kefu"]["columns"] == {
+        "prompt": "input", "response": "output"}
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: kefu\ndataset_dir: {folder}\n")
+    assert main(["data", "validate", str(path)]) == 0
+    assert "valid: every row converts" in capsys.readouterr().out
+    assert main(["data", "preview", str(path), "--rows", "1", "--plain", "disable_shuffling=true"]) == 0
+    assert capsys.readouterr().out.count("退货流程0？") == 1

@@ -135,3 +135,53 @@ def test_a_folder_with_a_broken_config_is_a_model_error(tiny_model_dir: Path, tm
     (folder / "config.json").write_text('{"model_type": "not_a_model"}')
     with pytest.raises(ModelError, match=f"model_name_or_path: cannot load a causal language model from {folder}"):
         load_model(folder, torch.float32)
+
+
+def no_hf_download(*args: Any, **kwargs: Any) -> str:
+    raise AssertionError("the Hugging Face hub must not be asked when USE_MODELSCOPE_HUB is set")
+
+
+def test_use_modelscope_hub_without_modelscope_says_so(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path) -> None:
+    # issue 21: USE_MODELSCOPE_HUB=1 was silently ignored
+    import sys
+
+    import huggingface_hub
+
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "1")
+    monkeypatch.setitem(sys.modules, "modelscope", None)  # import fails even where it is installed
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hf_download)
+    with pytest.raises(ModelError) as excinfo:
+        resolve("Qwen/Qwen2.5-0.5B-Instruct")
+    first = str(excinfo.value).splitlines()[0]
+    assert first == ("model_name_or_path: USE_MODELSCOPE_HUB is set, so 'Qwen/Qwen2.5-0.5B-Instruct' is a "
+                     "ModelScope model, but the modelscope package is not installed; pip install modelscope, or "
+                     "unset USE_MODELSCOPE_HUB to download it from the Hugging Face hub, or download the model and "
+                     "give its folder")
+    assert resolve(str(tiny_model_dir)).kind == "folder"  # local paths never go to a hub
+
+
+def test_use_modelscope_hub_asks_modelscope_for_hub_ids(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+    import types
+
+    import huggingface_hub
+
+    asked: list[tuple[str, str | None]] = []
+
+    def snapshot_download(repo_id: str, cache_dir: str | None = None) -> str:
+        asked.append((repo_id, cache_dir))
+        raise ConnectionError("modelscope.cn is not reachable")
+
+    monkeypatch.setitem(sys.modules, "modelscope", types.SimpleNamespace(snapshot_download=snapshot_download))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hf_download)
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "true")
+    with pytest.raises(ModelError) as excinfo:
+        resolve("Qwen/Qwen2.5-0.5B-Instruct", cache_dir=str(tmp_path))
+    assert asked == [("Qwen/Qwen2.5-0.5B-Instruct", str(tmp_path))]
+    assert str(excinfo.value).startswith("model_name_or_path: could not download 'Qwen/Qwen2.5-0.5B-Instruct' from "
+                                         "ModelScope (ConnectionError: modelscope.cn is not reachable); check the "
+                                         "model id on modelscope.cn, or unset USE_MODELSCOPE_HUB")
+    monkeypatch.setenv("USE_MODELSCOPE_HUB", "0")
+    with pytest.raises(ModelError, match="from the Hugging Face hub .AssertionError"):  # "0": Hugging Face again
+        resolve("Qwen/Qwen2.5-0.5B-Instruct")
+    assert len(asked) == 1

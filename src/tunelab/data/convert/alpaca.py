@@ -8,6 +8,7 @@ from tunelab.data.convert.fields import Common, Row, kto_flag, missing_column, t
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Context, Example, Feedback, Message, Pair, PromptOnly, Supervised
 from tunelab.data.registry import Columns, DatasetEntry
+from tunelab.runtime.suggest import suggest
 
 __all__ = ["convert", "convert_row", "pretrain_text", "text_field", "unmapped_columns_note"]
 
@@ -35,6 +36,8 @@ def query_text(row: Row, columns: Columns) -> str:
     """The last user turn: 'instruction\\ninput', either part left out when empty (LLaMA-Factory's join)."""
     query = [t for t in (text_field(row, columns.prompt), text_field(row, columns.query)) if t]
     if not query:
+        if columns.prompt is not None and columns.prompt not in row and suggest(columns.prompt, row):
+            raise missing_column(columns.prompt, row=row)
         raise DataError(f"the prompt is empty ({columns.prompt!r} and {columns.query!r} are both empty)",
                         field=columns.prompt, fix="give the row an instruction", kind="the prompt is empty")
     return "\n".join(query)
@@ -98,7 +101,7 @@ def pretrain_text(row: Row, columns: Columns) -> str:
         raise DataError("the entry maps no prompt column to read the text from", field="columns.prompt", fix=fix,
                         kind="no text column")
     if row.get(columns.prompt) is None and not text_field(row, columns.query):
-        raise missing_column(columns.prompt, fix)
+        raise missing_column(columns.prompt, fix, row)
     if columns.history is not None and row.get(columns.history):
         raise DataError("pre-training reads one text per row; history is not used", field=columns.history,
                         fix="remove history from the entry's columns, or use stage sft", kind="history in stage pt")

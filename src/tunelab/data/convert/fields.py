@@ -6,6 +6,7 @@ import json
 from typing import TypedDict
 
 from tunelab.data.errors import DataError
+from tunelab.runtime.suggest import suggest
 
 Row = dict[str, object]  # one dataset row as read: column -> JSON value
 
@@ -26,7 +27,7 @@ def text_field(row: Row, column: str | None, required: bool = False) -> str:
     value = row.get(column)
     if value is None:
         if required:
-            raise missing_column(column)
+            raise missing_column(column, row=row)
         return ""
     if not isinstance(value, str):
         raise DataError(f"expected text, got {type(value).__name__} {value!r:.60}", field=column,
@@ -34,11 +35,16 @@ def text_field(row: Row, column: str | None, required: bool = False) -> str:
     return value
 
 
-def missing_column(column: str, fix: str | None = None) -> DataError:
-    """The error for a mapped column that the row lacks (or holds null in)."""
-    return DataError(f"missing column {column!r}", field=column,
+def missing_column(column: str, fix: str | None = None, row: Row | None = None) -> DataError:
+    """The error for a mapped column that the row lacks (or holds null in); when the row lacks the field but has one
+    of a close name, a did-you-mean and how to map it."""
+    hint = suggest(column, row) if row is not None and column not in row else ""
+    if hint:
+        fix = (f"correct the column name in dataset_info.json's \"columns\" (the row's fields are: "
+               f"{', '.join(row or {})})")
+    return DataError(f"missing column {column!r}{hint}", field=column,
                      fix=fix or f"add a {column!r} value to the row, or map the right column in dataset_info.json",
-                     kind=f"missing column {column!r}")
+                     kind=f"missing column {column!r}{hint}")
 
 
 def content_text(value: object, field: str) -> str:
@@ -114,7 +120,7 @@ def kto_flag(row: Row, column: str | None) -> bool:
                         kind="no kto_tag column")
     value = row.get(column)
     if value is None:
-        raise missing_column(column)
+        raise missing_column(column, row=row)
     if not isinstance(value, bool):
         raise DataError(f"expected true or false, got {type(value).__name__} {value!r:.60}", field=column,
                         fix="write the tag as a JSON boolean", kind="kto_tag is not a boolean")

@@ -53,7 +53,7 @@ def message_list(row: Row, entry: DatasetEntry) -> list[object]:
                         kind="no messages column")
     value = row.get(column)
     if value is None:
-        raise missing_column(column)
+        raise missing_column(column, row=row)
     if not isinstance(value, list):
         raise DataError(f"expected a list of messages, got {type(value).__name__} {value!r:.60}", field=column,
                         fix="write the conversation as a list of message objects", kind="messages is not a list")
@@ -160,7 +160,7 @@ def ranking_answer(row: Row, entry: DatasetEntry, name: str) -> Message:
                         fix=f'add "{name}": "your_column" to the entry\'s columns', kind=f"no {name} column")
     value = row.get(column)
     if value is None:
-        raise missing_column(column)
+        raise missing_column(column, row=row)
     if not isinstance(value, dict):
         raise DataError(f"expected a message object like {shape}, got {type(value).__name__} {value!r:.60}",
                         field=column, fix=f"write the {name} answer as {shape}", kind=f"{name} is not a message")

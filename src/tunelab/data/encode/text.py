@@ -27,12 +27,23 @@ def pretrain_columns(records: Sequence[TextExample], tokenizer: Tokenizer, data:
     total = sum(len(ids) for ids in packed.input_ids)
     trained = sum(len(labels) - labels.count(IGNORE_INDEX) for labels in packed.labels)
     names = sorted({record.dataset for record in records})
+    dropped = dropped_note(packed.dropped_tokens, total, cutoff, len(texts)) if packing else None
     if len(names) == 1:
         target = report.dataset(names[0], role)
         target.tokens += total
         target.tokens_trained += trained
         target.truncated += packed.truncated_examples
+        target.notes += [dropped] if dropped else []
     else:
         report.notes.append(f"pre-training text of {len(names)} datasets packed together ({role}): {total:,} "
-                            f"tokens, {trained:,} trained")
+                            f"tokens, {trained:,} trained" + (f"; {dropped}" if dropped else ""))
     return packed.to_dict()
+
+
+def dropped_note(dropped: int, kept: int, block_size: int, texts: int) -> str | None:
+    """What packing left out, for the data report: the tokens after the last full block of each preprocessing batch
+    (LLaMA-Factory drops them too), or None when nothing was dropped."""
+    if not dropped:
+        return None
+    return (f"packing dropped {dropped:,} of {kept + dropped:,} tokens ({texts:,} texts): the rest after the last full "
+            f"block of {block_size} tokens in each preprocessing batch, as LLaMA-Factory does")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from tunelab.data.errors import DataError
 from tunelab.data.read import Row
+from tunelab.data.tools.convert_rules import Condition, Extraction, Rules, check_names
 from tunelab.data.tools.files import check_writable, listing, load_rows, parse_pairs, write_rows
 from tunelab.runtime.suggest import suggest
 
@@ -30,20 +33,29 @@ class Table:
 
 @dataclass
 class ConvertReport:
-    """What convert did: rows written, and the rows whose output was empty."""
+    """What convert did: rows written, rows filtered out, rows the --extract patterns missed, empty outputs."""
 
     written: int
     empty_output: list[int] = field(default_factory=list)
     row_word: str = "row"
+    filtered: int = 0
+    unmatched: list[int] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    extract_columns: list[str] = field(default_factory=list)
 
 
-def parse_map(items: list[str]) -> dict[str, str]:
-    """'instruction=问题,output=答案' (one or more --map values) -> {field: column}; instruction and output required."""
+def parse_map(items: list[str], provided: Collection[str] = ()) -> dict[str, str]:
+    """'instruction=问题,output=答案' (one or more --map values) -> {field: column}; instruction and output are
+    required unless `provided` (the fields --set and --template give) has them; no field is given twice."""
     mapping = parse_pairs(items, FIELDS, "--map", "instruction=问题,output=答案")
-    missing = [key for key in REQUIRED if key not in mapping]
+    twice = sorted(set(mapping) & set(provided))
+    if twice:
+        raise DataError(f"{twice[0]} is given by --map and by --set or --template", fix="give each field once")
+    missing = [key for key in REQUIRED if key not in mapping and key not in provided]
     if missing:
-        raise DataError(f"--map has no {' and no '.join(missing)}",
-                        fix="map both, e.g. --map instruction=问题,output=答案")
+        fix = "map both, e.g. --map instruction=问题,output=答案, or give them" if len(missing) == 2 else \
+            f"map it, e.g. --map {missing[0]}=COLUMN, or give it"
+        raise DataError(f"--map has no {' and no '.join(missing)}", fix=f"{fix} with --set or --template")
     return mapping
 
 
@@ -140,17 +152,6 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def check_columns(mapping: dict[str, str], table: Table) -> None:
-    """Every mapped column exists; otherwise name it, list the real columns and suggest the closest."""
-    for key, column in mapping.items():
-        if column in table.columns:
-            continue
-        stripped = [c for c in table.columns if c.strip() == column.strip()]
-        hint = f"; did you mean {stripped[0]!r}?" if stripped else suggest(column, table.columns)
-        raise DataError(f"--map {key}={column} names no column {column!r}; the columns are: "
-                        f"{', '.join(table.columns)}{hint}", file=table.where, fix="correct the --map")
-
-
 def history_pairs(value: object, number: int, table: Table, column: str) -> list[list[str]]:
     """A history cell: a list of [question, answer] pairs, or that list as JSON text; blank -> []."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -186,37 +187,127 @@ def sharegpt_row(parts: Parts) -> Row:
 
 
 def convert(path: Path, to: str, mapping: dict[str, str], out: Path, sheet: str | None = None,
-            keep_empty: bool = False) -> ConvertReport:
-    """Read, map columns, write alpaca or sharegpt rows to out; rows with an empty output are left out unless kept."""
+            keep_empty: bool = False, rules: Rules | None = None) -> ConvertReport:
+    """Read, filter, extract, map columns and fill fields, write alpaca or sharegpt rows to out; rows with an empty
+    output, or that an --extract pattern misses, are left out unless kept."""
     if to not in TARGETS:
         raise DataError(f"unknown target format {to!r}{suggest(to, TARGETS)}", fix="use alpaca or sharegpt")
+    rules = rules or Rules()
     check_writable(out)
     if out.suffix.lower() == ".csv":
         raise DataError("convert writes .json or .jsonl", file=str(out), fix="name the output .json or .jsonl")
     table = read_table(path, sheet)
-    check_columns(mapping, table)
-    records, empty = [], []
+    check_names(rules, mapping, table.columns, table.where)
+    report = ConvertReport(0, row_word=table.row_word, conditions=[str(c) for c in rules.conditions],
+                           extract_columns=list(dict.fromkeys(e.column for e in rules.extractions)))
+    ruled = rules != Rules()
+    needed = used_columns(mapping, rules, table.columns)
+    records = []
     for number, row in zip(table.numbers, table.rows):
-        parts: Parts = {"input": ""}
-        for key, column in mapping.items():
-            value = row.get(column)
-            parts[key] = history_pairs(value, number, table, column) if key == "history" else cell_text(value)
+        values = rule_values(rules, needed, row, number, report) if ruled else {}
+        if values is None:
+            continue
+        parts = row_parts(mapping, rules, row, values, number, table)
         if not parts["output"].strip():
-            empty.append(number)
+            report.empty_output.append(number)
             if not keep_empty:
                 continue
         records.append(alpaca_row(parts) if to == "alpaca" else sharegpt_row(parts))
     if not records:
-        raise DataError(f"no rows to write: all {len(table.rows)} have an empty output "
-                        f"(column {mapping['output']})", file=table.where,
-                        fix="check --map output=..., or pass --keep-empty")
+        raise nothing_to_write(report, len(table.rows), mapping, table.where)
     write_rows(out, records)
-    return ConvertReport(len(records), empty, table.row_word)
+    report.written = len(records)
+    return report
 
 
-def describe(report: ConvertReport, out: Path, to: str, keep_empty: bool) -> list[str]:
+def used_columns(mapping: Mapping[str, str], rules: Rules, columns: list[str]) -> list[str]:
+    """The columns the rules read, and the mapped ones: their cells as text (history cells are read as pairs)."""
+    names = {column for key, column in mapping.items() if key != "history"}
+    names |= {e.column for e in rules.extractions} | {c.name for c in rules.conditions}
+    names |= {name for template in rules.templates.values() for name in template.names()}
+    return [column for column in columns if column in names]
+
+
+def rule_values(rules: Rules, needed: list[str], row: Row, number: int, report: ConvertReport) -> dict[str, str] | None:
+    """The row's cells and extracted fields as text, or None when a condition or a pattern drops the row (counted)."""
+    values = {name: cell_text(row.get(name)) for name in needed}
+    # conditions on columns come first, so a row they drop is not reported as unmatched
+    if not passes([c for c in rules.conditions if c.name in values], values):
+        report.filtered += 1
+        return None
+    if not extract(rules.extractions, values):
+        report.unmatched.append(number)
+        if not rules.keep_unmatched:
+            return None
+    if not passes(rules.conditions, values):  # now the conditions on extracted fields too
+        report.filtered += 1
+        return None
+    return values
+
+
+def passes(conditions: list[Condition], values: Mapping[str, str]) -> bool:
+    """Whether a row meets every condition (they are ANDed)."""
+    return all(condition.holds(values[condition.name]) for condition in conditions)
+
+
+def extract(extractions: list[Extraction], values: dict[str, str]) -> bool:
+    """Add each pattern's named groups to values ('' where it is not found); False when any is not found."""
+    matched = True
+    for extraction in extractions:
+        found = extraction.apply(values[extraction.column])
+        if found is None:
+            matched, found = False, dict.fromkeys(extraction.fields(), "")
+        values.update(found)
+    return matched
+
+
+def row_parts(mapping: Mapping[str, str], rules: Rules, row: Row, values: Mapping[str, str], number: int,
+              table: Table) -> Parts:
+    """A row's fields: mapped columns or extracted fields, then the --set texts and the filled templates."""
+    parts: Parts = {"input": ""}
+    for key, column in mapping.items():
+        if key == "history":
+            cell = row.get(column) if column in table.columns else values[column]
+            parts[key] = history_pairs(cell, number, table, column)
+        else:  # a column the rules do not read is not in values (the common case: plain mapping)
+            parts[key] = values[column] if column in values else cell_text(row.get(column))
+    if rules.fixed or rules.templates:
+        parts.update(rules.fixed)
+        parts.update({key: template.render(values) for key, template in rules.templates.items()})
+    return parts
+
+
+def nothing_to_write(report: ConvertReport, total: int, mapping: Mapping[str, str], where: str) -> DataError:
+    """The error for a run that would write no row, with the count of each reason and its fix."""
+    if not report.filtered and not report.unmatched:
+        column = f" (column {mapping['output']})" if "output" in mapping else ""
+        return DataError(f"no rows to write: all {total} have an empty output{column}", file=where,
+                         fix="check --map output=..., or pass --keep-empty")
+    reasons, fixes = [], []
+    if report.filtered:
+        reasons.append(f"{report.filtered} filtered out by --where")
+        fixes.append("check the --where conditions")
+    if report.unmatched:
+        reasons.append(f"{len(report.unmatched)} not matched by --extract ({report.row_word}s "
+                       f"{listing(report.unmatched)})")
+        fixes.append("check the --extract patterns against those rows, or pass --keep-unmatched")
+    if report.empty_output:
+        reasons.append(f"{len(report.empty_output)} with an empty output")
+        fixes.append("pass --keep-empty")
+    return DataError(f"no rows to write: of {total} rows, {', '.join(reasons)}", file=where, fix="; ".join(fixes))
+
+
+def describe(report: ConvertReport, out: Path, to: str, keep_empty: bool, keep_unmatched: bool = False) -> list[str]:
     """The lines convert prints."""
     lines = [f"wrote {report.written} rows to {out} ({to})"]
+    if report.conditions:
+        lines.append(f"{report.filtered} rows filtered out by --where {' and '.join(report.conditions)}")
+    if report.extract_columns:
+        line = f"{len(report.unmatched)} rows not matched by --extract {', '.join(report.extract_columns)}"
+        if report.unmatched:
+            fate = "kept (--keep-unmatched)" if keep_unmatched else "not written; pass --keep-unmatched to keep them"
+            line += f", {fate}: {report.row_word}s {listing(report.unmatched)}"
+        lines.append(line)
     if report.empty_output:
         fate = "kept (--keep-empty)" if keep_empty else "not written; pass --keep-empty to keep them"
         lines.append(f"{len(report.empty_output)} rows with an empty output, {fate}: "

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from pydantic import JsonValue, ValidationError
 
 from tunelab.data.errors import DataError
 from tunelab.data.read import Row
 from tunelab.data.registry import (REGISTRY_FILE, Columns, DatasetEntry, RawEntry, Tags, entry_error, read_registry,
-                                   sha1_of)
+                                   reused_column, sha1_of)
 from tunelab.data.tools.files import listing, load_rows
 from tunelab.runtime.suggest import suggest
 
@@ -19,6 +19,7 @@ FORMATTINGS = ("alpaca", "sharegpt", "openai")
 # LLaMA-Factory reads OpenAI-style messages with these tags; written into the entry so any reader agrees
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "system_tag": "system"}
+SETTINGS = ("formatting", "columns", "tags", "ranking")  # what split's parts take over from their source's entry
 OPTIONAL_FIELDS = {"alpaca": ("system", "history"), "sharegpt": ("system", "tools"), "openai": ("system", "tools")}
 
 
@@ -31,6 +32,7 @@ class Registration:
     entry: RawEntry
     previous: RawEntry | None
     hints: list[str]
+    inferred: dict[str, str] = field(default_factory=dict)  # columns register added from the file's fields
 
     @property
     def status(self) -> str:
@@ -67,7 +69,12 @@ def build_entry(file_name: str, old: RawEntry | None, formatting: str | None, co
     # a given "columns" (or "tags") object sets every key it leaves out to None (LLaMA-Factory's rule), so the
     # format's defaults are written out with it: those whose fields the file has, and messages always
     if columns:
-        entry["columns"] = without_empty({**entry.get("columns", default_columns(fmt, fields)), **columns})
+        base = entry.get("columns")
+        if not isinstance(base, dict):
+            base = default_columns(fmt, fields, taken=set(columns.values()))
+        # a field the user maps now leaves the role it had before (a column feeds one role only)
+        kept = {key: value for key, value in base.items() if key in columns or value not in columns.values()}
+        entry["columns"] = without_empty({**kept, **columns})
     if tags:
         entry["tags"] = without_empty({**entry.get("tags", Tags().model_dump()), **tags})
     for key, default in (("formatting", "alpaca"), ("ranking", False)):
@@ -76,17 +83,28 @@ def build_entry(file_name: str, old: RawEntry | None, formatting: str | None, co
     return entry
 
 
+def inferred_columns(entry: RawEntry, old: RawEntry | None, columns: dict[str, str] | None) -> dict[str, str]:
+    """The columns of the new entry that neither the user nor the old entry named: register's own defaults."""
+    written = entry.get("columns")
+    if not columns or not isinstance(written, dict) or (old is not None and isinstance(old.get("columns"), dict)):
+        return {}
+    return {key: str(value) for key, value in written.items() if key not in columns and value}
+
+
 def without_empty(group: dict[str, JsonValue]) -> dict[str, JsonValue]:
     """A columns or tags object without the keys given as KEY= (how a user removes one)."""
     return {key: value for key, value in group.items() if value != ""}
 
 
-def default_columns(formatting: str, fields: dict[str, None]) -> dict[str, str]:
-    """The default columns of a format, as a "columns" object must spell them out."""
+def default_columns(formatting: str, fields: dict[str, None], taken: set[str] | None = None) -> dict[str, str]:
+    """The default columns of a format, as a "columns" object must spell them out; a field in taken (one the user
+    mapped to another role) is never added, since a column feeds one role only."""
+    taken = taken or set()
     if formatting != "alpaca":
-        return {"messages": "conversations"}
+        return {} if "conversations" in taken else {"messages": "conversations"}
     defaults = Columns()
-    return {key: getattr(defaults, key) for key in ("prompt", "query", "response") if getattr(defaults, key) in fields}
+    return {key: value for key in ("prompt", "query", "response")
+            if (value := getattr(defaults, key)) in fields and value not in taken}
 
 
 class RowProblems:
@@ -172,6 +190,8 @@ def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: 
         typed = DatasetEntry(**entry)
     except ValidationError as exc:
         raise entry_error(name, registry, exc) from None
+    if (error := reused_column(name, typed, registry)) is not None:
+        raise error
     written = {key: value for key, value in entry.get("columns", {}).items() if value}
     check_given_columns(rows, written, file)
     if typed.formatting == "alpaca":
@@ -183,9 +203,10 @@ def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: 
 
 def register(file: Path, name: str, *, formatting: str | None = None, columns: dict[str, str] | None = None,
              tags: dict[str, str] | None = None, ranking: bool | None = None, dataset_dir: Path | None = None,
-             force: bool = False, fresh: bool = False) -> Registration:
+             force: bool = False, fresh: bool = False, settings: RawEntry | None = None) -> Registration:
     """Validate the file, then add or update the entry NAME in DATASET_DIR/dataset_info.json; settings not given
-    are kept from the existing entry of the same file, unless fresh."""
+    are kept from the existing entry of the same file, unless fresh; settings (another entry) replaces its
+    formatting, columns, tags and ranking as they stand (split's parts copy their source's)."""
     if not file.is_file():
         raise DataError("file not found", file=str(file), fix="check the path")
     folder = dataset_dir if dataset_dir is not None else file.parent
@@ -202,15 +223,19 @@ def register(file: Path, name: str, *, formatting: str | None = None, columns: d
                             file=str(registry),
                             fix=f"choose another --name, or pass --force to point it at {file_name}")
         old = None  # a different file: start from a fresh entry, but keep the entry's place in the file
+    if settings is not None:
+        old = {**{key: value for key, value in (old or {}).items() if key not in SETTINGS},
+               **{key: value for key, value in settings.items() if key in SETTINGS}}
     rows = load_rows(file)
     fields = dict.fromkeys(key for row in rows for key in row)
     entry = build_entry(file_name, old, formatting, columns, tags, ranking, fields)
+    inferred = inferred_columns(entry, old, columns)
     hints = validate(file, rows, entry, name, registry)
     entry["file_sha1"] = sha1_of(file)
     raw[name] = entry
     folder.mkdir(parents=True, exist_ok=True)
     registry.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return Registration(name, registry, entry, previous, hints)
+    return Registration(name, registry, entry, previous, hints, inferred)
 
 
 def same_file(old: RawEntry, folder: Path, file: Path) -> bool:
@@ -221,7 +246,12 @@ def same_file(old: RawEntry, folder: Path, file: Path) -> bool:
 
 def describe(result: Registration) -> list[str]:
     """The lines register prints."""
-    return [f"{result.name}: {result.status} in {result.registry}", *(f"note: {hint}" for hint in result.hints)]
+    lines = [f"{result.name}: {result.status} in {result.registry}"]
+    if result.inferred:
+        mapped = ", ".join(f"{key}={value}" for key, value in result.inferred.items())
+        lines.append(f"note: columns inferred from the file's fields: {mapped}; remove any you do not want with "
+                     f"--columns KEY= (e.g. --columns {next(iter(result.inferred))}=)")
+    return lines + [f"note: {hint}" for hint in result.hints]
 
 
 def column_keys() -> tuple[str, ...]:

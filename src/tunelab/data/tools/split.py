@@ -100,7 +100,10 @@ def guessed_formatting(row: Row) -> str | None:
 
 def register_parts(file: Path, parts: list[Part], first_row: Row) -> list[Registration]:
     """Register each part as STEM_train etc., with the settings of the input's own entry (else guessed)."""
-    entry = source_entry(file) or {"formatting": guessed_formatting(first_row)}
-    return [register(part.path, part.path.stem, formatting=entry.get("formatting"), columns=entry.get("columns"),
-                     tags=entry.get("tags"), ranking=entry.get("ranking"), dataset_dir=part.path.parent)
+    entry = source_entry(file)
+    if entry:  # the source's settings as they stand: no column is added back that its entry left out
+        return [register(part.path, part.path.stem, dataset_dir=part.path.parent, settings=entry)
+                for part in parts]
+    formatting = guessed_formatting(first_row)
+    return [register(part.path, part.path.stem, formatting=formatting, dataset_dir=part.path.parent)
             for part in parts]
