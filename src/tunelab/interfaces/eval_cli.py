@@ -92,6 +92,8 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
           + (f" ({', '.join(score.unextracted[:10])}{' ...' if len(score.unextracted) > 10 else ''})"
              if score.unextracted else ""))
     print_format_failures(score.details.get("format"), score.scored)
+    if "hint" in score.details:
+        print(f"hint: {score.details['hint']}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     if args.rows:

@@ -59,3 +59,13 @@ def test_choice_with_several_answers(tmp_path: Path, capsys: pytest.CaptureFixtu
     summary = scores(tmp_path, rows, "--type", "choice", "--extractor", spec)
     assert summary["metrics"] == {"accuracy": 75.0}
     assert "accuracy: 75.0000" in capsys.readouterr().out
+
+
+def test_letter_references_with_the_default_extractor_get_a_hint(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"prompt": RANK_PROMPT, "label": "A\nC\nB\nD", "predict": "A. 跑鞋\nC. 运动袜\nB. 瑜伽垫\nD. 保温杯"}]
+    summary = scores(tmp_path, rows, "--type", "ranking", "--metrics", "ndcg@4")
+    assert summary["metrics"]["ndcg@4"] == 0.0
+    assert "set extractor: letter_list" in summary["hint"] and "set extractor: letter_list" in capsys.readouterr().out
+    letters = scores(tmp_path, rows, "--type", "ranking", "--metrics", "ndcg@4", "--extractor", "letter_list")
+    assert letters["metrics"]["ndcg@4"] == 1.0 and "hint" not in letters
