@@ -148,6 +148,8 @@ def run_model(config: RunConfig, prepared: list[PreparedTask]) -> dict[str, Task
         write_task(folder, score)
         info(f"  {item.spec.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items())
              + f" ({score.scored} rows, {len(score.unextracted)} unextracted)")
+        if "hint" in score.details:
+            warn(f"  {item.spec.name}: {score.details['hint']}")
         scores[item.spec.name] = score
     return scores
 

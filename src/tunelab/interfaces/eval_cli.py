@@ -77,6 +77,9 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
                                  "metrics": metrics, "extractor": parse_spec(args.extractor)}
     if args.labels:
         fields["labels"] = args.labels.split(",")
+    layout = {"format_regex": args.format_regex, "format_items": args.format_items,
+              "format_schema": parse_schema(args.format_schema)}
+    fields.update({key: value for key, value in layout.items() if value is not None})
     task = task_spec(**fields)
     problems = task_problems("command line", task, fields)
     if problems:
@@ -88,6 +91,9 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
     print(f"rows: {score.scored} scored, {len(score.unextracted)} unextracted"
           + (f" ({', '.join(score.unextracted[:10])}{' ...' if len(score.unextracted) > 10 else ''})"
              if score.unextracted else ""))
+    print_format_failures(score.details.get("format"), score.scored)
+    if "hint" in score.details:
+        print(f"hint: {score.details['hint']}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     if args.rows:
@@ -95,6 +101,36 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
             for row in score.rows:
                 handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return 0
+
+
+def parse_schema(text: str | None) -> dict[str, object] | str | None:
+    """--format-schema: a JSON schema given inline, or the path of a file holding one."""
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"tunelab: --format-schema is not valid JSON ({exc.msg}); give a schema object or "
+                         "the path of a .json file") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def print_format_failures(details: object, scored: int, shown: int = 10) -> None:
+    """The answers not in the expected layout: id and reason, the first few (--json/--rows list them all)."""
+    if not isinstance(details, dict) or not details.get("failed"):
+        return
+    failed = details["failed"]
+    print(f"format: {len(failed)} of {scored} answers not in the layout")
+    for entry in failed[:shown]:
+        print(f"  {entry['id']}: {entry['why']}")
+    if len(failed) > shown:
+        print(f"  ... {len(failed) - shown} more (--json or --rows lists them all)")
 
 
 def cmd_eval_extract(args: argparse.Namespace) -> int:
@@ -153,13 +189,19 @@ def add_eval_parsers(commands: Subcommands, add_config_args: Callable[[argparse.
     kind.choices = GeneratingKinds()  # set after add_argument, which would format (and so import) the choices
     score.add_argument("--extractor", help="extractor name or JSON object (default: the type's)")
     score.add_argument("--labels", help="classification: comma list of allowed labels")
+    score.add_argument("--format-regex", help="generation, metric format: the answer's layout, a regex with "
+                       "named groups, e.g. '(?P<question>.+)\\nA\\. (?P<a>.+)...'")
+    score.add_argument("--format-items", type=positive_int, help="generation: the answer holds this many items, each "
+                       "matching --format-regex")
+    score.add_argument("--format-schema", help="generation, metric format: a JSON schema (inline or a .json file) "
+                       "the answer must satisfy (needs jsonschema)")
     score.add_argument("--json", help="write the scores to this JSON file")
     score.add_argument("--rows", help="write per-row scores to this JSONL file")
     score.set_defaults(func=cmd_eval_score)
 
     extract = commands.add_parser("eval-extract", help="(tunelab eval extract) try an extractor on a text")
     extract.add_argument("--extractor", required=True, help="name (text, first_line, regex, choice, number, json, "
-                         "list) or JSON object with parameters")
+                         "list, letter_list, letter_set) or JSON object with parameters")
     extract.add_argument("--text", required=True, help="the generated text ('-' reads standard input)")
     extract.add_argument("--prompt", help="the prompt (the choice extractor reads option texts from it)")
     extract.set_defaults(func=cmd_eval_extract)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias, Union
 
+from tunelab.text.letters import OPTION_LINE, letter_list, letter_set
 from tunelab.text.normalize import normalize
 
 # What an extractor returns: a string, a list of items, or any JSON value (the json extractor); None: nothing.
@@ -171,9 +172,6 @@ def item_list(params: Params) -> Run:
     return run
 
 
-OPTION_LINE = re.compile(r"^\s*\(?([A-Z])\s*[.．、:：)）]\s*(.+?)\s*$", re.MULTILINE)
-
-
 def choice_patterns(letters: str) -> list[re.Pattern[str]]:
     """Answer phrasings, most explicit first: 答案：B, the answer is (C), 选B, option C, a bare letter."""
     one = f"[{letters}]"
@@ -188,11 +186,17 @@ def choice_patterns(letters: str) -> list[re.Pattern[str]]:
     )]
 
 
+def letters_param(name: str, params: Params, default: str | None) -> str | None:
+    """The `letters` parameter: capital letters like ABCD."""
+    letters = params.get("letters", default)
+    if letters is not None and not (isinstance(letters, str) and re.fullmatch(r"[A-Z]+", letters)):
+        raise ExtractorError(f"{name} letters must be capital letters like ABCD, not {letters!r}")
+    return letters
+
+
 def choice(params: Params) -> Run:
     """`choice`: the chosen letter(s), from Chinese or English phrasings, a bare letter or an option's text."""
-    letters = str(params.get("letters", "ABCD"))
-    if not re.fullmatch(r"[A-Z]+", letters):
-        raise ExtractorError(f"choice letters must be capital letters like ABCD, not {letters!r}")
+    letters = str(letters_param("choice", params, "ABCD"))
     multiple = bool(params.get("multiple", False))
     patterns = choice_patterns(letters)
     lone = re.compile(f"(?<![A-Za-z])([{letters}])(?![A-Za-z])")
@@ -203,6 +207,10 @@ def choice(params: Params) -> Run:
 
     def run(text: str, prompt: str) -> str | None:
         text = unicodedata.normalize("NFKC", text).strip()
+        if multiple:  # several letters: lines "A. text", lists "A, C and D", option texts; else the phrasings
+            found = letter_set(text, prompt, letters)
+            if found:
+                return "".join(found)
         for pattern in patterns:
             match = pattern.search(text)
             if match:
@@ -223,6 +231,18 @@ def option_by_text(text: str, prompt: str, letters: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def ordered_letters(params: Params) -> Run:
+    """`letter_list`: the option letters an answer lists, in its order (a ranking or a retrieved list)."""
+    letters = letters_param("letter_list", params, None)
+    return lambda text, prompt: letter_list(text, prompt, letters)
+
+
+def several_letters(params: Params) -> Run:
+    """`letter_set`: the option letters an answer names, sorted, each once."""
+    letters = letters_param("letter_set", params, None)
+    return lambda text, prompt: letter_set(text, prompt, letters)
+
+
 EXTRACTORS: dict[str, Callable[[Params], Run]] = {
     "text": whole_text,
     "first_line": first_line,
@@ -231,10 +251,12 @@ EXTRACTORS: dict[str, Callable[[Params], Run]] = {
     "number": number,
     "json": json_path,
     "list": item_list,
+    "letter_list": ordered_letters,
+    "letter_set": several_letters,
 }
 PARAMETERS = {"text": set(), "first_line": set(), "regex": {"pattern", "flags", "occurrence"},
               "choice": {"letters", "multiple"}, "number": {"occurrence"}, "json": {"path"},
-              "list": {"separators"}}
+              "list": {"separators"}, "letter_list": {"letters"}, "letter_set": {"letters"}}
 
 
 def build_extractor(spec: ExtractorSpec) -> Extractor:

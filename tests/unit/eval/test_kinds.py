@@ -37,7 +37,8 @@ def test_fields_of_other_kinds_are_named_with_their_kinds() -> None:
 def test_a_task_is_built_as_its_kinds_class() -> None:
     task = task_spec(name="c", type="classification", dataset="d", labels=["a"])
     assert type(task) is KINDS["classification"].spec and task.labels == ["a"]
-    assert type(task_spec(name="g", type="generation", dataset="d")) is EvalTaskSpec
+    assert type(task_spec(name="g", type="generation", dataset="d")) is KINDS["generation"].spec
+    assert type(task_spec(name="e", type="extraction", dataset="d")) is EvalTaskSpec  # a kind without own fields
 
 
 def test_config_without_registered_kinds_is_a_bug_not_a_config_problem(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pydantic import Field
@@ -29,6 +30,20 @@ def as_ranking(value: JSON) -> list[str]:
     return [normalize(v) for v in (value if isinstance(value, list) else [value])]
 
 
+def letters_hint(task: RankingTask, gold: list[JSON], extracted: list[JSON]) -> str | None:
+    """A hint when the references are option letters but the default `list` extractor kept option texts."""
+    if task.extractor is not None:
+        return None
+    references = [item for g in gold for item in (g if isinstance(g, list) else [g])]
+    answers = [item for v in extracted if isinstance(v, list) for item in v]
+    if not references or not all(isinstance(r, str) and re.fullmatch(r"[A-Z]", r.strip()) for r in references):
+        return None
+    if all(isinstance(a, str) and re.fullmatch(r"[A-Z]", a.strip()) for a in answers):
+        return None
+    return ("the references are option letters but the answers list more than letters (e.g. 'A. text'); "
+            "set extractor: letter_list to read the letters")
+
+
 def ranking_scorer(graded_by_default: bool) -> Scorer:
     """The scorer of a ranked kind; `graded` on the task overrides the kind's default relevance."""
     def score_ranking(task: RankingTask, names: list[str], answers: Sequence[Answer], gold: list[JSON],
@@ -40,7 +55,11 @@ def ranking_scorer(graded_by_default: bool) -> Scorer:
             predicted, truth = as_ranking(v), as_ranking(g)
             rows.append({name: rank.row_score(name, predicted, truth, graded) for name in names})
         metrics = {name: mean([row[name] for row in rows]) for name in names}
-        return TaskScore(task.name, task.type, metrics, len(answers), rows=rows, details={"graded": graded})
+        details: dict[str, object] = {"graded": graded}
+        hint = letters_hint(task, gold, extracted)
+        if hint:
+            details["hint"] = hint
+        return TaskScore(task.name, task.type, metrics, len(answers), rows=rows, details=details)
     return score_ranking
 
 
