@@ -41,9 +41,10 @@ def continuation_ids(tokenizer: Tokenizer) -> list[int]:
     for char in PROBES:
         for lead, continuation in byte_token_pairs(char):
             lead_id, continuation_id = token_id(tokenizer, lead), token_id(tokenizer, continuation)
-            # a token is a raw byte only if lead + continuation decode to the character itself
-            if lead_id is not None and continuation_id is not None and \
-                    tokenizer.decode([lead_id, continuation_id], skip_special_tokens=True) == char:
+            if lead_id is None or continuation_id is None:
+                continue
+            # they are raw bytes only if lead + continuation decode to the character itself
+            if tokenizer.decode([lead_id, continuation_id], skip_special_tokens=True) == char:
                 found.append(continuation_id)
                 break
     return found
@@ -60,6 +61,6 @@ def byte_token_pairs(char: str) -> list[tuple[str, str]]:
 
 
 def token_id(tokenizer: Tokenizer, token: str) -> int | None:
-    """The id of a token in the vocabulary, or None (fast tokenizers answer the unknown token's id for a miss)."""
+    """The id of a named token, or None (a miss may also give the unknown token's id; callers check by decoding)."""
     found = tokenizer.convert_tokens_to_ids(token)
     return found if isinstance(found, int) else None
