@@ -73,6 +73,69 @@ def tiny_tokenizer(tiny_tokenizer_json: str) -> Any:
     return make_tokenizer(tiny_tokenizer_json, chatml_template())
 
 
+def byte_letters(text: str) -> str:
+    """The byte-level BPE spelling of a text: one letter per UTF-8 byte."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    return ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(text)[0][0]
+
+
+@pytest.fixture(scope="session")
+def cjk_tokenizer_json(tiny_tokenizer_json: str) -> str:
+    """The tiny tokenizer with three merges more: 中 spans two tokens (its first two bytes, then its last), and
+    U+FFFD (bytes EF BF BD) is one token of its own."""
+    spec = json.loads(tiny_tokenizer_json)
+    vocab, merges = spec["model"]["vocab"], spec["model"]["merges"]
+    zhong, replacement = byte_letters("中"), byte_letters("\ufffd")
+    for left, right in [(zhong[0], zhong[1]), (replacement[0], replacement[1]), (replacement[:2], replacement[2])]:
+        vocab[left + right] = len(vocab)
+        merges.append([left, right])
+    return json.dumps(spec)
+
+
+@pytest.fixture
+def cjk_tokenizer(cjk_tokenizer_json: str) -> Any:
+    """The tiny tokenizer (ChatML, eos <|im_end|>) where 中 is two tokens and U+FFFD one."""
+    return make_tokenizer(cjk_tokenizer_json, chatml_template())
+
+
+def utf8_answer(tokenizer: Any, ids: list[int]) -> str:
+    """What byte-level tokens must read as an answer, by Python's own UTF-8 decoder: special tokens left out,
+    invalid bytes as U+FFFD, and a last character the tokens stop inside of left out."""
+    import codecs
+
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_of = {letter: byte for byte, letter in bytes_to_unicode().items()}
+    special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+    data = bytes(byte_of[letter] for i in ids if i not in special for letter in tokenizer.convert_ids_to_tokens(i))
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=False)
+
+
+def scripted(tokenizer: Any, text: str) -> Any:
+    """A generate() that answers every request with text (then the stop token), through on_token like the real one."""
+    from tunelab.infer.batch_generate import GenResult
+
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(model: Any, requests: list[Any], pad_id: int, on_token: Any = None) -> list[GenResult]:
+        results = []
+        for row, request in enumerate(requests):
+            out: list[int] = []
+            reason = "stop"
+            for token in ids[:request.max_new_tokens]:
+                out.append(token)
+                if on_token is not None and on_token(row, token) is False:
+                    reason = "cancelled"
+                    break
+            if reason == "stop" and len(ids) > request.max_new_tokens:
+                reason = "length"
+            results.append(GenResult(out, reason))
+        return results
+
+    return generate
+
+
 def make_llama(vocab_size: int, seed: int = 0) -> Any:
     """A 2-layer Llama small enough to run forward and backward in milliseconds."""
     import torch

@@ -66,3 +66,19 @@ def test_rows_over_cutoff_are_reported_not_dropped(tmp_path):
 def test_predict_needs_an_output_dir():
     result = tunelab("predict", QUICKSTART, "output_dir=null", "eval_dataset=identity")
     assert result.returncode == 2 and "output_dir: required" in result.stderr
+
+
+def test_a_chinese_answer_cut_by_max_new_tokens_has_no_broken_character(tmp_path):
+    """SmolLM2 answers 你好吗 with 你好！...; 你 is two tokens and 好 two more, so three new tokens end inside 好."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "zh.json").write_text(json.dumps([{"instruction": "用中文回答：你好吗？", "output": "我很好。"}],
+                                             ensure_ascii=False), encoding="utf-8")
+    (data / "dataset_info.json").write_text(json.dumps({"zh": {"file_name": "zh.json"}}), encoding="utf-8")
+    out = tmp_path / "pred"
+    result = tunelab("predict", QUICKSTART, f"output_dir={out}", f"dataset_dir={data}", "eval_dataset=zh",
+                     "max_new_tokens=3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = lines(out / "generated_predictions.jsonl")
+    assert [r["predict"] for r in rows] == ["你"]  # not 你\ufffd
+    assert json.loads((out / "predict_report.json").read_text())["generated_tokens"] == 3

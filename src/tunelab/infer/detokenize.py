@@ -5,12 +5,16 @@ multi-byte character (byte-level BPE and byte-fallback tokens alike) and handles
 spaces at a token boundary. Two cases keep our window decoder, which reruns `tokenizer.decode` on the last few
 tokens: slow (Python-only) tokenizers have no Rust backend for `DecodeStream`, and tokenizers with
 `clean_up_tokenization_spaces` post-process `decode`'s text in Python, which `DecodeStream` does not.
+
+At the end (`flush`) an answer cut inside a character loses the half character (`partial_char.whole_text`), so no
+piece ever holds U+FFFD for incomplete bytes; a U+FFFD the model wrote as a character of its own is kept.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from tunelab.infer.partial_char import whole_text
 from tunelab.infer.protocols import Tokenizer
 
 
@@ -22,7 +26,7 @@ class Detokenizer(Protocol):
         ...
 
     def flush(self) -> str:
-        """Whatever is left undecoded at the end (an incomplete character comes out as U+FFFD)."""
+        """Whatever is left undecoded at the end, less an incomplete last character."""
         ...
 
 
@@ -49,11 +53,11 @@ class StreamDecoder:
         return text or ""
 
     def flush(self) -> str:
-        """The text of tokens that never completed a character (decoded once, as `decode` shows them)."""
+        """The text of tokens held back for an unfinished character: decoded once, less the half character."""
         if not self.pending:
             return ""
         self.pending = False
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        text = whole_text(self.tokenizer, self.ids)
         rest = text[self.shown:] if len(text) > self.shown else ""
         self.shown += len(rest)
         return rest
@@ -88,9 +92,9 @@ class WindowDecoder:
         return ""
 
     def flush(self) -> str:
-        """Whatever is left undecoded at the end (an incomplete character comes out as U+FFFD)."""
+        """Whatever is left undecoded at the end, less an incomplete last character."""
         prefix = self.decode(self.ids[self.prefix_offset:self.read_offset])
-        text = self.decode(self.ids[self.prefix_offset:])
+        text = whole_text(self.tokenizer, self.ids[self.prefix_offset:])
         self.prefix_offset = self.read_offset = len(self.ids)
         return text[len(prefix):] if len(text) > len(prefix) else ""
 

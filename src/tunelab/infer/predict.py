@@ -20,6 +20,7 @@ from tunelab.data.gather import load_records
 from tunelab.data.examples import Supervised
 from tunelab.data.render import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
+from tunelab.infer.partial_char import whole_text
 from tunelab.infer.protocols import Tokenizer
 from tunelab.model.load import ModelBundle
 from tunelab.runtime import paths
@@ -108,7 +109,8 @@ def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSe
     answers = []
     for result in generate(bundle.model, requests, pad):
         count = len(result.token_ids) + (result.finish_reason == "stop")
-        answers.append((tokenizer.decode(result.token_ids, skip_special_tokens=True).strip(), count))
+        # an answer cut by max_new_tokens may end inside a character: its half is dropped, not shown as U+FFFD
+        answers.append((whole_text(tokenizer, result.token_ids).strip(), count))
     return answers
 
 

@@ -10,6 +10,7 @@ import pytest
 from tunelab.config.schema import InferSection
 from tunelab.infer.chat import ChatEngine
 from tunelab.model.load import ModelBundle, ResolvedModel
+from tests.conftest import utf8_answer
 
 MESSAGES = [[{"role": "user", "content": "Hello there"}],
             [{"role": "system", "content": "Answer in one word."},
@@ -45,7 +46,8 @@ def test_chat_answers_with_the_new_tokens_only(tiny_llama: Any, tiny_tokenizer: 
 
 
 def hf_generate(model: Any, tokenizer: Any, messages: list[dict[str, str]], settings: InferSection) -> str:
-    """The answer as chat gave it before the engine: HF generate with the infer section's settings."""
+    """The answer of HF generate with the infer section's settings, read by Python's UTF-8 decoder (a character
+    that max_new_tokens cut in half is left out)."""
     import torch
 
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -54,7 +56,7 @@ def hf_generate(model: Any, tokenizer: Any, messages: list[dict[str, str]], sett
         output = model.generate(**inputs, max_new_tokens=settings.max_new_tokens, do_sample=False,
                                 repetition_penalty=settings.repetition_penalty, temperature=None, top_p=None,
                                 top_k=None, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return utf8_answer(tokenizer, output[0, inputs["input_ids"].shape[1]:].tolist()).strip()
 
 
 @pytest.mark.parametrize("penalty", [1.0, 1.3])

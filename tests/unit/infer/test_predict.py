@@ -73,3 +73,29 @@ def test_generate_batch_stops_at_eos_and_equals_hf_generate(tiny_tokenizer: Any,
         assert count == len(out)  # the stop token counts as generated
         assert text == tiny_tokenizer.decode(out[:-1] if out[-1] in (eos, extra) else out,
                                              skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize(("answer", "max_new_tokens", "predict"), [("好中文", 4, "好"), ("好\ufffd中", 5, "好\ufffd")])
+def test_an_answer_cut_inside_a_character_ends_before_it(tmp_path: Path, cjk_tokenizer: Any, make_dataset: Any,
+                                                         monkeypatch: pytest.MonkeyPatch, capsys: Any, answer: str,
+                                                         max_new_tokens: int, predict: str) -> None:
+    """`tunelab predict` with max_new_tokens cutting between the two tokens of 中: the row ends before it, a U+FFFD
+    the model wrote stays."""
+    import json
+
+    from tests.conftest import make_llama, scripted
+    from tunelab.interfaces.cli import main
+
+    model_dir = tmp_path / "model"
+    make_llama(len(cjk_tokenizer)).save_pretrained(model_dir)
+    cjk_tokenizer.save_pretrained(model_dir)
+    make_dataset([{"instruction": "用中文问好", "output": "你好"}])
+    monkeypatch.setattr("tunelab.infer.predict.generate", scripted(cjk_tokenizer, answer))
+    config = tmp_path / "predict.yaml"
+    config.write_text(f"model_name_or_path: {model_dir}\neval_dataset: demo\ndataset_dir: {tmp_path / 'data'}\n"
+                      f"output_dir: {tmp_path / 'out'}\nmax_new_tokens: {max_new_tokens}\n", encoding="utf-8")
+    assert main(["predict", str(config)]) == 0
+    rows = (tmp_path / "out" / "generated_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["predict"] for line in rows] == [predict]
+    report = json.loads((tmp_path / "out" / "predict_report.json").read_text(encoding="utf-8"))
+    assert report["generated_tokens"] == max_new_tokens  # every generated token counts, the half character too

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -10,36 +9,15 @@ import pytest
 from tunelab.infer.detokenize import StreamDecoder, WindowDecoder, incremental_decoder
 from tunelab.infer.stop_text import StopText
 
+from .conftest import BYTES
+
 TEXTS = ["Hello there, how are you?\n  indented", "café 日本 🙂 ok", "你好，世界！这是中文。", " leading space",
          "<|im_end|>x y<|im_start|>"]
-BYTES = [f"<0x{i:02X}>" for i in range(256)]
 
 
 def stream(decoder: Any, ids: list[int]) -> list[str]:
     pieces = [decoder.push(t) for t in ids]
     return pieces + [decoder.flush()]
-
-
-@pytest.fixture(scope="module")
-def byte_fallback_tokenizer() -> Any:
-    """A Llama/SentencePiece-style BPE: '▁' for spaces and <0xNN> byte tokens for characters it has no token for."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from tests.conftest import CORPUS
-
-    tokenizer = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                           decoders.Strip(" ", 1, 0)])
-    tokenizer.train_from_iterator(CORPUS, trainer=trainers.BpeTrainer(vocab_size=300, show_progress=False,
-                                                                       special_tokens=["<unk>", "<s>", "</s>"]))
-    spec = json.loads(tokenizer.to_str())
-    vocab = spec["model"]["vocab"]
-    for token in BYTES:  # the byte tokens are ordinary vocabulary, as in Llama's tokenizer
-        vocab.setdefault(token, len(vocab))
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token="</s>",
-                                   unk_token="<unk>")
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -62,11 +40,29 @@ def test_byte_fallback_tokens_are_held_until_the_character_is_whole(byte_fallbac
     assert [p for p in pieces if p] == ["你", "好"]
 
 
-def test_an_unfinished_character_at_the_end_comes_out_as_replacement(tiny_tokenizer: Any) -> None:
+def test_an_unfinished_character_at_the_end_is_left_out(tiny_tokenizer: Any) -> None:
     ids = tiny_tokenizer("ok 日", add_special_tokens=False)["input_ids"]
+    assert tiny_tokenizer.decode(ids[:-1]) == "ok \ufffd"  # what an answer cut inside 日 showed before
     for decoder in (StreamDecoder(tiny_tokenizer), WindowDecoder(tiny_tokenizer)):
         pieces = stream(decoder, ids[:-1])
-        assert "".join(pieces) == tiny_tokenizer.decode(ids[:-1]) and pieces[-1].endswith("\ufffd")
+        assert "".join(pieces) == "ok " and all("\ufffd" not in piece for piece in pieces)
+        assert "".join(stream(type(decoder)(tiny_tokenizer), ids)) == "ok 日"
+
+
+@pytest.mark.parametrize("text", ["好\ufffd", "\ufffd中", "a\ufffd\ufffd"])
+def test_a_replacement_character_the_model_wrote_is_kept(tiny_tokenizer: Any, cjk_tokenizer: Any, text: str) -> None:
+    # U+FFFD as three byte tokens (tiny) and as one token (cjk): both are whole characters
+    for tokenizer in (tiny_tokenizer, cjk_tokenizer):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for decoder in (StreamDecoder(tokenizer), WindowDecoder(tokenizer)):
+            assert "".join(stream(decoder, ids)) == text
+
+
+def test_a_cut_between_the_two_tokens_of_a_chinese_character(cjk_tokenizer: Any) -> None:
+    ids = cjk_tokenizer("\ufffd中", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 3 and cjk_tokenizer.decode(ids[:2]) == "\ufffd\ufffd"
+    for decoder in (StreamDecoder(cjk_tokenizer), WindowDecoder(cjk_tokenizer)):
+        assert "".join(stream(decoder, ids[:2])) == "\ufffd"  # the model's own U+FFFD, not the half of 中
 
 
 def test_the_window_decoder_serves_tokenizers_decode_stream_cannot_match(tiny_tokenizer: Any) -> None:

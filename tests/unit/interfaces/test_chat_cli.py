@@ -89,3 +89,24 @@ def test_set_option(assignment: str, message: str, check: Any) -> None:
     engine: Any = EchoEngine()
     assert set_option(engine, assignment).startswith(message)
     assert check(engine)
+
+
+def test_an_answer_cut_inside_a_character_is_shown_and_saved_without_it(
+        tmp_path: Any, cjk_tokenizer: Any, tiny_llama: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The REPL with max_new_tokens cutting between the two tokens of 中: neither the screen nor /save shows U+FFFD."""
+    from tests.conftest import scripted
+    from tunelab.infer.chat import ChatEngine
+    from tunelab.model.load import ModelBundle, ResolvedModel
+
+    monkeypatch.setattr("tunelab.infer.engine.generate", scripted(cjk_tokenizer, "好中文"))
+    bundle = ModelBundle(tokenizer=cjk_tokenizer, model=tiny_llama, source=ResolvedModel(tmp_path, "tiny", "folder"))
+    engine = ChatEngine(bundle, InferSection(do_sample=False, max_new_tokens=4))
+    session = Session()
+    answer(engine, session, "用中文问好")
+    assert capsys.readouterr().out == "assistant> 好\n"
+    assert command(engine, session, f"/save {tmp_path / 'chat.json'}")
+    saved = json.loads((tmp_path / "chat.json").read_text(encoding="utf-8"))["messages"]
+    assert saved[-1] == {"role": "assistant", "content": "好"}
+    engine.settings = InferSection(do_sample=False, max_new_tokens=5)
+    assert engine.chat([{"role": "user", "content": "用中文问好"}]) == "好中"

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunelab.config.schema import InferSection
-from tunelab.infer.batch_generate import GenResult
 from tunelab.interfaces.api.app import create_app
 from tunelab.interfaces.api.state import build_server
+from tests.conftest import scripted  # noqa: F401  (the API tests import it from here)
 
 MODEL_ID = "tiny-llama"
 
@@ -44,28 +44,6 @@ HERMES_TEMPLATE = """
 """
 
 GREEDY = InferSection(do_sample=False, max_new_tokens=8)
-
-
-def scripted(tokenizer: Any, text: str) -> Callable[..., list[GenResult]]:
-    """A generate() that answers every request with text (then the stop token), through on_token like the real one."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def generate(model: Any, requests: list[Any], pad_id: int, on_token: Any = None) -> list[GenResult]:
-        results = []
-        for row, request in enumerate(requests):
-            out: list[int] = []
-            reason = "stop"
-            for token in ids[:request.max_new_tokens]:
-                out.append(token)
-                if on_token is not None and on_token(row, token) is False:
-                    reason = "cancelled"
-                    break
-            if reason == "stop" and len(ids) > request.max_new_tokens:
-                reason = "length"
-            results.append(GenResult(out, reason))
-        return results
-
-    return generate
 
 
 @pytest.fixture

@@ -161,3 +161,28 @@ def test_tool_results_in_history_are_rendered(make_client, tiny_tokenizer, tiny_
     body = client.post("/v1/chat/completions", json={"messages": messages, "tools": WEATHER}).json()
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "It is sunny in Paris."}
     assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_an_answer_cut_inside_a_character_ends_before_it(make_client, cjk_tokenizer):
+    """max_tokens cuts between the two tokens of 中: whole and streamed, the answer is 好, finish_reason length;
+    a U+FFFD the model wrote as a character is kept."""
+    client = make_client(tokenizer=cjk_tokenizer, generate_fn=scripted(cjk_tokenizer, "好中文\ufffd中"))
+    for max_tokens, text in [(4, "好"), (8, "好中文"), (10, "好中文\ufffd")]:
+        whole = answer(client, max_tokens=max_tokens)
+        assert whole["choices"][0]["message"]["content"] == text
+        assert whole["choices"][0]["finish_reason"] == "length" and whole["usage"]["completion_tokens"] == max_tokens
+        with client.stream("POST", "/v1/chat/completions", json=chat_body(max_tokens=max_tokens, stream=True)) as reply:
+            events = sse_events(reply)
+        deltas = [c["delta"].get("content") or "" for e in events[:-1] for c in e["choices"]]
+        assert "".join(deltas) == text
+        assert events[-2]["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_completion_cut_inside_a_character_ends_before_it(make_client, cjk_tokenizer):
+    client = make_client(tokenizer=cjk_tokenizer, generate_fn=scripted(cjk_tokenizer, "好中文"))
+    body = {"model": MODEL_ID, "prompt": "用中文问好", "max_tokens": 4}
+    whole = client.post("/v1/completions", json=body).json()["choices"][0]
+    assert (whole["text"], whole["finish_reason"]) == ("好", "length")
+    with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as reply:
+        events = sse_events(reply)
+    assert "".join(c["text"] for e in events[:-1] for c in e["choices"]) == "好"
