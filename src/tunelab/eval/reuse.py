@@ -33,6 +33,11 @@ def file_stamp(path: Path) -> Stamp:
     return [str(path)]
 
 
+# Bumped when the text made from the same tokens changes: 2 = an answer cut inside a character ends before it
+# (predictions from before end in U+FFFD and are made again, once).
+DECODING_VERSION = 2
+
+
 def prediction_fingerprint(config: RunConfig) -> Fingerprint:
     """Everything that changes a prediction: model, adapters, template, data file, limits, generation settings."""
     adapters = split_names(config.model.adapter_name_or_path)
@@ -49,6 +54,7 @@ def prediction_fingerprint(config: RunConfig) -> Fingerprint:
         "data": [sha1_of(d.path) if d.path and d.path.is_file() else file_stamp(d.path) for d in datasets],
         "generation": prediction_settings(config.infer).model_dump(),
         "seed": config.train.seed,
+        "decoding": DECODING_VERSION,
     }
 
 

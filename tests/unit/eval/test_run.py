@@ -12,7 +12,7 @@ from tunelab.config.errors import ConfigError
 from tunelab.config.load import build
 from tunelab.data.errors import DataError
 from tunelab.eval.errors import EvalError
-from tunelab.eval.reuse import FINGERPRINT
+from tunelab.eval.reuse import DECODING_VERSION, FINGERPRINT
 from tunelab.eval.run import evaluate
 
 ROWS = [{"instruction": "评价：很好用", "output": "正面"}, {"instruction": "评价：太差了", "output": "负面"},
@@ -72,6 +72,24 @@ def test_predictions_are_reused_until_a_setting_changes(tiny_model_dir: Path, da
     assert "MARK" not in predictions.read_text(encoding="utf-8")
     assert json.loads((out / "model" / "gen" / FINGERPRINT).read_text())["generation"]["max_new_tokens"] == 3
 
+
+
+def test_predictions_from_an_older_decoding_are_made_again(tiny_model_dir: Path, datasets: Path,
+                                                           tmp_path: Path) -> None:
+    """Predictions written before answers cut inside a character were mended (no `decoding` stamp) are not reused."""
+    out = tmp_path / "eval"
+    config = eval_config(tiny_model_dir, datasets, out)
+    evaluate(config)
+    folder = out / "model" / "gen"
+    stamp = json.loads((folder / FINGERPRINT).read_text())
+    assert stamp["decoding"] == DECODING_VERSION
+    del stamp["decoding"]
+    (folder / FINGERPRINT).write_text(json.dumps(stamp))
+    predictions = folder / "generated_predictions.jsonl"
+    predictions.write_text(predictions.read_text(encoding="utf-8").replace('"predict": "', '"predict": "MARK'),
+                           encoding="utf-8")
+    evaluate(config)
+    assert "MARK" not in predictions.read_text(encoding="utf-8")
 
 def test_predictions_file_is_scored_without_the_model(datasets: Path, tmp_path: Path) -> None:
     lines = [{"prompt": "p", "predict": r["output"], "label": r["output"]} for r in ROWS]
