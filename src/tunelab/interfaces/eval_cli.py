@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from tunelab.text.extract import ExtractorSpec
+    from tunelab.text.extract import JSON, ExtractorSpec
 
 SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
 COMMANDS = ("tunelab eval CONFIG.yaml [key=value ...] [--compare]", "tunelab eval score PREDICTIONS.jsonl",
@@ -54,15 +54,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_spec(text: str | None) -> ExtractorSpec | None:
-    """An extractor given on the command line: a name, or a JSON object."""
+def inline_json(text: str | None, flag: str, fix: str) -> JSON:
+    """A flag's value that is a JSON object when it starts with '{', else the text itself (a name or a path)."""
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"tunelab: --extractor is not valid JSON ({exc.msg}); e.g. "
-                         "'{\"name\": \"regex\", \"pattern\": \"答案[:：](?P<answer>.+)\"}'") from None
+        raise SystemExit(f"tunelab: {flag} is not valid JSON ({exc.msg}); {fix}") from None
+
+
+def parse_spec(text: str | None) -> ExtractorSpec | None:
+    """An extractor given on the command line: a name, or a JSON object."""
+    return inline_json(text, "--extractor", "e.g. '{\"name\": \"regex\", \"pattern\": \"答案[:：](?P<answer>.+)\"}'")
 
 
 def cmd_eval_score(args: argparse.Namespace) -> int:
@@ -78,7 +82,7 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
     if args.labels:
         fields["labels"] = args.labels.split(",")
     layout = {"format_regex": args.format_regex, "format_items": args.format_items,
-              "format_schema": parse_schema(args.format_schema)}
+              "format_schema": inline_json(args.format_schema, "--format-schema", "give a schema object or the path of a .json file")}
     fields.update({key: value for key, value in layout.items() if value is not None})
     task = task_spec(**fields)
     problems = task_problems("command line", task, fields)
@@ -101,17 +105,6 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
             for row in score.rows:
                 handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return 0
-
-
-def parse_schema(text: str | None) -> dict[str, object] | str | None:
-    """--format-schema: a JSON schema given inline, or the path of a file holding one."""
-    if text is None or not text.lstrip().startswith("{"):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"tunelab: --format-schema is not valid JSON ({exc.msg}); give a schema object or "
-                         "the path of a .json file") from None
 
 
 def positive_int(text: str) -> int:
