@@ -16,7 +16,7 @@ from tunelab.data.encode import feedback, supervised, text
 from tunelab.data.encode.turns import EncodeOptions, Encoder
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example, Feedback, Supervised, TextExample
-from tunelab.data.packing import effective_cutoff_len, pack_supervised
+from tunelab.data.packing import data_cutoff_len, pack_supervised
 from tunelab.data.report import DataReport
 from tunelab.data.tokenizer import Tokenizer
 
@@ -76,7 +76,7 @@ def packed_columns(records: Sequence[Supervised], chunks: list[store.EncodedChun
                    data: DataSection, report: DataReport, role: str) -> dict[str, list[list[int]]]:
     """SFT examples packed into rows of cutoff_len (LLaMA-Factory's knapsack); examples too long are counted per
     dataset."""
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    cutoff = data_cutoff_len(data)
     input_ids = [row for chunk in chunks for row in chunk.rows("input_ids")]
     labels = [row for chunk in chunks for row in chunk.rows("labels")]
     for record, ids in zip(records, input_ids):

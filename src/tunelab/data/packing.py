@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import chain
 
+from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.data.tokenizer import Tokenizer
 
@@ -61,6 +62,11 @@ def effective_cutoff_len(cutoff_len: int, packing: bool | None, neat_packing: bo
     """LLaMA-Factory's DataArguments rule: an explicit `packing: true` or `neat_packing` takes one token off
     cutoff_len (for truncation and packing alike); `packing` left unset (pt's default) keeps it."""
     return cutoff_len - 1 if (packing or neat_packing) else cutoff_len
+
+
+def data_cutoff_len(data: DataSection) -> int:
+    """The cutoff a run truncates and packs to: effective_cutoff_len of its data keys."""
+    return effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
 
 
 def greedy_knapsack(lengths: list[int], capacity: int) -> list[list[int]]:

@@ -19,7 +19,7 @@ from tunelab.data.errors import DataError
 from tunelab.data.examples import Example, Supervised
 from tunelab.data.gather import Sampler, eval_records, mixed_records
 from tunelab.data.kinds import Kind, kind_of
-from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.packing import data_cutoff_len
 from tunelab.data.report import DataReport
 from tunelab.data.streaming import streaming_data
 from tunelab.data.tokenizer import Tokenizer
@@ -104,7 +104,7 @@ def built(kind: Kind, records: list[Example], tokenizer: Tokenizer, data: DataSe
 def short_text_error(what: str, names: str, texts: int, tokens: int, data: DataSection) -> DataError:
     """Pre-training text that packing made no block of: too little text for cutoff_len (or for one preprocessing
     batch)."""
-    block = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    block = data_cutoff_len(data)
     counted = f"{texts:,} texts make" if texts != 1 else "1 text makes"
     cause = f"{what} has no examples: its {counted} {tokens:,} tokens (an end-of-text token after each)"
     keep = "set packing: false (each text becomes one example, cut at cutoff_len)"

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import IGNORE_INDEX, infer_seqlen
-from tunelab.data.encode.turns import Encoder, Turn, one_turn
+from tunelab.data.encode.turns import Encoder, Turn, answer_pairs
 from tunelab.data.examples import Feedback
-from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.packing import data_cutoff_len
 from tunelab.data.store import EncodedChunk
 
 COLUMNS = ("input_ids", "labels", "kl_input_ids", "kl_labels")
@@ -48,13 +48,11 @@ def encode_chunk(records: Sequence[Feedback], encoder: Encoder, data: DataSectio
     if missing:
         raise ValueError(f"KTO examples without a KL partner (rows {missing[:5]}): call with_kl_partners first")
     chunk = EncodedChunk()
-    eos = [encoder.tokenizer.eos_token_id] if encoder.template.options.efficient_eos else []
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
-    conversations = [c for r in records for c in ((r, r.prompt + (r.response,)), (r, r.prompt + (r.kl_response,)))]
-    turns = encoder.turns(conversations, last_only=True)
-    for index, record in enumerate(records):
-        input_ids, labels, truncated = masked(one_turn(turns[2 * index]), eos, cutoff)
-        kl_input_ids, kl_labels, _ = masked(one_turn(turns[2 * index + 1]), eos, cutoff)
+    eos, cutoff = encoder.answer_eos, data_cutoff_len(data)
+    pairs = answer_pairs(encoder, [(r, r.prompt, r.response, r.kl_response) for r in records])
+    for record, (turn, kl_turn) in zip(records, pairs):
+        input_ids, labels, truncated = masked(turn, eos, cutoff)
+        kl_input_ids, kl_labels, _ = masked(kl_turn, eos, cutoff)
         trained = len(labels) - labels.count(IGNORE_INDEX)
         counts = chunk.count(record.dataset, role)
         counts["truncated"] += truncated

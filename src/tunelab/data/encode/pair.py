@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import IGNORE_INDEX, infer_seqlen
-from tunelab.data.encode.turns import Encoder, one_turn
+from tunelab.data.encode.turns import Encoder, answer_pairs
 from tunelab.data.examples import Pair
-from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.packing import data_cutoff_len
 from tunelab.data.store import EncodedChunk
 
 COLUMNS = ("chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels")
@@ -18,13 +18,9 @@ COLUMNS = ("chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_
 def encode_chunk(records: Sequence[Pair], encoder: Encoder, data: DataSection, role: str = "train") -> EncodedChunk:
     """Encode and truncate pairs; the report counts both answers' tokens."""
     chunk = EncodedChunk()
-    eos = [encoder.tokenizer.eos_token_id] if encoder.template.options.efficient_eos else []
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
-    conversations = [c for r in records for c in ((r, r.prompt + (r.chosen,)), (r, r.prompt + (r.rejected,)))]
-    turns = encoder.turns(conversations, last_only=True)
-    for index, record in enumerate(records):
-        prompt, chosen = one_turn(turns[2 * index])
-        _, rejected = one_turn(turns[2 * index + 1])
+    eos, cutoff = encoder.answer_eos, data_cutoff_len(data)
+    pairs = answer_pairs(encoder, [(r, r.prompt, r.chosen, r.rejected) for r in records])
+    for record, ((prompt, chosen), (_, rejected)) in zip(records, pairs):
         chosen, rejected = chosen + eos, rejected + eos
         longer = max(len(chosen), len(rejected))
         source_len, target_len = infer_seqlen(len(prompt), longer, cutoff)

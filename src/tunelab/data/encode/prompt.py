@@ -10,7 +10,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import infer_seqlen
 from tunelab.data.encode.turns import Encoder, one_turn
 from tunelab.data.examples import Message, PromptOnly
-from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.packing import data_cutoff_len
 from tunelab.data.store import EncodedChunk
 
 COLUMNS = ("input_ids", "labels")
@@ -21,8 +21,7 @@ def encode_chunk(records: Sequence[PromptOnly], encoder: Encoder, data: DataSect
                  role: str = "train") -> EncodedChunk:
     """Encode and truncate prompts and their reference answers."""
     chunk = EncodedChunk()
-    eos = [encoder.tokenizer.eos_token_id] if encoder.template.options.efficient_eos else []
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    eos, cutoff = encoder.answer_eos, data_cutoff_len(data)
     turns = encoder.turns([(r, r.prompt + (r.answer or EMPTY_ANSWER,)) for r in records], last_only=True)
     for record, turn in zip(records, turns):
         input_ids, labels = one_turn(turn)

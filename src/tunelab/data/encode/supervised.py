@@ -10,7 +10,7 @@ from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import IGNORE_INDEX, infer_seqlen
 from tunelab.data.encode.turns import Encoder
 from tunelab.data.examples import Supervised
-from tunelab.data.packing import effective_cutoff_len
+from tunelab.data.packing import data_cutoff_len
 from tunelab.data.store import EncodedChunk
 
 COLUMNS = ("input_ids", "labels")
@@ -75,7 +75,7 @@ def encode_chunk(records: Sequence[Supervised], encoder: Encoder, data: DataSect
     """Encode, truncate and label supervised examples; counts are kept per (dataset, role): train or eval."""
     chunk = EncodedChunk()
     eos_id = encoder.tokenizer.eos_token_id if encoder.template.options.efficient_eos else None
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    cutoff = data_cutoff_len(data)
     turns = encoder.turns([(record, record.messages) for record in records])
     input_ids, labels = chunk.column("input_ids"), chunk.column("labels")
     for record, pairs in zip(records, turns):

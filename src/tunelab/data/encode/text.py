@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from tunelab.config.schema import DataSection
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.data.examples import TextExample
-from tunelab.data.packing import effective_cutoff_len, pack_pretrain
+from tunelab.data.packing import data_cutoff_len, pack_pretrain
 from tunelab.data.report import DataReport
 from tunelab.data.tokenizer import Tokenizer
 
@@ -19,7 +19,7 @@ def pretrain_columns(records: Sequence[TextExample], tokenizer: Tokenizer, data:
                      role: str = "train") -> dict[str, list[list[int]]]:
     """Pre-training text: EOS appended, packed into cutoff_len blocks (default) or truncated one by one."""
     packing = True if data.packing is None else data.packing
-    cutoff = effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing)
+    cutoff = data_cutoff_len(data)
     texts = [record.text for record in records]
     packed = pack_pretrain(texts, tokenizer, cutoff, packing, data.template, data.preprocessing_batch_size)
     report.packed_rows += len(packed.input_ids) if packing else 0

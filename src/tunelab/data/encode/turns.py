@@ -9,6 +9,7 @@ batch of conversations go through the tokenizer in one call. Every kind's encode
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tunelab.data.chat_template import BOS, EOS, TOKEN, ChatTemplate
@@ -123,6 +124,11 @@ class Encoder:
             template.options.default_system
         self.thought_ids: list[int] | None = None
 
+    @property
+    def answer_eos(self) -> list[int]:
+        """The EOS that ends each answer when the template ends an example with a single one (efficient_eos)."""
+        return [self.tokenizer.eos_token_id] if self.template.options.efficient_eos else []
+
     def messages(self, messages: tuple[Message, ...]) -> list[Message]:
         """The messages as they are encoded (reasoning templates drop thoughts where LLaMA-Factory does)."""
         if self.template.options.kind == "reasoning":
@@ -194,3 +200,13 @@ class Encoder:
                 encoded[i] += self.thought_ids
             else:
                 encoded[i + 1] = self.thought_ids + encoded[i + 1]
+
+
+def answer_pairs(encoder: Encoder,
+                 examples: Sequence[tuple[Context, tuple[Message, ...], Message, Message]]) -> list[tuple[Turn, Turn]]:
+    """(prompt ids, answer ids) of each example's prompt with each of its two answers (pairs: chosen and rejected;
+    KTO: the answer and its KL partner's), encoded as one turn in one batch."""
+    conversations = [(context, prompt + (answer,)) for context, prompt, first, second in examples
+                     for answer in (first, second)]
+    turns = encoder.turns(conversations, last_only=True)
+    return [(one_turn(turns[i]), one_turn(turns[i + 1])) for i in range(0, len(turns), 2)]

@@ -20,7 +20,7 @@ from tunelab.data.report import DataReport
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.data.examples import TextExample
 from tunelab.data.kinds import kind_of
-from tunelab.data.packing import effective_cutoff_len, pretrain_block_counts, pretrain_eos_token
+from tunelab.data.packing import data_cutoff_len, pretrain_block_counts, pretrain_eos_token
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -190,7 +190,7 @@ def text_length_stats(texts: list[str], tokenizer: PreTrainedTokenizerBase, data
     lengths = [len(ids) for ids in tokenizer([text + eos for text in texts], add_special_tokens=False)["input_ids"]]
     packing = True if data.packing is None else data.packing
     return TextLengthStats(lengths, data.cutoff_len, packing,
-                           effective_cutoff_len(data.cutoff_len, data.packing, data.neat_packing),
+                           data_cutoff_len(data),
                            data.preprocessing_batch_size)
 
 
