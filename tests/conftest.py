@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import ModuleType, SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,20 @@ def make_dataset(data_dir: Path) -> Any:
         return write_dataset(data_dir, rows, **kwargs)
 
     return make
+
+
+class Clock:
+    """A time.time() the test moves by hand (`clock.now += 5`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def patched_clock(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Clock:
+    """A Clock that the module's `time.time()` reads from now on."""
+    fake = Clock()
+    monkeypatch.setattr(module, "time", SimpleNamespace(time=fake.time))
+    return fake

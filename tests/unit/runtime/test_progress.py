@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import re
-from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import Clock, patched_clock
 from tunelab.runtime import progress
 from tunelab.runtime.progress import Counter, LiveLine, TrainingFields, format_seconds
 
@@ -19,21 +19,9 @@ class Terminal(io.StringIO):
         return True
 
 
-class Clock:
-    """A time.time() the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(progress, "time", SimpleNamespace(time=fake.time))
-    return fake
+    return patched_clock(monkeypatch, progress)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0:00"), (65.9, "1:05"), (3723, "1:02:03"), (-5, "0:00")])

@@ -5,31 +5,19 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
+from tests.conftest import Clock, patched_clock
 from tunelab.train import callbacks
 from tunelab.train.callbacks import ProgressLine, StepLog
 
 
-class Clock:
-    """A time.time() the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(callbacks, "time", SimpleNamespace(time=fake.time))
-    return fake
+    return patched_clock(monkeypatch, callbacks)
 
 
 @pytest.fixture
