@@ -11,11 +11,6 @@ ChatMessage = dict[str, object]  # a Hugging Face chat message: role, content, a
 ToolSpec = dict[str, object]  # a tool's JSON schema, as chat templates take it
 
 
-def render(tokenizer: Tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-    """The template's text for these messages."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-
 def generation_prompt(tokenizer: Tokenizer, messages: list[ChatMessage],
                       tools: list[ToolSpec] | None = None) -> tuple[str, list[int]]:
     """The text and token ids the model continues: the messages (and tools) through the chat template, ending
