@@ -19,7 +19,7 @@ import tunelab
 LAYERS: dict[str, int] = {
     "runtime": 0,
     "config": 1,
-    "data": 2, "text": 2, "templates": 2,
+    "data": 2, "text": 2, "templates": 2, "remote": 2,
     "model": 3,
     "train": 4, "infer": 4,
     "eval": 5, "export": 5,

@@ -14,15 +14,23 @@ SCALES = {"perplexity": "lower is better", "ndcg": "0-1", "dcg": "unnormalised",
           "hits": "count per row", "mrr": "0-1"}
 
 
+def kind_scales() -> dict[str, str]:
+    """The scales the task kinds declare for their own metrics (judge scores, length deviations, ...)."""
+    from tunelab.eval.kinds import KINDS
+
+    return {metric: note for kind in KINDS.values() for metric, note in kind.scales.items()}
+
+
 def scale_note(metric: str) -> str:
     """How to read a metric's number."""
     head = metric.split("@")[0]
-    return SCALES.get(head, "percent")
+    return kind_scales().get(metric) or SCALES.get(head, "percent")
 
 
 def format_value(metric: str, value: float) -> str:
-    """Two decimals for percentages and perplexity, four for 0-1 figures and counts."""
-    return f"{value:.2f}" if scale_note(metric) in ("percent", "lower is better") else f"{value:.4f}"
+    """Four decimals for 0-1 figures and counts, two for everything else (percentages, perplexity, scores)."""
+    return f"{value:.4f}" if scale_note(metric) in ("0-1", "rate 0-1", "count per row", "unnormalised") \
+        else f"{value:.2f}"
 
 
 def table_rows(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> list[list[str]]:
@@ -117,6 +125,18 @@ def write_row_comparisons(out: Path, results: dict[str, dict[str, TaskScore]], t
                 handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
 
 
+def write_kind_plots(out: Path, results: dict[str, dict[str, TaskScore]], specs: list[EvalTaskSpec]) -> list[Path]:
+    """The figures a task's kind draws beyond the bar chart, one call per task with every model's score."""
+    from tunelab.eval.kinds import kind_of
+
+    written: list[Path] = []
+    for spec in specs:
+        kind = kind_of(spec)
+        if kind.plot is not None:
+            written += kind.plot(spec, {model: scores[spec.name] for model, scores in results.items()}, out)
+    return written
+
+
 def write_report(out: Path, results: dict[str, dict[str, TaskScore]], specs: list[EvalTaskSpec]) -> None:
     """eval_results.json/.md/.png, rows/<task>.jsonl, and the table on the console."""
     tasks = [spec.name for spec in specs]
@@ -130,5 +150,6 @@ def write_report(out: Path, results: dict[str, dict[str, TaskScore]], specs: lis
                                          encoding="utf-8")
     (out / f"{RESULTS}.md").write_text(markdown(results, tasks), encoding="utf-8")
     plot(results, tasks, out / f"{RESULTS}.png")
+    write_kind_plots(out, results, specs)
     write_row_comparisons(out, results, tasks)
     print_table(results, tasks)

@@ -20,11 +20,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions whose message is the whole story: printed without a traceback."""
     from tunelab.data.errors import DataError
     from tunelab.eval.errors import EvalError
+    from tunelab.export.errors import ExportError
     from tunelab.model.adapters import AdapterError
     from tunelab.model.load import ModelError
     from tunelab.train.run import RunError
 
-    return DataError, ModelError, AdapterError, RunError, EvalError
+    return DataError, ModelError, AdapterError, RunError, EvalError, ExportError
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ Scorer = Callable[[EvalTaskSpec, list[str], Sequence[Answer], list[JSON], list[J
 Measured = Callable[[ModelBundle, RunConfig, ProgressFor], TaskScore]
 Measure = Callable[[RunConfig, EvalTaskSpec], Measured]  # reads a task's inputs (before any model loads)
 LabelReader = Callable[["TaskKind", EvalTaskSpec], "Extractor | None"]
+# A kind's own figures for the report: (task, model name -> that model's score, the report folder) -> PNGs written.
+KindPlot = Callable[[EvalTaskSpec, "dict[str, TaskScore]", Path], list[Path]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class TaskKind:
     measure: Measure | None = None
     read_labels: LabelReader = raw_labels
     needs: Callable[[EvalTaskSpec], list[str]] = field(default=needs_dataset)
+    plot: KindPlot | None = None  # figures beyond the report's bar chart (a histogram, actual vs target, ...)
+    scales: dict[str, str] = field(default_factory=dict)  # metric -> how to read its number, where not percent
 
     @property
     def generates(self) -> bool:
