@@ -60,7 +60,8 @@ def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
 
 
 def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
-    """The task dataset's rows as answers-to-be, each with its reference; rows without one are an error."""
+    """The task dataset's rows as answers-to-be, each with its reference; rows without one are an error for the
+    kinds that score against a reference."""
     data = config.data.model_copy(update={"dataset": task.dataset})
     records, _ = load_records(data)
     answers, empty = [], []
@@ -68,7 +69,7 @@ def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
         messages = record.as_dicts(config.data.default_system)
         last = messages[-1]
         row_id = f"{record.dataset}:{record.row}"
-        if last["role"] != "assistant" or not last["content"].strip():
+        if (last["role"] != "assistant" or not last["content"].strip()) and kind_of(task).needs_reference:
             empty.append(row_id)
         prompt = "\n".join(m["content"] for m in messages[:-1] if m["role"] == "user")
         answers.append(Answer(id=row_id, prompt=prompt, label=last["content"], predict=""))

@@ -80,6 +80,7 @@ class TaskKind:
     measure: Measure | None = None
     read_labels: LabelReader = raw_labels
     needs: Callable[[EvalTaskSpec], list[str]] = field(default=needs_dataset)
+    needs_reference: bool = True  # False: rows are scored without a reference answer (judge without one, length)
     plot: KindPlot | None = None  # figures beyond the report's bar chart (a histogram, actual vs target, ...)
     scales: dict[str, str] = field(default_factory=dict)  # metric -> how to read its number, where not percent
 
