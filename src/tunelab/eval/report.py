@@ -33,14 +33,20 @@ def format_value(metric: str, value: float) -> str:
         else f"{value:.2f}"
 
 
+def task_metrics(results: dict[str, dict[str, TaskScore]], task: str) -> list[str]:
+    """A task's metric names over every model (a pairwise baseline has none of its own)."""
+    return list(dict.fromkeys(m for scores in results.values() for m in scores[task].metrics))
+
+
 def table_rows(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> list[list[str]]:
-    """Header, metric row and one row per model, the way competition teams lay out their tables."""
-    first = next(iter(results.values()))
+    """Header, metric row and one row per model, the way competition teams lay out their tables; a model
+    without a task's figures (the baseline of a pairwise judge) shows '-'."""
     header = [""] + tasks
-    metric_row = ["metric"] + [" / ".join(first[t].metrics) for t in tasks]
+    metric_row = ["metric"] + [" / ".join(task_metrics(results, t)) for t in tasks]
     rows = [header, metric_row]
     for model, scores in results.items():
-        rows.append([model] + [" / ".join(format_value(m, v) for m, v in scores[t].metrics.items()) for t in tasks])
+        rows.append([model] + [" / ".join(format_value(m, scores[t].metrics[m]) if m in scores[t].metrics else "-"
+                                          for m in task_metrics(results, t)) for t in tasks])
     return rows
 
 
@@ -53,8 +59,7 @@ def markdown(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> str:
     for model, scores in results.items():
         parts = [f"{t}: {scores[t].scored} scored, {len(scores[t].unextracted)} unextracted" for t in tasks]
         lines.append(f"- {model}: " + "; ".join(parts))
-    first = next(iter(results.values()))
-    metrics = sorted({m for t in tasks for m in first[t].metrics})
+    metrics = sorted({m for t in tasks for m in task_metrics(results, t)})
     lines += ["", "Scales: " + ", ".join(f"{m} ({scale_note(m)})" for m in metrics), ""]
     return "\n".join(lines)
 
@@ -79,15 +84,14 @@ def plot(results: dict[str, dict[str, TaskScore]], tasks: list[str], path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    first = next(iter(results.values()))
-    panels = [(t, m) for t in tasks for m in first[t].metrics]
+    panels = [(t, m) for t in tasks for m in task_metrics(results, t)]
     columns = min(4, len(panels))
     rows = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
-    models = list(results)
     for ax, (task, metric) in zip(axes.flat, panels):
+        models = [m for m in results if metric in results[m][task].metrics]
         values = [results[m][task].metrics[metric] for m in models]
-        bars = ax.bar(range(len(models)), values, color=[f"C{i}" for i in range(len(models))])
+        bars = ax.bar(range(len(models)), values, color=[f"C{list(results).index(m)}" for m in models])
         ax.bar_label(bars, labels=[format_value(metric, v) for v in values], fontsize=7)
         ax.set_xticks(range(len(models)), models, fontsize=7, rotation=20)
         ax.set_title(f"{task}: {metric}", fontsize=8)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from tunelab.config.schema import RunConfig
 from tunelab.data.gather import load_records
 from tunelab.eval.errors import EvalError
 from tunelab.eval.kinds import kind_of
-from tunelab.eval.kinds.base import Measured
+from tunelab.eval.kinds.base import Measured, ScoreModels
 from tunelab.eval.predictions import match_to_dataset, read_predictions
 from tunelab.eval.results import Answer, TaskScore
 from tunelab.eval.reuse import answers_from_run, prediction_fingerprint, reuse_or_reset, save_fingerprint
@@ -42,6 +42,8 @@ class PreparedTask:
     expected: list[Answer] | None = None
     answers: list[Answer] | None = None  # from a `predictions:` file
     measure: Measured | None = None
+    score_models: ScoreModels | None = None  # a kind scoring all models' answers together, after all answered
+    answered: dict[str, tuple[list[Answer], dict[str, object]]] = field(default_factory=dict)  # model -> answers
 
 
 def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
@@ -82,7 +84,7 @@ def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
     return answers
 
 
-def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
+def prepare(config: RunConfig, compare: bool, models: list[str] | None = None) -> list[PreparedTask]:
     """Check and load every task's inputs before any model is loaded."""
     prepared = []
     for task in config.eval.tasks():
@@ -98,6 +100,8 @@ def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
                     raise EvalError(f"task {task.name}: predictions names one file, which cannot stand for several "
                                     "models under --compare; remove it to generate each model's answers")
                 item.answers = match_to_dataset(read_predictions(task.predictions), item.expected, task.predictions)
+            if kind.across_models is not None:
+                item.score_models = kind.across_models(config, task, models or ["model"], item.expected)
         prepared.append(item)
     return prepared
 
@@ -123,19 +127,25 @@ def evaluate(config: RunConfig, compare: bool = False) -> dict[str, dict[str, Ta
 
     out = Path(config.train.output_dir)
     models = compared_models(config, compare)
-    prepared = prepare(config, compare)
+    prepared = prepare(config, compare, [model.name for model in models])
     results: dict[str, dict[str, TaskScore]] = {}
     for model in models:
         info(f"model {model.name}: {model.model_name_or_path or config.model.model_name_or_path}"
              + (f" + {model.adapter_name_or_path}" if model.adapter_name_or_path else ""))
-        results[model.name] = run_model(model_config(config, model, out / model.name), prepared)
+        results[model.name] = run_model(model_config(config, model, out / model.name), prepared, model.name)
         gc.collect()
+    for item in prepared:
+        if item.score_models is not None:
+            score_across_models(out, item, results)
+    order = [item.spec.name for item in prepared]
+    results = {model: {task: scores[task] for task in order} for model, scores in results.items()}
     write_report(out, results, [item.spec for item in prepared])
     return results
 
 
-def run_model(config: RunConfig, prepared: list[PreparedTask]) -> dict[str, TaskScore]:
-    """Every task for one model (loaded only when a task needs it)."""
+def run_model(config: RunConfig, prepared: list[PreparedTask], name: str = "model") -> dict[str, TaskScore]:
+    """Every task for one model (loaded only when a task needs it); a task scored across models only keeps the
+    model's answers (in item.answered) for score_across_models."""
     from tunelab.infer.load import load_for_inference
 
     bundle = load_for_inference(config) if needs_model(prepared) else None
@@ -144,15 +154,37 @@ def run_model(config: RunConfig, prepared: list[PreparedTask]) -> dict[str, Task
         folder = Path(config.train.output_dir) / item.spec.name
         folder.mkdir(parents=True, exist_ok=True)
         started = time.time()
+        if item.score_models is not None:
+            answers, details = answers_for(config, bundle, item, folder)
+            item.answered[name] = (answers, {**details, "seconds": round(time.time() - started, 2)})
+            continue
         score = run_task(config, bundle, item, folder)
         score.details["seconds"] = round(time.time() - started, 2)
-        write_task(folder, score)
-        info(f"  {item.spec.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items())
-             + f" ({score.scored} rows, {len(score.unextracted)} unextracted)")
-        if "hint" in score.details:
-            warn(f"  {item.spec.name}: {score.details['hint']}")
+        finish_task(folder, item.spec.name, score)
         scores[item.spec.name] = score
     return scores
+
+
+def finish_task(folder: Path, task: str, score: TaskScore) -> None:
+    """Write one model's task results and say its figures."""
+    write_task(folder, score)
+    info(f"  {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items())
+         + f" ({score.scored} rows, {len(score.unextracted)} unextracted)")
+    if "hint" in score.details:
+        warn(f"  {task}: {score.details['hint']}")
+
+
+def score_across_models(out: Path, item: PreparedTask, results: dict[str, dict[str, TaskScore]]) -> None:
+    """Score a task whose kind needs every model's answers (a judge comparing models) and add it to the results."""
+    assert item.score_models is not None
+    started = time.time()
+    scores = item.score_models({model: answers for model, (answers, _) in item.answered.items()}, out)
+    for model, score in scores.items():
+        score.details.update(item.answered[model][1])
+        score.details["scoring_seconds"] = round(time.time() - started, 2)
+        info(f"model {model}:")
+        finish_task(out / model / item.spec.name, item.spec.name, score)
+        results[model][item.spec.name] = score
 
 
 def run_task(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask, folder: Path) -> TaskScore:
@@ -161,13 +193,18 @@ def run_task(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask, 
     if item.measure is not None:
         assert bundle is not None  # a measured task always has the model loaded (needs_model)
         return item.measure(bundle, config, lambda unit: Counter(f"  {task.name}", unit))
-    answers = item.answers
-    details: dict[str, object] = {}
-    if answers is None:
-        answers, details = generate(config, bundle, item, folder)
+    answers, details = answers_for(config, bundle, item, folder)
     score = score_task(task, answers)
     score.details.update(details)
     return score
+
+
+def answers_for(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
+                folder: Path) -> tuple[list[Answer], dict[str, object]]:
+    """The task's answers: from its predictions file, else generated by the model (reusing a fresh file)."""
+    if item.answers is not None:
+        return item.answers, {}
+    return generate(config, bundle, item, folder)
 
 
 def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,

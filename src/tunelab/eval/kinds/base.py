@@ -30,6 +30,11 @@ Measure = Callable[[RunConfig, EvalTaskSpec], Measured]  # reads a task's inputs
 LabelReader = Callable[["TaskKind", EvalTaskSpec], "Extractor | None"]
 # A kind's own figures for the report: (task, model name -> that model's score, the report folder) -> PNGs written.
 KindPlot = Callable[[EvalTaskSpec, "dict[str, TaskScore]", Path], list[Path]]
+# A kind scoring every compared model's answers together once all have answered (a judge comparing models):
+# checked when the run is prepared, given (run config, task, model names, the rows), it returns what scores
+# (model name -> that model's answers, the eval output folder) -> model name -> score.
+ScoreModels = Callable[["dict[str, list[Answer]]", Path], "dict[str, TaskScore]"]
+AcrossModels = Callable[[RunConfig, EvalTaskSpec, list[str], list[Answer]], ScoreModels]
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class TaskKind:
     needs_reference: bool = True  # False: rows are scored without a reference answer (judge without one, length)
     plot: KindPlot | None = None  # figures beyond the report's bar chart (a histogram, actual vs target, ...)
     scales: dict[str, str] = field(default_factory=dict)  # metric -> how to read its number, where not percent
+    across_models: AcrossModels | None = None  # scores all models' answers at once, after every model answered
 
     @property
     def generates(self) -> bool:
