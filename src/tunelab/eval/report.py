@@ -46,7 +46,8 @@ def table_rows(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> li
     rows = [header, metric_row]
     for model, scores in results.items():
         rows.append([model] + [" / ".join(format_value(m, scores[t].metrics[m]) if m in scores[t].metrics else "-"
-                                          for m in task_metrics(results, t)) for t in tasks])
+                                          for m in task_metrics(results, t)) if scores[t].metrics else "-"
+                               for t in tasks])
     return rows
 
 

@@ -168,7 +168,7 @@ def run_model(config: RunConfig, prepared: list[PreparedTask], name: str = "mode
 def finish_task(folder: Path, task: str, score: TaskScore) -> None:
     """Write one model's task results and say its figures."""
     write_task(folder, score)
-    info(f"  {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items())
+    info(f"  {task}: " + (", ".join(f"{k} {v:.4g}" for k, v in score.metrics.items()) or "no figures of its own")
          + f" ({score.scored} rows, {len(score.unextracted)} unextracted)")
     if "hint" in score.details:
         warn(f"  {task}: {score.details['hint']}")
