@@ -146,7 +146,8 @@ def ask_local(config: RunConfig, task: JudgeTask, session: Session, jobs: list[J
     assert task.judge_model_path  # judge_needs checked it
     model = config.model.model_copy(update={"model_name_or_path": task.judge_model_path,
                                             "adapter_name_or_path": None})
-    bundle = load_for_inference(config.model_copy(update={"model": model}), from_output_dir=False)
+    data = config.data.model_copy(update={"template": None})  # the judge's own chat template, not the candidates'
+    bundle = load_for_inference(config.model_copy(update={"model": model, "data": data}), from_output_dir=False)
     tokenizer = bundle.tokenizer
     stop = stop_token_ids(tokenizer, bundle.model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -16,9 +16,14 @@ def histogram(task: EvalTaskSpec, scores: dict[str, TaskScore], path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = sorted({float(v) for s in scores.values() for v in dict(s.details.get("distribution", {}))},
-                    key=float)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(values) * len(scores) + 2), 3.4))
+    from matplotlib.ticker import MaxNLocator
+
+    scale = str(next(iter(scores.values())).details.get("scale", ""))
+    low, _, high = scale.partition("-")
+    whole = range(int(low), int(high) + 1) if low.isdigit() and high.isdigit() and int(high) - int(low) <= 20 else []
+    values = sorted({float(v) for v in whole} | {float(v) for s in scores.values()
+                                                 for v in dict(s.details.get("distribution", {}))})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(values) * len(scores) + 3), 3.8))
     width = 0.8 / max(1, len(scores))
     for index, (model, score) in enumerate(scores.items()):
         counts = dict(score.details.get("distribution", {}))  # type: ignore[call-overload]
@@ -27,12 +32,13 @@ def histogram(task: EvalTaskSpec, scores: dict[str, TaskScore], path: Path) -> N
                  f" ({score.details.get('judged', 0)} judged, {len(score.unextracted)} unparsed)")
         positions = [i + (index - (len(scores) - 1) / 2) * width for i in range(len(values))]
         bars = ax.bar(positions, heights, width, label=label, color=f"C{index}")
-        ax.bar_label(bars, fontsize=7)
+        ax.bar_label(bars, labels=[str(h) if h else "" for h in heights], fontsize=7)
     ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
-    ax.set_xlabel(f"score ({score.details.get('scale', '')})")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"score ({scale})")
     ax.set_ylabel("rows")
     ax.set_title(f"{task.name}: judge scores", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=1, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -47,7 +53,7 @@ def outcomes(task: EvalTaskSpec, scores: dict[str, TaskScore], path: Path) -> No
 
     compared = {m: s for m, s in scores.items() if not s.details.get("baseline")}
     base = next((m for m, s in scores.items() if s.details.get("baseline")), "baseline")
-    fig, ax = plt.subplots(figsize=(6.0, 1.2 + 0.5 * len(compared)))
+    fig, ax = plt.subplots(figsize=(7.0, 1.4 + 0.5 * len(compared)))
     names = list(compared)
     left = [0.0] * len(names)
     for metric, colour in (("win", "tab:green"), ("tie", "tab:gray"), ("loss", "tab:red")):
@@ -58,7 +64,7 @@ def outcomes(task: EvalTaskSpec, scores: dict[str, TaskScore], path: Path) -> No
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"percent of rows, against {base} (a win needs both orders)")
     ax.set_title(f"{task.name}: pairwise", fontsize=9)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

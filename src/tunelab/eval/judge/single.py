@@ -9,10 +9,9 @@ from pathlib import Path
 
 from tunelab.config.schema import RunConfig
 from tunelab.eval.judge.ask import Outcome, Question, Session, ask_all, cache_path, follow_up, outcome_details
-from tunelab.eval.judge.cache import JudgeCache
+from tunelab.eval.judge.cache import JudgeCache, question_key
 from tunelab.eval.judge.parse import parse_score
 from tunelab.eval.judge.rubric import Rubric, rubric_source
-from tunelab.eval.judge.cache import question_key
 from tunelab.eval.judge.task import SINGLE_METRICS, JudgeTask
 from tunelab.eval.results import Answer, Row, TaskScore
 from tunelab.runtime.progress import Counter as ProgressCounter
@@ -72,7 +71,8 @@ def model_score(task: JudgeTask, answers: list[Answer], questions: list[Question
                      rows=rows, details=details)
 
 
-def judge_single(config: RunConfig, task: JudgeTask, answered: dict[str, list[Answer]], out: Path) -> dict[str, TaskScore]:
+def judge_single(config: RunConfig, task: JudgeTask, answered: dict[str, list[Answer]],
+                 out: Path) -> dict[str, TaskScore]:
     """Every model's answers judged on the scale (one batch of questions for all models), scored per model."""
     rubric = Rubric(rubric_source(task.rubric, "single"), task.scale_min, task.scale_max)
     cache = JudgeCache(cache_path(out, task.name))
