@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 SUBCOMMANDS = {"score": "eval-score", "extract": "eval-extract"}
 COMMANDS = ("tunelab eval CONFIG.yaml [key=value ...] [--compare]", "tunelab eval score PREDICTIONS.jsonl",
             "tunelab eval extract --extractor NAME --text TEXT")
-NOT_YET = {"judge": "LLM-judge evaluation (a judge model scoring the answers) is not available in this version"}
+NOT_YET = {"judge": "LLM-judge evaluation is a task kind, not a command: add a task with type: judge to eval_tasks "
+                   "and run tunelab eval CONFIG.yaml (see docs/judge.md and examples/judge_task.yaml)"}
 
 
 def route(argv: list[str]) -> list[str]:

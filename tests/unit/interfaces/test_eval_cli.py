@@ -77,13 +77,12 @@ def test_eval_with_a_missing_benchmark_folder_is_a_message(tmp_path: Path, capsy
     assert f"task_dir: {tmp_path / 'nope'} is not a folder" in err and "Traceback" not in err
 
 
-def test_eval_judge_says_it_is_not_available_and_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_judge_points_to_the_task_kind_and_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     # issue 21: `tunelab eval judge` said "judge: no such file"
     assert main(["eval", "judge"]) == 1
     err = capsys.readouterr().err
     assert "no such file" not in err and "Traceback" not in err
-    assert "eval judge: LLM-judge evaluation (a judge model scoring the answers) is not available in this version" \
-        in err
+    assert "eval judge: LLM-judge evaluation is a task kind, not a command: add a task with type: judge" in err
     assert "the eval commands are: tunelab eval CONFIG.yaml [key=value ...] [--compare]; tunelab eval score " \
            "PREDICTIONS.jsonl; tunelab eval extract --extractor NAME --text TEXT" in err
     assert main(["eval", "scor"]) == 1
