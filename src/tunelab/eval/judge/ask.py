@@ -108,7 +108,8 @@ def endpoint_settings(task: JudgeTask, where: str) -> EndpointSettings:
                             where=where, concurrency=task.judge_concurrency,
                             requests_per_minute=task.judge_requests_per_minute,
                             tokens_per_minute=task.judge_tokens_per_minute, timeout=task.judge_timeout,
-                            max_retries=task.judge_max_retries, price=price(task))
+                            max_retries=task.judge_max_retries, price=price(task), max_cost=task.judge_max_cost,
+                            max_tokens_total=task.judge_max_tokens_total)
 
 
 def price(task: JudgeTask) -> Price:
@@ -201,3 +202,10 @@ def outcome_details(task: JudgeTask, outcome: Outcome) -> dict[str, object]:
     if outcome.stopped:
         details["judge_stopped"] = outcome.stopped
     return details
+
+
+def unparsed_hint(unparsed: int, rows: int, outcome: Outcome) -> str:
+    """The console note for rows left without a verdict: why, and where to look."""
+    why = outcome.stopped or ("requests failed" if outcome.failed else "no readable verdict after the re-asks")
+    return (f"{unparsed} of {rows} rows have no verdict ({why}); they are listed in score.json (unextracted_ids) "
+            "and rows.jsonl, left out of the figures, and asked again on a rerun only if failed or not yet asked")

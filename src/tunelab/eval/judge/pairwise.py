@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tunelab.config.schema import RunConfig
 from tunelab.eval.errors import EvalError
-from tunelab.eval.judge.ask import Question, Session, ask_all, cache_path, follow_up, outcome_details
+from tunelab.eval.judge.ask import (Question, Session, ask_all, cache_path, follow_up, outcome_details,
+                                    unparsed_hint)
 from tunelab.eval.judge.cache import JudgeCache, question_key
 from tunelab.eval.judge.parse import parse_verdict
 from tunelab.eval.judge.rubric import Rubric, rubric_source
@@ -126,4 +127,6 @@ def judge_pairwise(config: RunConfig, task: JudgeTask, answered: dict[str, list[
         else:
             scores[model] = compared_score(task, answers, pairs[model], cache, base)
             scores[model].details.update(outcome_details(task, outcome))
+            if scores[model].unextracted:
+                scores[model].details["hint"] = unparsed_hint(len(scores[model].unextracted), len(answers), outcome)
     return scores

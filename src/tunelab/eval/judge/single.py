@@ -8,7 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from tunelab.config.schema import RunConfig
-from tunelab.eval.judge.ask import Outcome, Question, Session, ask_all, cache_path, follow_up, outcome_details
+from tunelab.eval.judge.ask import (Outcome, Question, Session, ask_all, cache_path, follow_up, outcome_details,
+                                    unparsed_hint)
 from tunelab.eval.judge.cache import JudgeCache, question_key
 from tunelab.eval.judge.parse import parse_score
 from tunelab.eval.judge.rubric import Rubric, rubric_source
@@ -44,6 +45,11 @@ def question(task: JudgeTask, rubric: Rubric, answer: Answer) -> Question:
     return Question(key, rubric.render(answer.prompt, reference, answer=answer.predict))
 
 
+def not_judged(outcome: Outcome, key: str) -> str:
+    """Why a question has no reply: its request failed for good, or a budget stopped the asking."""
+    return outcome.failed.get(key) or outcome.stopped or "not asked"
+
+
 def model_score(task: JudgeTask, answers: list[Answer], questions: list[Question], cache: JudgeCache,
                 outcome: Outcome) -> TaskScore:
     """One model's figures from the replies in the cache; rows without a readable score are listed, not dropped."""
@@ -54,7 +60,7 @@ def model_score(task: JudgeTask, answers: list[Answer], questions: list[Question
         verdict = cache.get(asked.key)
         value = verdict.value if verdict is not None and isinstance(verdict.value, float) else None
         row: Row = {"id": answer.id, "label": answer.label, "predict": answer.predict, "score": value,
-                    "reason": verdict.text if verdict is not None else outcome.failed.get(asked.key, "not asked"),
+                    "reason": verdict.text if verdict is not None else not_judged(outcome, asked.key),
                     "attempts": verdict.attempt if verdict is not None else 0}
         if value is None:
             unparsed.append(answer.id)
@@ -67,6 +73,8 @@ def model_score(task: JudgeTask, answers: list[Answer], questions: list[Question
     details: dict[str, object] = {"scale": f"{task.scale_min}-{task.scale_max}", "top_score": task.top(),
                                   "low_score": task.low(), "distribution": distribution, "judged": len(scores),
                                   "unparsed": len(unparsed), **outcome_details(task, outcome)}
+    if unparsed:
+        details["hint"] = unparsed_hint(len(unparsed), len(answers), outcome)
     return TaskScore(task.name, task.type, {n: figures[n] for n in names}, len(answers), unextracted=unparsed,
                      rows=rows, details=details)
 

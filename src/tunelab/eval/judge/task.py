@@ -56,6 +56,11 @@ class JudgeTask(EvalTaskSpec):
     judge_max_retries: NonNegativeInt = Field(5, description="Judge: retries of a request on 429/5xx/timeouts.")
     judge_price_input: NonNegativeFloat = Field(0.0, description="Judge: price per million input tokens.")
     judge_price_output: NonNegativeFloat = Field(0.0, description="Judge: price per million output tokens.")
+    judge_max_cost: PositiveFloat | None = Field(None, description="Judge (endpoint): stop asking once this task's "
+                                                                   "calls cost this much (at the judge prices); the rows "
+                                                                   "not asked are reported and asked on a rerun.")
+    judge_max_tokens_total: PositiveInt | None = Field(None, description="Judge (endpoint): stop asking once this "
+                                                                         "task's calls used this many tokens.")
 
     def top(self) -> float:
         """The top-score threshold."""
@@ -110,6 +115,9 @@ def key_problems(task: JudgeTask) -> list[str]:
 def scale_problems(task: JudgeTask) -> list[str]:
     """A scale with room, thresholds on it, metrics that fit the mode, `against` only for pairwise."""
     problems = []
+    if task.judge_max_cost is not None and not (task.judge_price_input or task.judge_price_output):
+        problems.append("judge_max_cost needs the prices to count the cost; set judge_price_input and "
+                        "judge_price_output (per million tokens)")
     if task.scale_min >= task.scale_max:
         problems.append(f"scale_min {task.scale_min} >= scale_max {task.scale_max}; the scale must run upwards, "
                         "e.g. scale_min: 1, scale_max: 10")

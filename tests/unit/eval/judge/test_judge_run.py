@@ -109,3 +109,25 @@ def test_pairwise_without_a_second_model_stops_before_loading(tiny_model_dir: Pa
     with pytest.raises(EvalError, match="mode pairwise compares two models.*--compare"):
         evaluate(run)
     assert not (tmp_path / "eval" / "model").exists()
+
+
+def test_a_budget_stops_the_asking_and_the_rest_is_reported(tiny_model_dir: Path, make_dataset: Any,
+                                                            data_dir: Path, tmp_path: Path) -> None:
+    make_dataset(ROWS)
+    out = tmp_path / "eval"
+    with fault_server(answer=lambda messages: "[[5]]") as server:
+        run = config(tiny_model_dir, data_dir, out, server.base_url, judge_concurrency=1, judge_max_tokens_total=1)
+        score = evaluate(run)["model"]["judged"]
+        assert len(server.received) == 1  # the first reply spent the budget: nothing more was sent
+        assert score.details["judged"] == 1 and len(score.unextracted) == 2
+        assert "token budget" in str(score.details["judge_stopped"]) and "2 of 3 rows" in str(score.details["hint"])
+        assert all("token budget" in str(r["reason"]) for r in score.rows if r["score"] is None)
+        again = evaluate(config(tiny_model_dir, data_dir, out, server.base_url))["model"]["judged"]
+        assert len(server.received) == 3 and again.unextracted == []  # only the two not asked
+
+
+def test_max_cost_needs_prices(data_dir: Path, tmp_path: Path) -> None:
+    from tunelab.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="judge_max_cost needs the prices"):
+        config(tmp_path, data_dir, tmp_path, "http://127.0.0.1:9/v1", judge_max_cost=1.0)
