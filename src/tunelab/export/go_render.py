@@ -118,6 +118,7 @@ class Renderer:
         self.out: list[str] = []
 
     def field(self, value: Value, names: tuple[str, ...]) -> Value:
+        """Fields of a value (`.A.B`); a missing map key is nil, as with Ollama's missingkey=zero."""
         for name in names:
             if not isinstance(value, dict):
                 raise GoTemplateError(f"can't evaluate field {name} in {value!r}")
@@ -125,12 +126,14 @@ class Renderer:
         return value
 
     def variable(self, name: str) -> Value:
+        """The innermost variable of that name."""
         for key, value in reversed(self.variables):
             if key == name:
                 return value
         raise GoTemplateError(f"undefined variable: {name}")
 
     def operand(self, op: Operand, dot: Value) -> Value:
+        """The value of one operand."""
         kind = op[0]
         if kind in ("str", "num", "bool", "nil"):
             return op[1]
@@ -143,6 +146,7 @@ class Renderer:
         raise GoTemplateError(f"function {op[1]} used as a value")
 
     def command(self, command: tuple[Operand, ...], dot: Value, piped: tuple[Value, ...]) -> Value:
+        """One command: a function call (the piped value last) or a single operand."""
         head = command[0]
         if head[0] != "func":
             if len(command) > 1 or piped:
@@ -161,6 +165,7 @@ class Renderer:
         return FUNCTIONS[name](*[self.operand(a, dot) for a in args], *piped)
 
     def pipe(self, pipe: Pipe, dot: Value) -> Value:
+        """A pipeline's value, declaring or assigning its variables."""
         value: tuple[Value, ...] = ()
         for command in pipe.commands:
             value = (self.command(command, dot, value),)
@@ -177,6 +182,7 @@ class Renderer:
         return result
 
     def walk(self, nodes: list[Node], dot: Value) -> None:
+        """Execute nodes, appending their output."""
         for node in nodes:
             if isinstance(node, Text):
                 self.out.append(node.text)
@@ -192,12 +198,14 @@ class Renderer:
                 self.range(node, dot)
 
     def scoped(self, nodes: list[Node], dot: Value, mark: int) -> None:
+        """Execute a block body; its variables end with it."""
         try:
             self.walk(nodes, dot)
         finally:
             del self.variables[mark:]
 
     def branch(self, node: Branch, dot: Value) -> None:
+        """if / else if / else."""
         mark = len(self.variables)
         for condition, body in node.branches:
             if truth(self.pipe(condition, dot)):
@@ -205,6 +213,7 @@ class Renderer:
         self.scoped(node.otherwise, dot, mark)
 
     def range(self, node: Branch, dot: Value) -> None:
+        """range over a list (index, element) or a map (sorted keys), with else when empty."""
         pipe, body = node.branches[0]
         mark = len(self.variables)
         items = self.pipe(Pipe(pipe.commands), dot)

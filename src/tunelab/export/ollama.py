@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tunelab.data.chat_template import composed_jinja, load_named, template_names
 from tunelab.export.chat_shape import ChatShape, Message, jinja_prompt, msg, read_shape, try_render
 from tunelab.export.errors import ExportError
 from tunelab.export.go_render import render
@@ -33,7 +34,8 @@ SAMPLES: list[tuple[str, list[Message]]] = [
     ("Chinese without a system message", [msg("user", "你好，你是谁？")]),
     ("empty system and user contents", [msg("system", ""), msg("user", "")]),
     ("empty assistant turn", [msg("user", ""), msg("assistant", ""), msg("user", "again")]),
-    ("whitespace around contents", [msg("user", "  spaces around \n"), msg("assistant", "\nline one\n  indented\n"),
+    ("whitespace around contents", [msg("user", "  spaces around \n"),
+                                    msg("assistant", "\nline one\n  indented\n"),
                                     msg("user", "\ttab and newline\n\n")]),
     ("template syntax in contents", [msg("system", 'say "{{ .System }}" and {% raw %}'),
                                      msg("user", '{{- range .Messages }}"""{{ end }} {# #}')]),
@@ -76,15 +78,17 @@ def go_template_for(shape: ChatShape, empty_head: str) -> str:
             "{{- end }}\n{{- end }}")
 
 
-def stop_strings(tokenizer: PreTrainedTokenizerBase, shape: ChatShape) -> list[str]:
-    """The end-of-turn token the template writes after an answer (the first special token there), then EOS."""
+def stop_strings(tokenizer: PreTrainedTokenizerBase, shape: ChatShape, declared: tuple[str, ...] = ()) -> list[str]:
+    """The end-of-turn token the template writes after an answer (the first special token there), EOS, then the
+    stop words a named tunelab template declares."""
     special = set(tokenizer.all_special_tokens)
     special |= {token.content for token in tokenizer.added_tokens_decoder.values() if token.special}
     found = sorted((shape.assistant_gap.find(token), -len(token), token)
                    for token in special if token and token in shape.assistant_gap)
     stops = [found[0][2]] if found else []
-    if tokenizer.eos_token and tokenizer.eos_token not in stops:
-        stops.append(tokenizer.eos_token)
+    for stop in (tokenizer.eos_token, *declared):
+        if stop and stop not in stops:
+            stops.append(stop)
     return stops
 
 
@@ -137,19 +141,20 @@ def check_modelfile(text: str, tokenizer: PreTrainedTokenizerBase, default_syste
     return problems
 
 
-def template_label(tokenizer: PreTrainedTokenizerBase) -> str:
-    """How errors name the chat template: tunelab's template name, else the tokenizer's source."""
-    from tunelab.data.chat_template import composed_jinja, template_names
+def named_template(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The name of the shipped tunelab template the tokenizer carries, if it carries one."""
+    return next((name for name in template_names() if tokenizer.chat_template == composed_jinja(name)), None)
 
-    for name in template_names():
-        if tokenizer.chat_template == composed_jinja(name):
-            return f"chat template '{name}'"
-    return f"the chat template of {tokenizer.name_or_path or 'the tokenizer'}"
+
+def template_label(name: str | None, tokenizer: PreTrainedTokenizerBase) -> str:
+    """How errors name the chat template: tunelab's template name, else the tokenizer's source."""
+    return f"chat template '{name}'" if name else f"the chat template of {tokenizer.name_or_path or 'the tokenizer'}"
 
 
 def build_modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, default_system: str | None) -> str:
     """The checked Modelfile text; ExportError when the chat template cannot be expressed as an Ollama TEMPLATE."""
-    label = template_label(tokenizer)
+    name = named_template(tokenizer)
+    label = template_label(name, tokenizer)
     shape = read_shape(tokenizer, label, default_system)
     system = default_system if default_system is not None else shape.default_system
     if system and shape.head_system is None:
@@ -157,7 +162,9 @@ def build_modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, default_
                           f"leave default_system out or use a template with a system role")
     empty = try_render(tokenizer, [msg("system", ""), msg("user", "USRMARKq7a")]) or ""
     empty_head = empty.split("USRMARKq7a", 1)[0]
-    text = format_modelfile(gguf_name, go_template_for(shape, empty_head), system, stop_strings(tokenizer, shape))
+    declared = load_named(name).options.stop_words if name else ()
+    stops = stop_strings(tokenizer, shape, declared)
+    text = format_modelfile(gguf_name, go_template_for(shape, empty_head), system, stops)
     problems = check_modelfile(text, tokenizer, default_system, shape.head_system is not None)
     if problems:
         raise ExportError(f"{label} cannot be expressed as an Ollama TEMPLATE; the checked rendering differs:\n"
@@ -175,7 +182,3 @@ def write_modelfile(folder: Path, gguf_name: str, tokenizer: PreTrainedTokenizer
     partial.replace(path)
     return path
 
-
-def ollama_create_command(modelfile: Path, model_name: str) -> str:
-    """The command that turns the written folder into an Ollama model."""
-    return f"ollama create {model_name} -f {modelfile}"

@@ -43,11 +43,13 @@ EXPECTED = {
         f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{USER1}<|im_end|>\n<|im_start|>assistant\n"
         f"{ANSWER}<|im_end|>\n<|im_start|>user\n{USER2}<|im_end|>\n<|im_start|>assistant\n",
     ("llama3", "user"):
-        f"<|start_header_id|>user<|end_header_id|>\n\n{USER1}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+        f"<|start_header_id|>user<|end_header_id|>\n\n{USER1}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
     ("llama3", "system-user-assistant-user"):
         f"<|start_header_id|>system<|end_header_id|>\n\n{SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
         f"{USER1}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{ANSWER}<|eot_id|>"
-        f"<|start_header_id|>user<|end_header_id|>\n\n{USER2}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+        f"<|start_header_id|>user<|end_header_id|>\n\n{USER2}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
     ("gemma", "user-assistant-user"):
         f"<start_of_turn>user\n{USER1}<end_of_turn>\n<start_of_turn>model\n{ANSWER}<end_of_turn>\n"
         f"<start_of_turn>user\n{USER2}<end_of_turn>\n<start_of_turn>model\n",

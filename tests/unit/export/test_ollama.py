@@ -112,7 +112,7 @@ def test_llama3_bos_text_kept_when_the_tokenizer_does_not_add_bos() -> None:
     text = build_modelfile("l.gguf", tokenizer, None)
     assert ollama_prompt(text, [{"role": "user", "content": "hi"}]).startswith(
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>")
-    assert commands(text)["stop"][0] == "<|eot_id|>"
+    assert commands(text)["stop"] == ["<|eot_id|>", "<|eom_id|>"]  # end of turn (= EOS here), then llama3's own
 
 
 def test_bos_text_left_to_llama_cpp_when_the_tokenizer_adds_bos() -> None:
