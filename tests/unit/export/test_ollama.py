@@ -164,3 +164,13 @@ def test_every_named_template_writes_a_checked_modelfile(name: str) -> None:
               "gemma": "spm", "gemma3": "spm", "llama2": "spm", "mistral": "spm"}.get(name, "bpe_qwen")
     text = build_modelfile("m.gguf", fixture_tokenizer(folder, name), None)
     assert commands(text)["stop"]
+
+
+@pytest.mark.parametrize(("folder", "system"), [("jinja_qwen3", None),
+                                                ("jinja_smollm2", "You are a helpful AI assistant named SmolLM, "
+                                                                  "trained by Hugging Face")])
+def test_models_own_templates_from_the_fixtures(folder: str, system: str | None) -> None:
+    """Qwen3's and SmolLM2's own chat templates (as shipped with the models) pass the check."""
+    text = build_modelfile("m.gguf", fixture_tokenizer(folder), None)
+    assert commands(text).get("system", [None])[0] == system
+    assert commands(text)["stop"] == ["<|im_end|>"]
