@@ -61,14 +61,26 @@ def compare(name: str, left: Value, right: Value) -> bool:
 
 
 def go_slice(value: Value, *bounds: Value) -> Value:
-    """slice x i j: Go's x[i:j] on a string or a list."""
+    """slice x i j: Go's x[i:j] on a list, or on a string's UTF-8 bytes."""
     if not isinstance(value, (str, list)) or not all(isinstance(b, int) for b in bounds) or len(bounds) > 2:
         raise GoTemplateError(f"slice: cannot slice {value!r} with {bounds!r}")
+    items = value.encode("utf-8") if isinstance(value, str) else value
     start = bounds[0] if bounds else 0
-    stop = bounds[1] if len(bounds) > 1 else len(value)
-    if not 0 <= start <= stop <= len(value):
-        raise GoTemplateError(f"slice: index out of range [{start}:{stop}] with length {len(value)}")
-    return value[start:stop]
+    stop = bounds[1] if len(bounds) > 1 else len(items)
+    if not 0 <= start <= stop <= len(items):
+        raise GoTemplateError(f"slice: index out of range [{start}:{stop}] with length {len(items)}")
+    part = items[start:stop]
+    return part.decode("utf-8", errors="replace") if isinstance(part, bytes) else part
+
+
+def go_print(*values: Value) -> str:
+    """print: Go's fmt.Sprint, a space between two operands when neither is a string."""
+    out = ""
+    for i, value in enumerate(values):
+        if i and not isinstance(value, str) and not isinstance(values[i - 1], str):
+            out += " "
+        out += show(value)
+    return out
 
 
 def go_index(value: Value, *keys: Value) -> Value:
@@ -106,7 +118,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "lt": lambda a, b: compare("lt", a, b), "le": lambda a, b: compare("le", a, b),
     "gt": lambda a, b: compare("gt", a, b), "ge": lambda a, b: compare("ge", a, b),
     "index": go_index, "slice": go_slice, "printf": printf,
-    "print": lambda *a: "".join(show(v) for v in a), "json": lambda v: json.dumps(v, separators=(",", ":")),
+    "print": go_print, "json": lambda v: json.dumps(v, separators=(",", ":")),
 }
 
 

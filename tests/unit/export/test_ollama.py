@@ -18,6 +18,9 @@ from tunelab.export.ollama import build_modelfile, ollama_values, write_modelfil
 from tunelab.model.registry import aliases
 
 FIXTURE_TOKENIZERS = Path(__file__).parents[2] / "fixtures" / "templates" / "tokenizers"
+# The fixture tokenizer holding each named template's tokens (bpe_qwen for the rest); spm adds BOS on encode.
+FOLDER_OF = {"llama3": "bpe_llama3", "deepseek3": "bpe_deepseek3", "glm4": "bpe_glm", "chatglm3": "bpe_glm",
+             "gemma": "spm", "gemma3": "spm", "llama2": "spm", "mistral": "spm"}
 
 # Qwen2.5-Instruct's chat template without its tools branch: a default system prompt, and an empty system message
 # still written as a block.
@@ -160,9 +163,7 @@ def test_no_chat_template_is_an_error(tiny_tokenizer_json: str) -> None:
 @pytest.mark.parametrize("name", template_names())
 def test_every_named_template_writes_a_checked_modelfile(name: str) -> None:
     """All 25 shipped templates pass the check (on a tokenizer holding their tokens; spm adds BOS)."""
-    folder = {"llama3": "bpe_llama3", "deepseek3": "bpe_deepseek3", "glm4": "bpe_glm", "chatglm3": "bpe_glm",
-              "gemma": "spm", "gemma3": "spm", "llama2": "spm", "mistral": "spm"}.get(name, "bpe_qwen")
-    text = build_modelfile("m.gguf", fixture_tokenizer(folder, name), None)
+    text = build_modelfile("m.gguf", fixture_tokenizer(FOLDER_OF.get(name, "bpe_qwen"), name), None)
     assert commands(text)["stop"]
 
 
