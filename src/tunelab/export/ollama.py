@@ -41,6 +41,11 @@ SAMPLES: list[tuple[str, list[Message]]] = [
                                      msg("user", '{{- range .Messages }}"""{{ end }} {# #}')]),
 ]
 
+TRIM_HINT = ("\n  The chat template changes the whitespace around message contents (Jinja's `| trim`), which an Ollama "
+             "template cannot do: Ollama would send the model text it never saw in training. Train with a tunelab "
+             "template that keeps contents as they are (template: NAME, see `tunelab templates`) to export to Ollama.")
+
+
 def go_literal(text: str) -> str:
     """Text for the Go template (empty stays empty)."""
     return template_text(text)
@@ -167,8 +172,9 @@ def build_modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, default_
     text = format_modelfile(gguf_name, go_template_for(shape, empty_head), system, stops)
     problems = check_modelfile(text, tokenizer, default_system, shape.head_system is not None)
     if problems:
+        hint = TRIM_HINT if any("'whitespace around contents'" in p for p in problems) else ""
         raise ExportError(f"{label} cannot be expressed as an Ollama TEMPLATE; the checked rendering differs:\n"
-                          + "\n".join(problems))
+                          + "\n".join(problems) + hint)
     return text
 
 

@@ -32,3 +32,15 @@ def test_renderer_equals_go(label: str, template: str, data: dict, outcome: dict
             render(template, data)
     else:
         assert render(template, data) == outcome["output"]
+
+
+def test_golden_holds_the_templates_written_now() -> None:
+    """A change to the Go templates tunelab writes needs the golden rerun (tools/go_template_golden.py)."""
+    from tests.unit.export.test_ollama import FOLDER_OF, commands, fixture_tokenizer
+    from tunelab.export.ollama import build_modelfile
+
+    for case in GOLDEN["cases"]:
+        kind, _, name = case["label"].partition(" ")
+        if kind == "tunelab":
+            tokenizer = fixture_tokenizer(FOLDER_OF.get(name, "bpe_qwen"), name)
+            assert commands(build_modelfile("m.gguf", tokenizer, None))["template"] == [case["template"]], name

@@ -39,6 +39,13 @@ GEMMA2 = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_excep
           "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
           "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}")
 
+# Meta-Llama-3-8B-Instruct's chat template: BOS text first, contents trimmed.
+LLAMA3_META = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+               "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + "
+               "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+               "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+               "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
+
 
 def fixture_tokenizer(folder: str, template: str | None = None) -> Any:
     """A tokenizer of tests/fixtures/templates, with tunelab's named template installed."""
@@ -127,9 +134,11 @@ def test_bos_text_left_to_llama_cpp_when_the_tokenizer_adds_bos() -> None:
     assert commands(text)["stop"] == ["<end_of_turn>"]
 
 
-def test_gemma2_own_template_is_refused_for_trimming(tiny_tokenizer_json: str) -> None:
-    tokenizer = make_tokenizer(tiny_tokenizer_json, GEMMA2)
-    with pytest.raises(ExportError, match=r"(?s)conversation 'whitespace around contents'.*Ollama: .*Jinja: "):
+@pytest.mark.parametrize(("folder", "template"), [("spm", GEMMA2), ("bpe_llama3", LLAMA3_META)])
+def test_official_templates_that_trim_contents_are_refused(folder: str, template: str) -> None:
+    tokenizer = fixture_tokenizer(folder)
+    tokenizer.chat_template = template
+    with pytest.raises(ExportError, match=r"(?s)conversation 'whitespace around contents'.*Ollama: .*Jinja: .*trim"):
         build_modelfile("g.gguf", tokenizer, None)
 
 
