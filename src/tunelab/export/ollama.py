@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.data.chat_template import composed_jinja, load_named, template_names
-from tunelab.export.chat_shape import ChatShape, Message, jinja_prompt, msg, read_shape, try_render
+from tunelab.export.chat_shape import MARKS, ChatShape, Message, jinja_prompt, msg, read_shape, try_render
 from tunelab.export.errors import ExportError
 from tunelab.export.go_render import render
 from tunelab.export.go_template import GoTemplateError
@@ -46,16 +46,11 @@ TRIM_HINT = ("\n  The chat template changes the whitespace around message conten
              "template that keeps contents as they are (template: NAME, see `tunelab templates`) to export to Ollama.")
 
 
-def go_literal(text: str) -> str:
-    """Text for the Go template (empty stays empty)."""
-    return template_text(text)
-
-
 def user_branch(shape: ChatShape) -> str:
     """The user turn: the head when it opens the conversation, then the gap to the answer or the prompt."""
-    head = f"{{{{ if eq $i 0 }}}}{go_literal(shape.head_user)}{{{{ end }}}}" if shape.head_user else ""
+    head = f"{{{{ if eq $i 0 }}}}{template_text(shape.head_user)}{{{{ end }}}}" if shape.head_user else ""
     # Every line ends in an action: the next line's `{{-` would trim the newlines a literal ends with.
-    after = f"{{{{ if $last }}}}{go_literal(shape.tail)}{{{{ else }}}}{go_literal(shape.user_gap)}{{{{ end }}}}"
+    after = f"{{{{ if $last }}}}{template_text(shape.tail)}{{{{ else }}}}{template_text(shape.user_gap)}{{{{ end }}}}"
     return f'{{{{- else if eq .Role "user" }}}}{head}{{{{ .Content }}}}{after}\n'
 
 
@@ -63,11 +58,11 @@ def system_branch(shape: ChatShape, empty_head: str) -> str:
     """The system turn (first message only): its head, content and the gap to the first user turn. A template
     without a system role drops it, as Ollama cannot refuse it: the conversation's head is written there."""
     if shape.head_system is None:
-        head = f"{{{{ if eq $i 0 }}}}{go_literal(shape.head_user)}{{{{ end }}}}" if shape.head_user else ""
+        head = f"{{{{ if eq $i 0 }}}}{template_text(shape.head_user)}{{{{ end }}}}" if shape.head_user else ""
         return f'{{{{- if eq .Role "system" }}}}{head}\n'
-    full = f"{go_literal(shape.head_system)}{{{{ .Content }}}}{go_literal(shape.system_gap)}"
+    full = f"{template_text(shape.head_system)}{{{{ .Content }}}}{template_text(shape.system_gap)}"
     if empty_head != shape.head_system + shape.system_gap:
-        full = f"{{{{ if .Content }}}}{full}{{{{ else }}}}{go_literal(empty_head)}{{{{ end }}}}"
+        full = f"{{{{ if .Content }}}}{full}{{{{ else }}}}{template_text(empty_head)}{{{{ end }}}}"
     return f'{{{{- if eq .Role "system" }}}}{{{{ if eq $i 0 }}}}{full}{{{{ end }}}}\n'
 
 
@@ -75,7 +70,7 @@ def go_template_for(shape: ChatShape, empty_head: str) -> str:
     """The Ollama TEMPLATE for a chat shape (system at the start, then alternating user and assistant)."""
     system = system_branch(shape, empty_head)
     user = user_branch(shape)
-    assistant_gap = f"{{{{ if not $last }}}}{go_literal(shape.assistant_gap)}{{{{ end }}}}" \
+    assistant_gap = f"{{{{ if not $last }}}}{template_text(shape.assistant_gap)}{{{{ end }}}}" \
         if shape.assistant_gap else ""
     return ("{{- range $i, $_ := .Messages }}\n{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
             f"{system}{user}"
@@ -165,8 +160,8 @@ def build_modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, default_
     if system and shape.head_system is None:
         raise ExportError(f"{label} has no system role, so the system prompt {system!r} cannot be given to Ollama; "
                           f"leave default_system out or use a template with a system role")
-    empty = try_render(tokenizer, [msg("system", ""), msg("user", "USRMARKq7a")]) or ""
-    empty_head = empty.split("USRMARKq7a", 1)[0]
+    empty = try_render(tokenizer, [msg("system", ""), msg("user", MARKS["user1"])]) or ""
+    empty_head = empty.split(MARKS["user1"], 1)[0]  # what an empty system message leaves before the first user turn
     declared = load_named(name).options.stop_words if name else ()
     stops = stop_strings(tokenizer, shape, declared)
     text = format_modelfile(gguf_name, go_template_for(shape, empty_head), system, stops)
