@@ -130,6 +130,7 @@ def check_name_free(name: str, out: Path, folder: Path) -> None:
 def describe(spec: LengthSet, count: int, out: Path) -> list[str]:
     """The line the command prints about the rows written."""
     lengths = spec.lengths
-    scenarios = f" x {len(spec.scenarios)} scenarios" if spec.scenarios else ""
+    count_of = len(spec.scenarios)
+    scenarios = f" x {count_of} scenario{'s' if count_of > 1 else ''}" if spec.scenarios else ""
     return [f"wrote {count} rows to {out}: lengths {lengths.start}..{lengths[-1]} step {lengths.step} "
             f"({len(lengths)} lengths{scenarios}); target length in field {spec.field!r}"]
