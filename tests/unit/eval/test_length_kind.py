@@ -106,3 +106,13 @@ def test_plot_writes_both_figures_with_a_series_per_model(tmp_path: Path) -> Non
     paths = plot_length(spec, scores, tmp_path)
     assert [p.name for p in paths] == ["len_length.png", "len_length_bands.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_tokens_rule_counts_the_named_tokenizers_tokens(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokens = AutoTokenizer.from_pretrained(tiny_model_dir).encode("hello world", add_special_tokens=False)
+    spec = task(target_field="n", length_rule="tokens", tokenizer=str(tiny_model_dir), metrics=["bias"])
+    score = score_task(spec, [Answer("d:1", "", "1", "hello world")])
+    assert score.rows[0]["actual"] == len(tokens) and score.metrics == {"bias": len(tokens) - 1}
+    assert score.details["length_rule"] == "tokens (tokens)"
