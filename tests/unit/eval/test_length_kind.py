@@ -116,3 +116,16 @@ def test_tokens_rule_counts_the_named_tokenizers_tokens(tiny_model_dir: Path) ->
     score = score_task(spec, [Answer("d:1", "", "1", "hello world")])
     assert score.rows[0]["actual"] == len(tokens) and score.metrics == {"bias": len(tokens) - 1}
     assert score.details["length_rule"] == "tokens (tokens)"
+
+
+def test_the_example_config_validates_and_its_sets_have_targets() -> None:
+    from tunelab.config.load import load_config
+    from tunelab.eval.run import expected_answers
+
+    root = Path(__file__).resolve().parents[3]
+    config = load_config(str(root / "examples" / "length_control.yaml"), [f"dataset_dir={root / 'examples' / 'data'}"],
+                         purpose="eval")
+    zh, en = config.eval.tasks()
+    assert [a.label for a in expected_answers(config, zh)] == ["10", "20", "30", "40", "50"]
+    answers = expected_answers(config, en)
+    assert score_task(en, [Answer(a.id, a.prompt, a.label, "word " * 10) for a in answers]).metrics["mae"] == 20
