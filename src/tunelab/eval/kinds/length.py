@@ -199,7 +199,8 @@ def score_length(task: LengthTask, names: list[str], answers: Sequence[Answer], 
                      details=details)
 
 
-def band_means(targets: Sequence[int], deviations: Sequence[int], edges: Sequence[int]) -> dict[str, tuple[float, float]]:
+def band_means(targets: Sequence[int], deviations: Sequence[int],
+               edges: Sequence[int]) -> dict[str, tuple[float, float]]:
     """Band label -> (mean absolute deviation, mean deviation), for the bands that hold rows."""
     labels, bands = band_labels(edges), [band_of(t, edges) for t in targets]
     result = {}
