@@ -42,7 +42,8 @@ def test_length_task_end_to_end(tiny_model_dir: Path, data_dir: Path, tmp_path: 
     predictions = (out / "a" / "len" / "generated_predictions.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(predictions[0])["label"] == ""  # the rows have no reference answer
     assert (out / "len_length.png").stat().st_size > 10_000 and (out / "len_length_bands.png").is_file()
-    assert "mae" in (out / "eval_results.md").read_text(encoding="utf-8")
+    report = (out / "eval_results.md").read_text(encoding="utf-8")
+    assert "mae" in report and "- len: do_sample False, max_new_tokens 6, repetition_penalty 1.0" in report
 
 
 def test_sampling_when_the_task_asks(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
