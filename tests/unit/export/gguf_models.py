@@ -35,7 +35,8 @@ def save_tiny_model(folder: Path, arch: str, tokenizer: Any, seed: int = 0, **ov
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tokenizer), **overrides)).float().eval()
+    vocab_size = overrides.pop("vocab_size", len(tokenizer))
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, vocab_size, **overrides)).float().eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.1)
