@@ -168,9 +168,23 @@ def test_bad_inputs_name_the_file_and_leave_nothing(tmp_path: Path, tokenizer: A
     with pytest.raises(ExportError, match=r"gguf_type 'q3_0' is unknown; pick one of f32, f16"):
         write_gguf(tmp_path, tmp_path / "m.gguf", "q3_0")
     weights = tmp_path / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
+    weights.write_bytes(weights.read_bytes()[:-100])  # a half-written checkpoint
     with pytest.raises(ExportError, match=r"model.safetensors: not a readable safetensors file"):
         write_gguf(tmp_path, tmp_path / "m.gguf", "f16")
+    assert list(tmp_path.glob("*.gguf*")) == []
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gguf import GGUFWriter
+
+    save_tiny_model(tmp_path, "llama", tokenizer)
+
+    def disk_full(self: GGUFWriter, tensor: np.ndarray) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(GGUFWriter, "write_tensor_data", disk_full)
+    with pytest.raises(ExportError, match=r"m.gguf: writing the GGUF failed .*No space left on device"):
+        write_gguf(tmp_path, tmp_path / "m.gguf", "q8_0")
     assert list(tmp_path.glob("*.gguf*")) == []
 
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
-
 import numpy as np
 from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, GGUFWriter, RopeScalingType, get_tensor_name_map
 
 from tunelab.export.errors import ExportError
 
 # config.json values as json.load gives them
-ConfigValue = Union[str, int, float, bool, None, list, dict]
+ConfigValue = str | int | float | bool | None | list | dict
 HFConfig = dict[str, ConfigValue]
 
 
