@@ -104,6 +104,17 @@ def test_output_weight_only_when_not_tied(tmp_path: Path, tokenizer: Any, arch: 
     assert logit_error(tmp_path, "m.gguf", model, tokenizer) < 2e-3
 
 
+def test_untied_model_without_its_output_layer_is_refused(tmp_path: Path, tokenizer: Any) -> None:
+    from safetensors.torch import load_file, save_file
+
+    save_tiny_model(tmp_path, "llama", tokenizer, tie_word_embeddings=False)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["lm_head.weight"]
+    save_file(weights, tmp_path / "model.safetensors")
+    with pytest.raises(ExportError, match="tie_word_embeddings: false but no lm_head.weight"):
+        write_gguf(tmp_path, tmp_path / "m.gguf", "f16")
+
+
 def test_rows_that_are_not_whole_blocks_stay_f16(tmp_path: Path, tokenizer: Any) -> None:
     from gguf import GGMLQuantizationType as Q
 

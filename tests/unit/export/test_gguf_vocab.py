@@ -81,7 +81,8 @@ def test_add_bos_follows_what_a_plain_encode_does(tmp_path: Path, cjk_tokenizer_
 
     backend = Tokenizer.from_str(cjk_tokenizer_json)
     bos = backend.token_to_id("<|endoftext|>")
-    backend.post_processor = processors.TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)])
+    backend.post_processor = processors.TemplateProcessing(single="<|endoftext|> $A",
+                                                           special_tokens=[("<|endoftext|>", bos)])
     tokenizer = make_tokenizer(backend.to_str(), chatml_template())
     tokenizer.bos_token = "<|endoftext|>"
     assert tokenizer("a")["input_ids"][0] == bos

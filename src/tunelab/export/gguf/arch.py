@@ -28,6 +28,8 @@ class ArchSpec:
     norm_plus_one: bool = False
     # Architectures whose attention head size is stated apart from hidden_size / heads.
     head_dim_keys: bool = False
+    # transformers' default for a config.json that does not state tie_word_embeddings
+    tied_by_default: bool = False
     extra: Callable[[GGUFWriter, HFConfig], None] | None = None
 
     @property
@@ -48,7 +50,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "llama": ArchSpec(MODEL_ARCH.LLAMA, permute_qk=True),
     "qwen2": ArchSpec(MODEL_ARCH.QWEN2),
     "qwen3": ArchSpec(MODEL_ARCH.QWEN3, head_dim_keys=True),
-    "gemma2": ArchSpec(MODEL_ARCH.GEMMA2, norm_plus_one=True, head_dim_keys=True, extra=_gemma2_extra),
+    "gemma2": ArchSpec(MODEL_ARCH.GEMMA2, norm_plus_one=True, head_dim_keys=True, tied_by_default=True,
+                       extra=_gemma2_extra),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gguf import GGUFWriter, TokenType
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as _QWEN2_SPLIT
 
 from tunelab.export.errors import ExportError
 
@@ -29,9 +30,8 @@ KNOWN_PRE: dict[str, str] = {
 
 # Splitting rules llama.cpp implements, recognised from the tokenizer.json when the hash is not a known model's:
 # a plain byte-level pre-tokenizer uses GPT-2's regex.
-_QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
-                 r"|\s+(?!\S)|\s+")
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 # Tokens that end a chat turn in the templates of the families we map (llama.cpp's eot).
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
@@ -78,7 +78,8 @@ def pre_tokenizer_name(tokenizer: PreTrainedTokenizerBase, spec: dict, where: Pa
     pre = spec.get("pre_tokenizer") or {}
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
         return "gpt-2"
-    patterns = {str(p.get("pattern", {}).get("Regex")) for p in pre.get("pretokenizers", []) if p.get("type") == "Split"}
+    patterns = {str(p.get("pattern", {}).get("Regex")) for p in pre.get("pretokenizers", [])
+                if p.get("type") == "Split"}
     if _QWEN2_SPLIT in patterns:
         return "qwen2"
     if _LLAMA3_SPLIT in patterns:

@@ -84,7 +84,7 @@ def _headers(files: list[Path]) -> Iterator[tuple[Path, str, tuple[int, ...]]]:
 def _plan(spec: ArchSpec, config: HFConfig, files: list[Path], gguf_type: str) -> list[_Planned]:
     """Every tensor to write, with its GGUF name and type; the tied lm_head and recomputed buffers left out."""
     layers = int(config["num_hidden_layers"])
-    tied = bool(config.get("tie_word_embeddings", True))
+    tied = bool(config.get("tie_word_embeddings", spec.tied_by_default))
     planned = []
     for path, hf_name, shape in _headers(files):
         if hf_name.endswith(_SKIPPED) or (tied and hf_name == "lm_head.weight"):
@@ -94,6 +94,10 @@ def _plan(spec: ArchSpec, config: HFConfig, files: list[Path], gguf_type: str) -
             raise ExportError(f"{path}: tensor {hf_name!r} has no {spec.name} GGUF name; the folder holds a "
                               f"{config.get('model_type')} model with parameters tunelab's GGUF writer does not map")
         planned.append(_Planned(hf_name, name, path, shape, tensor_type(gguf_type, shape)[0]))
+    if not tied and not any(p.hf_name == "lm_head.weight" for p in planned):
+        # llama.cpp and transformers would read a file without output.weight as tied, silently changing the model
+        raise ExportError(f"{files[0].parent}: config.json says tie_word_embeddings: false but no lm_head.weight "
+                          "is saved; save the model again (save_pretrained) so its output layer is included")
     return planned
 
 
