@@ -229,3 +229,15 @@ def test_k_quants_run_llama_quantize_on_an_f16_file(tmp_path: Path, tokenizer: A
 
 def test_the_table_covers_what_the_architecture_list_says() -> None:
     assert sorted(arch_module.ARCHITECTURES) == ["gemma2", "llama", "qwen2", "qwen3"]
+
+
+def test_importing_the_writer_loads_neither_torch_nor_transformers() -> None:
+    """The CLI and the config checks import GGUF_TYPES; torch and transformers load only when a file is written."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tunelab.export.gguf; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.stdout.strip() == "[]"

@@ -92,12 +92,12 @@ def test_add_bos_follows_what_a_plain_encode_does(tmp_path: Path, cjk_tokenizer_
 
 
 def test_pre_tokenizer_names(tmp_path: Path, tokenizer: Any) -> None:
-    from tunelab.export.gguf.vocab import _QWEN2_SPLIT
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as qwen2_split
 
     save_tiny_model(tmp_path, "qwen2", tokenizer)
     spec = json.loads((tmp_path / "tokenizer.json").read_text())
     byte_level = spec["pre_tokenizer"]
-    for pattern, expected in ((_QWEN2_SPLIT, "qwen2"), (r"\s+|\w+", None)):
+    for pattern, expected in ((qwen2_split, "qwen2"), (r"\s+|\w+", None)):
         spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
             {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False},
             {**byte_level, "use_regex": False}]}

@@ -7,12 +7,14 @@ import json
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gguf import GGUFWriter, TokenType
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as _QWEN2_SPLIT
 
 from tunelab.export.errors import ExportError
+
+if TYPE_CHECKING:  # imported where used: `tunelab.export.gguf` loads without torch or transformers
+    from transformers import PreTrainedTokenizerBase
 
 # llama.cpp names a BPE pre-tokenizer by hashing the ids of this text (convert_hf_to_gguf.py, get_vocab_base_pre).
 CHECK_TEXT = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ "
@@ -47,6 +49,8 @@ class Vocab:
 
 def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
     """The folder's tokenizer, or an ExportError naming the folder."""
+    from transformers import AutoTokenizer
+
     try:
         return AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as err:
@@ -72,6 +76,8 @@ def _has_byte_level(node: dict | None) -> bool:
 
 def pre_tokenizer_name(tokenizer: PreTrainedTokenizerBase, spec: dict, where: Path) -> str:
     """llama.cpp's name for how this tokenizer splits text before BPE (tokenizer.ggml.pre)."""
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as qwen2_split
+
     digest = sha256(str(tokenizer.encode(CHECK_TEXT)).encode()).hexdigest()
     if digest in KNOWN_PRE:
         return KNOWN_PRE[digest]
@@ -80,7 +86,7 @@ def pre_tokenizer_name(tokenizer: PreTrainedTokenizerBase, spec: dict, where: Pa
         return "gpt-2"
     patterns = {str(p.get("pattern", {}).get("Regex")) for p in pre.get("pretokenizers", [])
                 if p.get("type") == "Split"}
-    if _QWEN2_SPLIT in patterns:
+    if qwen2_split in patterns:
         return "qwen2"
     if _LLAMA3_SPLIT in patterns:
         return "llama-bpe"
