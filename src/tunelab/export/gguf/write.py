@@ -25,7 +25,9 @@ _SKIPPED = ("rotary_emb.inv_freq",)
 
 @dataclass(frozen=True)
 class GgufReport:
-    """What write_gguf wrote."""
+    """What write_gguf wrote: the file, its GGUF architecture, tensor count and size, and the 2-D tensors left in
+    f16 because their rows are not whole quant blocks ("name: reason"; for K-quants llama-quantize picks its own
+    fallbacks and prints them)."""
 
     path: Path
     arch: str
