@@ -4,7 +4,6 @@ BOS rule and chat template, as llama.cpp reads them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,14 +36,6 @@ _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1
 
 # Tokens that end a chat turn in the templates of the families we map (llama.cpp's eot).
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """What the writer needs from the tokenizer beyond the metadata itself."""
-
-    size: int
-    pre: str
 
 
 def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
@@ -127,7 +118,7 @@ def eot_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
     return next((vocab[t] for t in END_OF_TURN if t in vocab), None)
 
 
-def add_vocab(writer: GGUFWriter, tokenizer: PreTrainedTokenizerBase, model_dir: Path, vocab_size: int) -> Vocab:
+def add_vocab(writer: GGUFWriter, tokenizer: PreTrainedTokenizerBase, model_dir: Path, vocab_size: int) -> None:
     """Write the tokenizer metadata for a byte-level BPE tokenizer padded to the model's vocab_size."""
     spec = _tokenizer_json(model_dir)
     model = spec.get("model", {})
@@ -157,4 +148,3 @@ def add_vocab(writer: GGUFWriter, tokenizer: PreTrainedTokenizerBase, model_dir:
     writer.add_add_eos_token(adds_eos(tokenizer))
     if isinstance(tokenizer.chat_template, str):
         writer.add_chat_template(tokenizer.chat_template)
-    return Vocab(size=vocab_size, pre=pre)
