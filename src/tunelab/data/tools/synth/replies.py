@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from tunelab.data.tools.synth.config import ChecksSection, NormalizeSection, ReplySection
 from tunelab.text.layout import FENCED, Layout, schema_layout
@@ -18,12 +17,12 @@ CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 NEXT_TO_CJK = re.compile(rf"(?<=[{CJK}])([,?!:;()])|([,?!:;()])(?=[{CJK}])")
 
 
-@dataclass(frozen=True)
 class Rejection(Exception):
     """Why a reply gives no record: a short kind (how the report groups them) and the detail."""
 
-    kind: str
-    detail: str
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail
 
 
 def unify_punctuation(text: str, how: str) -> str:

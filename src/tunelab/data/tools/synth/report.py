@@ -35,7 +35,7 @@ class SynthReport:
     total_cost: float = 0.0
     accepted: int = 0  # ids with an accepted reply (all runs)
     records: int = 0  # records they gave (pairs mode: several per reply)
-    rejected: dict[str, Rejected] = field(default_factory=dict)  # this run's rejections by kind
+    rejected: dict[str, Rejected] = field(default_factory=dict)  # rejected replies by kind (all runs)
     gave_up: list[str] = field(default_factory=list)  # ids rejected checks.max_attempts times
     failed: dict[str, str] = field(default_factory=dict)  # ids whose request failed for good this run
     unsent: int = 0

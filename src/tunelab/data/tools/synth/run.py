@@ -74,7 +74,6 @@ class Round:
             records = self.checker.records(reply.text, reply.finish_reason, request.prompt)
         except Rejection as why:
             entry.update(accepted=False, reason=why.kind, detail=why.detail)
-            self.report.reject(entry)
         else:
             entry.update(accepted=True, records=records)  # type: ignore[arg-type]
         self.writer.append(entry)
@@ -145,7 +144,7 @@ def synthesize(config: SynthConfig, source: str) -> SynthReport:
 
 def fill_totals(report: SynthReport, config: SynthConfig, requests: list[Request], state: LogState,
                 usage: list[Usage]) -> None:
-    """This run's usage, all runs' tokens and cost, accepted ids and records, ids given up on."""
+    """This run's usage; all runs' tokens, cost, accepted ids and records, rejections, ids given up on."""
     price = price_of(config)
     if usage:
         u = usage[0]
@@ -158,6 +157,10 @@ def fill_totals(report: SynthReport, config: SynthConfig, requests: list[Request
     accepted = [state.accepted[r.id] for r in requests if r.id in state.accepted]
     report.accepted = len(accepted)
     report.records = sum(len(entry["records"]) for entry in accepted)  # type: ignore[arg-type]
+    ids = {r.id for r in requests}
+    for entry in state.rejected:
+        if entry["id"] in ids:
+            report.reject(entry)
     report.gave_up = [r.id for r in requests if r.id not in state.accepted
                       and state.asks[r.id] >= config.checks.max_attempts]
 

@@ -70,7 +70,8 @@ def load_seeds(section: SeedsSection) -> tuple[list[Seed], str]:
         raise DataError("seeds.file: no such file", file=str(path),
                         fix="check the path (relative paths start from the folder you run tunelab in)")
     table = read_table(path, section.sheet)
-    rows = [dict(row) for row in table.rows]
+    # JSON-safe (spreadsheet dates become text): the seed is written into the log and kept in each record
+    rows = [json.loads(json.dumps(row, ensure_ascii=False, default=str)) for row in table.rows]
     if section.columns is not None:
         for column in section.columns:
             if column not in table.columns:
