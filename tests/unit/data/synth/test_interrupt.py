@@ -45,6 +45,8 @@ def test_sigint_mid_run_then_rerun_completes_without_asking_twice(folder: Path) 
         out, err = process.communicate(timeout=30)
         assert process.returncode == 130, (out, err)
         assert "interrupted: every reply received is in the log" in out and "Traceback" not in err
+        saved = json.loads((folder / "out" / "synth.report.json").read_text())
+        assert saved["interrupted"] is True and not (folder / "out" / "synth.json").exists()
         received = [json.loads(line) for line in log.read_text().splitlines()]  # every line whole
         done = {(entry["source"]["topic"], entry["index"]) for entry in received}
         assert 4 <= len(done) < 24 and len(done) == len(received)

@@ -172,3 +172,16 @@ def test_the_cli_exits_0_when_complete_and_1_when_ids_are_missing(folder: Path,
         assert "failed: " in out and "HTTP 401" in out and "incomplete: 1 ids" in out
         assert main(["data", "synth", str(path)]) == 0
     assert "accepted 6/6 ids" in capsys.readouterr().out
+
+
+def test_an_unset_key_variable_is_a_config_error_before_any_request(folder: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SYNTH_UNSET_KEY", raising=False)
+    with fault_server() as server:
+        path = write_config(folder, server.base_url, endpoint={"base_url": server.base_url, "model": "m",
+                                                               "api_key_env": "SYNTH_UNSET_KEY"})
+        with pytest.raises(ConfigError, match="endpoint.api_key_env: .*SYNTH_UNSET_KEY.* is not set; export"):
+            run(path)
+        monkeypatch.setenv("SYNTH_UNSET_KEY", "k")
+        assert run(path).accepted == 6
+    assert server.received[0]["model"] == "m"
