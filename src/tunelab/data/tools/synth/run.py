@@ -47,7 +47,7 @@ def settings_of(config: SynthConfig, state: LogState, log: Path, source: str) ->
                             max_tokens_total=tokens_left, max_cost=cost_left)
 
 
-class Round:
+class ReplyHandler:
     """The reply handler of a run: checks each reply, appends it to the log, counts it in state and report."""
 
     def __init__(self, config: SynthConfig, requests: list[Request], state: LogState, writer: LogWriter,
@@ -80,7 +80,7 @@ class Round:
         self.state.add(entry)
 
 
-async def ask(config: SynthConfig, settings: EndpointSettings, handler: Round, usage: list[Usage]) -> BatchSummary:
+async def ask(config: SynthConfig, settings: EndpointSettings, handler: ReplyHandler, usage: list[Usage]) -> BatchSummary:
     """Rounds of requests until every id is accepted, given up, failed, or the budget is spent."""
     last = BatchSummary()
     async with Endpoint(settings) as endpoint:
@@ -118,7 +118,7 @@ def synthesize(config: SynthConfig, source: str) -> SynthReport:
     if pending:
         settings = settings_of(config, state, log, source)
         writer = LogWriter(log)
-        handler = Round(config, requests, state, writer, report)
+        handler = ReplyHandler(config, requests, state, writer, report)
         try:
             summary = run_sync(lambda: ask(config, settings, handler, usage))
             report.unsent, report.budget = summary.unsent, summary.budget
