@@ -80,7 +80,8 @@ class ReplyHandler:
         self.state.add(entry)
 
 
-async def ask(config: SynthConfig, settings: EndpointSettings, handler: ReplyHandler, usage: list[Usage]) -> BatchSummary:
+async def ask(config: SynthConfig, settings: EndpointSettings, handler: ReplyHandler,
+              usage: list[Usage]) -> BatchSummary:
     """Rounds of requests until every id is accepted, given up, failed, or the budget is spent."""
     last = BatchSummary()
     async with Endpoint(settings) as endpoint:
