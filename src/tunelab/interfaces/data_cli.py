@@ -1,5 +1,5 @@
-"""`tunelab data tokenize | preview | stats | validate | convert | register | dedup | split | length-set`: thin wrappers over
-tunelab.data.tools.
+"""`tunelab data tokenize | preview | stats | validate | convert | register | dedup | split | length-set |
+synth`: thin wrappers over tunelab.data.tools.
 
 Each subcommand is one row of COMMANDS (help, argument adder, handler); a new one (validate, stats, ...) is a new
 row. Handlers raise DataError for anything the user can fix; it is printed without a traceback, exit code 2.
@@ -222,6 +222,22 @@ def add_length_set_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-dir", help="folder of dataset_info.json (default: the output's folder)")
     parser.add_argument("--force", action="store_true", help="let NAME point at this file although it is "
                         "registered for another one")
+def cmd_synth(args: argparse.Namespace) -> int:
+    """`tunelab data synth`: generate records through an endpoint; exit 1 when ids are left, 130 on Ctrl-C."""
+    from tunelab.data.tools.synth.config import load_synth_config
+    from tunelab.data.tools.synth.run import synthesize
+
+    report = synthesize(load_synth_config(Path(args.config)), args.config)
+    say(report.lines())
+    if report.interrupted:
+        say(["interrupted: every reply received is in the log; rerun the same command to go on"])
+        return 130
+    return 1 if report.missing else 0
+
+
+def add_synth_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data synth`."""
+    parser.add_argument("config", help="synthesis YAML: endpoint, seeds, prompt, output (see docs/synthesis.md)")
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -350,6 +366,8 @@ COMMANDS: dict[str, Command] = {
     "split": Command("seeded train/val(/test) split into NAME_train/NAME_val/NAME_test", add_split_args, cmd_split),
     "length-set": Command("write a length-control test set (write N characters, N from..to step) and register it",
                           add_length_set_args, cmd_length_set),
+    "synth": Command("generate training records from seeds or topics through an OpenAI-compatible endpoint",
+                     add_synth_args, cmd_synth),
 }
 
 
