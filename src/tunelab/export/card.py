@@ -28,6 +28,7 @@ class CardFacts:
     dtype: str
     export_format: str
     verify: list[dict[str, object]] = field(default_factory=list)
+    base_note: str | None = None  # e.g. how a packaged alias differs from the hub checkpoint
 
 
 def run_config(folder: Path) -> dict[str, object]:
@@ -97,7 +98,7 @@ def model_card(facts: CardFacts) -> str:
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
         f"# {facts.base} fine-tuned with tunelab", "",
-        f"- Base model: `{facts.base}`",
+        f"- Base model: `{facts.base}`" + (f" ({facts.base_note})" if facts.base_note else ""),
         f"- Adapters merged, in order:{' ' if not facts.adapters else chr(10)}{adapters}",
         f"- Datasets: {', '.join(facts.datasets) or 'not recorded'}",
         f"- Chat template: {facts.template or 'the base model’s own'} (saved with the tokenizer)",

@@ -17,6 +17,7 @@ from tunelab.export.card import CardFacts, model_card, run_datasets
 from tunelab.export.hub import push
 from tunelab.export.merge import MergePlan, merged_model, plan_merge, save_merged, stop_token_ids
 from tunelab.infer.load import load_for_inference
+from tunelab.model import registry
 from tunelab.model.load import load_model
 from tunelab.runtime.logging import info
 
@@ -49,15 +50,16 @@ class ExportReport:
         return sum(self.files.values())
 
 
-def verify_folder(reference: verify.Probe, folder: Path, stop_ids: list[int], dtype: str) -> verify.VerifyEntry:
+def verify_folder(reference: verify.Probe, folder: Path, stop_ids: list[int], dtype: str,
+                  final_path: str) -> verify.VerifyEntry:
     """Load the written folder back as a user would (tokenizer, and weights in their saved dtype) and compare it
-    with the reference."""
+    with the reference; final_path is where the folder will be once the export is complete."""
     import torch
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_model(folder, getattr(torch, dtype))
-    entry = verify.compare(reference, model, tokenizer, "merged model", str(folder), frozenset(stop_ids))
+    entry = verify.compare(reference, model, tokenizer, "merged model", final_path, frozenset(stop_ids))
     del model
     return entry
 
@@ -83,7 +85,10 @@ def convert(config: RunConfig, hf_dir: Path, stage: Path, tokenizer: PreTrainedT
 def write_card_and_report(config: RunConfig, plan: MergePlan, stage: Path, report: ExportReport) -> None:
     """README.md (the model card) and export_report.json, listing every file written."""
     runs = plan.adapters or ([plan.model_dir] if config.method.finetuning_type != "lora" else [])
-    facts = CardFacts(base=config.model.model_name_or_path, adapters=report.adapters, runs=runs,
+    name = config.model.model_name_or_path
+    alias = registry.aliases().get(name)
+    facts = CardFacts(base=alias.hub_id if alias else name, adapters=report.adapters, runs=runs,
+                      base_note=f"tunelab alias {name}: {alias.note}" if alias and alias.note else None,
                       template=config.data.template, datasets=run_datasets(runs, config.data.dataset),
                       dtype=report.dtype, export_format=report.export_format,
                       verify=[dict(entry) for entry in report.checks])
@@ -114,7 +119,8 @@ def export(config: RunConfig) -> ExportReport:
         del model, bundle.model
         if reference is not None:
             info("checking the saved model against base + adapters")
-            report.checks.append(verify_folder(reference, hf_dir, stop_ids, plan.dtype))
+            report.checks.append(verify_folder(reference, hf_dir, stop_ids, plan.dtype,
+                                                      str(dest) if hf_dir == stage else "(temporary merged folder)"))
         if settings.export_format != "hf":
             convert(config, hf_dir, stage, bundle.tokenizer, report)
         report.seconds = round(time.perf_counter() - started, 1)

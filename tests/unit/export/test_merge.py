@@ -57,7 +57,7 @@ def test_merged_logits_equal_base_plus_adapter(tiny_model_dir: Path, make_adapte
     saved = json.loads((out / REPORT).read_text())
     (check,) = saved["checks"]
     assert check["greedy_equal"] == check["prompts"] == 5 and check["prompts_equal"]
-    assert check["max_abs_logit_diff"] < 1e-4
+    assert check["max_abs_logit_diff"] < 1e-4 and check["path"] == str(out)
     assert not list(tmp_path.glob(".export.partial-*"))
 
 
