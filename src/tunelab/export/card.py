@@ -105,10 +105,17 @@ def model_card(facts: CardFacts) -> str:
         f"- Weights: {facts.dtype}, format {facts.export_format}", "",
         "## Final metrics of the training run", "", *metrics_lines(facts.runs),
         "## Checked at export", "", *verify_lines(facts.verify),
-        "## Use", "", "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "tokenizer = AutoTokenizer.from_pretrained(PATH)",
-        "model = AutoModelForCausalLM.from_pretrained(PATH)",
-        "```", "",
+        "## Use", "", *usage_lines(facts.export_format),
     ]
     return "\n".join(lines)
+
+
+def usage_lines(export_format: str) -> list[str]:
+    """How to run the exported model: transformers for a folder, llama.cpp or Ollama for a GGUF file."""
+    if export_format == "hf":
+        return ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+                "model = AutoModelForCausalLM.from_pretrained(PATH)", "```", ""]
+    if export_format == "ollama":
+        return ["```bash", "ollama create NAME -f Modelfile", "ollama run NAME", "```", ""]
+    return ["```bash", "llama-cli -m FILE.gguf -cnv", "```", ""]

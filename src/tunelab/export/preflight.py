@@ -119,7 +119,7 @@ def preflight(model_dir: Path, adapters: list[Path]) -> None:
         check_not_quantized(model_dir)
     for folder in adapters:
         weights = check_adapter_folder(folder)
-        if weights is None:
+        if weights is None or not base:  # .bin files have no header to read; PEFT checks those when it loads
             continue
         problems = shape_problems(weights, base)
         if problems:

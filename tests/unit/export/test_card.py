@@ -46,6 +46,7 @@ def test_card_without_runs_or_checks() -> None:
     assert "- Adapters merged, in order: none (the run's own weights)" in card
     assert "- Datasets: not recorded" in card and "No training metrics were found" in card
     assert "Not verified at export time (export_verify: false)." in card
+    assert "llama-cli -m FILE.gguf" in card and "AutoModelForCausalLM" not in card
 
 
 def test_cli_export_prints_a_summary(tiny_model_dir: Path, make_adapter: Callable[..., Path], tmp_path: Path,
