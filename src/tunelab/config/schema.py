@@ -326,8 +326,8 @@ class ExportSection(Section):
         None, description="Hugging Face hub repo to push the export to once the local folder is complete "
         "(needs network and a token).")
     export_quantization_bit: Literal[2, 3, 4, 8] | None = Field(
-        None, description="GPTQ-quantize the merged model to this many bits (needs a GPU, optimum and gptqmodel "
-        "or auto-gptq; export_format hf only).")
+        None, description="GPTQ bits (LLaMA-Factory key; needs a GPU, optimum and gptqmodel or auto-gptq, export_format "
+        "hf). This version checks those and refuses the key: it does not run GPTQ (see docs/export.md).")
     export_quantization_dataset: str | None = Field(
         None, description="Calibration data for GPTQ (a JSON file path, as LLaMA-Factory takes it).")
     export_quantization_nsamples: PositiveInt = Field(128, description="GPTQ calibration samples.")
