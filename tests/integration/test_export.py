@@ -14,7 +14,7 @@ from .clirun import QUICKSTART, REPO, tunelab
 
 PROMPTS = REPO / "tests" / "data" / "export_prompts.txt"
 QUICKSTART_PATH = str(REPO / QUICKSTART)
-NEW_TOKENS = 24
+NEW_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,8 @@ def test_merged_model_answers_like_base_plus_adapter(exported: tuple[Path, Path,
     bundle = load_for_inference(config)  # base + the run's adapter, unmerged, float32: what `tunelab chat` runs
     reference, (ref_logits, mask) = greedy_and_logits(bundle.model, bundle.tokenizer, prompts)
     with bundle.model.disable_adapter():
-        base, _ = greedy_and_logits(bundle.model, bundle.tokenizer, prompts[:10])
-    assert base != reference[:10]  # the adapter changes the answers, so equality below means something
+        base, _ = greedy_and_logits(bundle.model, bundle.tokenizer, prompts[:4])
+    assert base != reference[:4]  # the adapter changes the answers, so equality below means something
     merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     answers, (logits, merged_mask) = greedy_and_logits(merged, bundle.tokenizer, prompts)
     different = [(p, bundle.tokenizer.decode(r), bundle.tokenizer.decode(a))
