@@ -13,7 +13,8 @@ from typing import Literal, NamedTuple
 from tunelab.config.check_runner import Check, declare, run_checks
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
-from tunelab.config.export_checks import export_dir_check, gguf_type_check, quantization_check
+from tunelab.config.export_checks import (export_dir_check, gguf_type_check, legacy_format_check,
+                                          quantization_check)
 from tunelab.config.launch_checks import launch_checks
 from tunelab.config.schema import (TOOL_FORMAT_NAMES, DataSection, EvalSection, LoraSection, MethodSection,
                                    ModelSection, Section, TrainSection)
@@ -335,5 +336,5 @@ CHECKS: dict[Literal["all", "predict_only"] | Purpose, tuple[Check, ...]] = {
     "infer": (),
     "predict": (declare(required_for_predict),),
     "eval": (declare(eval_tasks_check),),
-    "export": tuple(map(declare, (export_dir_check, gguf_type_check, quantization_check))),
+    "export": tuple(map(declare, (export_dir_check, gguf_type_check, legacy_format_check, quantization_check))),
 }

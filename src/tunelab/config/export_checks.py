@@ -36,6 +36,14 @@ def gguf_type_check(export: ExportSection) -> list[Problem]:
     return []
 
 
+def legacy_format_check(export: ExportSection) -> list[Problem]:
+    """export_legacy_format writes .bin shards of a Hugging Face folder, which a GGUF export does not keep."""
+    if export.export_legacy_format and export.export_format != "hf":
+        return [Problem("export_legacy_format", f"only used with export_format hf (the {export.export_format} "
+                                                "export writes a GGUF file); remove it")]
+    return []
+
+
 def gptq_missing() -> list[str]:
     """What GPTQ needs that this machine lacks: a GPU, optimum, a GPTQ kernel library."""
     missing = []

@@ -116,11 +116,11 @@ def export(config: RunConfig) -> ExportReport:
         model = merged_model(bundle.model, plan.dtype, settings.export_device)
         hf_dir = stage if settings.export_format == "hf" else stage / MERGED_HF
         save_merged(bundle, model, hf_dir, settings, stop_ids)
-        del model, bundle.model
+        del model, bundle.model  # free the merged weights before the saved copy is loaded back
         if reference is not None:
             info("checking the saved model against base + adapters")
-            report.checks.append(verify_folder(reference, hf_dir, stop_ids, plan.dtype,
-                                                      str(dest) if hf_dir == stage else "(temporary merged folder)"))
+            shown = str(dest) if hf_dir == stage else "(temporary merged folder)"
+            report.checks.append(verify_folder(reference, hf_dir, stop_ids, plan.dtype, shown))
         if settings.export_format != "hf":
             convert(config, hf_dir, stage, bundle.tokenizer, report)
         report.seconds = round(time.perf_counter() - started, 1)

@@ -99,3 +99,9 @@ def test_gptq_is_not_for_gguf_and_the_dataset_needs_the_bit() -> None:
                                                        "set gguf_type")
     assert problems({**BASE, "export_quantization_dataset": "c4.json"}) == {
         "export_quantization_dataset": "calibration data for export_quantization_bit, which is not set; remove it"}
+
+
+def test_legacy_format_is_for_hf_folders() -> None:
+    assert problems({**BASE, "export_format": "ollama", "export_legacy_format": True}) == {
+        "export_legacy_format": "only used with export_format hf (the ollama export writes a GGUF file); remove it"}
+    assert build({**BASE, "export_legacy_format": True}, "export").export.export_legacy_format
