@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from .clirun import QUICKSTART, tunelab
+from .clirun import QUICKSTART, REPO, tunelab
+
+API_KEY = "test-key"
 
 
 def pytest_collection_modifyitems(items: list) -> None:
@@ -24,3 +32,40 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproc
                      "learning_rate=1e-3", "per_device_train_batch_size=4", "gradient_accumulation_steps=1")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tunelab api` on a free loopback port, serving the base SmolLM2 (empty output_dir) with the key API_KEY;
+    shared by the API tests and the tests that use it as a judge or a generator. Yields the base URL (no /v1)."""
+    port = free_port()
+    out = tmp_path_factory.mktemp("api")
+    log = (out / "server.log").open("w")
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "tunelab", "api", QUICKSTART, f"output_dir={out / 'none'}",
+                                "cutoff_len=512", "--port", str(port), "--api-key", API_KEY, "--max-batch", "16"],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (out / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer /health within 180 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

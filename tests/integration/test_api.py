@@ -3,21 +3,14 @@ and 16 concurrent streaming clients that each get the answer they get alone."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from .clirun import QUICKSTART, REPO
+from .conftest import API_KEY as KEY
 
-KEY = "test-key"
 MODEL = "smollm2-135m-instruct"
 QUESTIONS = ["What is the capital of France?", "Name a color.", "What is 2+2?", "Say hello.",
              "What is the largest ocean?", "Name a fruit.", "Who wrote Hamlet?", "What do bees make?",
@@ -26,39 +19,10 @@ QUESTIONS = ["What is the capital of France?", "Name a color.", "What is 2+2?", 
              "Name a musical instrument.", "What is ice made of?"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API on a free loopback port, serving the base model (empty output_dir), with an API key."""
-    port = free_port()
-    out = tmp_path_factory.mktemp("api")
-    log = (out / "server.log").open("w")
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "tunelab", "api", QUICKSTART, f"output_dir={out / 'none'}",
-                                "cutoff_len=512", "--port", str(port), "--api-key", KEY, "--max-batch", "16"],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, (out / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer /health within 180 s"
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+def server(api_server: str) -> str:
+    """The shared API server (tests/integration/conftest.py): the base model with the key KEY."""
+    return api_server
 
 
 @pytest.fixture

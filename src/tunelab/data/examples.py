@@ -81,6 +81,15 @@ class Supervised(Context):
         """The one conversation the trainer sees."""
         return [("", self.messages)]
 
+    def prompt_dicts(self, default_system: str | None = None) -> list[dict[str, str]]:
+        """The turns before the response, as as_dicts gives them: what a model answers at predict time."""
+        return self.as_dicts(default_system)[:-1]
+
+    @property
+    def reference(self) -> str:
+        """The response: the reference answer when the row is predicted."""
+        return self.response.content
+
 
 @dataclass(frozen=True, kw_only=True)
 class Pair(Context):
@@ -121,6 +130,17 @@ class PromptOnly(Context):
     def conversations(self) -> list[Conversation]:
         """The prompt, with the reference answer when there is one."""
         return [("", self.prompt + ((self.answer,) if self.answer is not None else ()))]
+
+    def prompt_dicts(self, default_system: str | None = None) -> list[dict[str, str]]:
+        """The prompt as Hugging Face chat templates take it; the system message first when there is one."""
+        system = self.system or default_system or ""
+        head = [{"role": "system", "content": system}] if system else []
+        return head + [{"role": HF_ROLES[m.role], "content": m.content} for m in self.prompt]
+
+    @property
+    def reference(self) -> str:
+        """The reference answer, or '' for a row without one."""
+        return self.answer.content if self.answer is not None else ""
 
 
 Example = Union[TextExample, Supervised, Pair, Feedback, PromptOnly]

@@ -12,7 +12,8 @@ from tunelab.data import hub, mix, registry, sampling
 from tunelab.data.convert import convert_row, unmapped_columns_note
 from tunelab.data.convert.media import listed_media
 from tunelab.data.errors import DataError
-from tunelab.data.examples import Example
+from tunelab.data.examples import Example, PromptOnly
+from tunelab.data.kinds import stages_of
 from tunelab.data.report import DataReport, DatasetReport
 from tunelab.runtime.names import parse_probs, split_names
 
@@ -25,6 +26,22 @@ def load_records(data: DataSection, stage: str = "sft", seed: int = 42) -> tuple
     report = DataReport()
     parts = dataset_parts(data, split_names(data.dataset), stage, (seed, sampling.sampling_rng(seed)), report)
     return [record for part in parts for record in part], report
+
+
+def load_prompts(data: DataSection, seed: int = 42) -> tuple[list[PromptOnly], DataReport]:
+    """The datasets' rows as prompts to answer, each with its reference answer when it has one: rows need no
+    response (a length or judge task, predictions for them)."""
+    records, report = load_records(data, stages_of(PromptOnly)[0], seed)
+    return [record for record in records if isinstance(record, PromptOnly)], report
+
+
+def selected_rows(data: DataSection, seed: int = 42) -> dict[str, list[dict]]:
+    """Each dataset's raw rows as load_records selects them (same num_samples/max_samples draw), so record.row
+    (1-based) finds its row: for the columns a conversion does not map."""
+    rows, sampler = {}, (seed, sampling.sampling_rng(seed))
+    for entry in registry.lookup(split_names(data.dataset), data.dataset_dir):
+        rows[entry.name] = dataset_rows(entry, data, dataset_report(entry), sampler)
+    return rows
 
 
 def dataset_parts(data: DataSection, names: list[str], stage: str, sampler: Sampler, report: DataReport,

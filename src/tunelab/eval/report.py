@@ -56,7 +56,17 @@ def markdown(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> str:
     first = next(iter(results.values()))
     metrics = sorted({m for t in tasks for m in first[t].metrics})
     lines += ["", "Scales: " + ", ".join(f"{m} ({scale_note(m)})" for m in metrics), ""]
+    lines += decoding_lines(first, tasks)
     return "\n".join(lines)
+
+
+def decoding_lines(scores: dict[str, TaskScore], tasks: list[str]) -> list[str]:
+    """How each generating task's answers were decoded (the same settings for every model)."""
+    settings = {t: scores[t].details["decoding"] for t in tasks if isinstance(scores[t].details.get("decoding"), dict)}
+    if not settings:
+        return []
+    return ["Decoding:", ""] + [f"- {t}: " + ", ".join(f"{k} {v}" for k, v in d.items()) for t, d in settings.items()] \
+        + [""]
 
 
 def print_table(results: dict[str, dict[str, TaskScore]], tasks: list[str]) -> None:

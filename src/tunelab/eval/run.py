@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.config.eval_tasks import EvalModelSpec, EvalTaskSpec
-from tunelab.config.schema import RunConfig
-from tunelab.data.gather import load_records
+from tunelab.config.schema import InferSection, RunConfig
+from tunelab.data.gather import load_prompts, load_records, selected_rows
 from tunelab.eval.errors import EvalError
 from tunelab.eval.kinds import kind_of
 from tunelab.eval.kinds.base import Measured
@@ -60,19 +60,23 @@ def compared_models(config: RunConfig, compare: bool) -> list[EvalModelSpec]:
 
 
 def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
-    """The task dataset's rows as answers-to-be, each with its reference; rows without one are an error for the
-    kinds that score against a reference."""
+    """The task dataset's rows as answers-to-be, each with its reference (from the kind's raw column when it names
+    one); rows without one are an error for the kinds that score against a reference, the only kinds whose rows
+    must have a response."""
+    kind = kind_of(task)
     data = config.data.model_copy(update={"dataset": task.dataset})
-    records, _ = load_records(data)
+    records = load_records(data)[0] if kind.needs_reference else load_prompts(data)[0]
+    column = kind.label_column(task)
+    raw = selected_rows(data) if column else {}
     answers, empty = [], []
     for record in records:
-        messages = record.as_dicts(config.data.default_system)
-        last = messages[-1]
         row_id = f"{record.dataset}:{record.row}"
-        if (last["role"] != "assistant" or not last["content"].strip()) and kind_of(task).needs_reference:
+        label = column_label(task, raw[record.dataset][record.row - 1], column, row_id) if column \
+            else record.reference
+        if kind.needs_reference and not label.strip():
             empty.append(row_id)
-        prompt = "\n".join(m["content"] for m in messages[:-1] if m["role"] == "user")
-        answers.append(Answer(id=row_id, prompt=prompt, label=last["content"], predict=""))
+        prompt = "\n".join(m["content"] for m in record.prompt_dicts() if m["role"] == "user")
+        answers.append(Answer(id=row_id, prompt=prompt, label=label, predict=""))
     if empty:
         raise EvalError(f"task {task.name}: {len(empty)} of {len(answers)} rows of dataset {task.dataset} have no "
                         f"reference answer (first: {empty[0]}); put the expected answer in the response column "
@@ -80,6 +84,16 @@ def expected_answers(config: RunConfig, task: EvalTaskSpec) -> list[Answer]:
     if not answers:
         raise EvalError(f"task {task.name}: dataset {task.dataset} has no rows")
     return answers
+
+
+def column_label(task: EvalTaskSpec, row: dict[str, object], column: str, row_id: str) -> str:
+    """A row's reference read from a raw column; a row without it is an error naming the row and the column."""
+    value = row.get(column)
+    if value is None or value == "":
+        fields = ", ".join(row)
+        raise EvalError(f"task {task.name}: row {row_id} has no value in field {column!r} (its fields: {fields}); "
+                        "fill it in, or name the right field in the task")
+    return str(value)
 
 
 def prepare(config: RunConfig, compare: bool) -> list[PreparedTask]:
@@ -173,11 +187,12 @@ def run_task(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask, 
 def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
              folder: Path) -> tuple[list[Answer], dict[str, object]]:
     """The model's answers to the task's rows via `tunelab predict`, reusing an up-to-date predictions file."""
-    from tunelab.infer.predict import PREDICTIONS, predict
+    from tunelab.infer.predict import PREDICTIONS, predict, prediction_settings
 
     task = item.spec
     data = config.data.model_copy(update={"eval_dataset": task.dataset, "dataset": task.dataset})
-    infer = config.infer.model_copy(update={"max_new_tokens": task.max_new_tokens or config.infer.max_new_tokens})
+    infer = config.infer.model_copy(update={"max_new_tokens": task.max_new_tokens or config.infer.max_new_tokens,
+                                            **kind_of(task).decoding(task)})
     run_config = config.model_copy(update={"data": data, "infer": infer,
                                            "train": config.train.model_copy(update={"output_dir": str(folder)})})
     fingerprint = prediction_fingerprint(run_config)
@@ -188,12 +203,23 @@ def generate(config: RunConfig, bundle: ModelBundle | None, item: PreparedTask,
     def progress(report: PredictReport, total: int) -> None:
         rows_progress(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} tokens/s")
 
-    report = predict(run_config, bundle, progress)
+    report = predict(run_config, bundle, progress, prompts_only=not kind_of(task).needs_reference)
     save_fingerprint(folder, fingerprint)
     answers, too_long = answers_from_run(folder / PREDICTIONS, item.expected)
     if too_long:
         warn(f"  {task.name}: {len(too_long)} rows longer than cutoff_len were not answered; they score as wrong")
-    return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens}
+    return answers, {"too_long": too_long, "generated_tokens": report.generated_tokens,
+                     "decoding": decoding_note(prediction_settings(infer))}
+
+
+def decoding_note(settings: InferSection) -> dict[str, object]:
+    """The decoding settings the answers were generated with, as the report states them (sampling values only
+    when sampling)."""
+    note: dict[str, object] = {"do_sample": settings.do_sample, "max_new_tokens": settings.max_new_tokens,
+                               "repetition_penalty": settings.repetition_penalty}
+    if settings.do_sample:
+        note.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+    return note
 
 
 

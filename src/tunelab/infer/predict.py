@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab.config.schema import DataSection, InferSection, RunConfig
-from tunelab.data.gather import load_records
-from tunelab.data.examples import Supervised
+from tunelab.data.gather import load_prompts, load_records
+from tunelab.data.examples import PromptOnly, Supervised
 from tunelab.data.render import generation_prompt
 from tunelab.infer.batch_generate import GenRequest, generate, sampling_fields, stop_token_ids
 from tunelab.infer.partial_char import whole_text
@@ -73,16 +73,16 @@ def prediction_settings(infer: InferSection) -> InferSection:
     return infer if "do_sample" in infer.model_fields_set else infer.model_copy(update={"do_sample": False})
 
 
-def prompt_rows(records: list[Supervised], tokenizer: Tokenizer, data: DataSection) -> list[PromptRow]:
-    """Every record as a prompt (all turns but the last answer) and its reference answer."""
+def prompt_rows(records: Sequence[Supervised | PromptOnly], tokenizer: Tokenizer,
+                data: DataSection) -> list[PromptRow]:
+    """Every record as a prompt (all turns but the last answer) and its reference answer ('' when it has none)."""
     rows = []
     for record in records:
-        messages = record.as_dicts(data.default_system)
-        prompt = messages[:-1]
+        prompt = record.prompt_dicts(data.default_system)
         # rendered once: the text goes into the predictions file, its tokens into the model
         text, ids = generation_prompt(tokenizer, prompt)
         rows.append(PromptRow(id=f"{record.dataset}:{record.row}", dataset=record.dataset, messages=prompt,
-                              prompt=text, label=messages[-1]["content"], input_ids=ids))
+                              prompt=text, label=record.reference, input_ids=ids))
     return rows
 
 
@@ -114,16 +114,17 @@ def generate_batch(bundle: ModelBundle, rows: list[PromptRow], settings: InferSe
     return answers
 
 
-def predict(config: RunConfig, bundle: ModelBundle,
-            progress: Callable[[PredictReport, int], None] | None = None) -> PredictReport:
-    """Answer every eval row into <output_dir>/generated_predictions.jsonl; resumes where a run stopped."""
+def predict(config: RunConfig, bundle: ModelBundle, progress: Callable[[PredictReport, int], None] | None = None,
+            prompts_only: bool = False) -> PredictReport:
+    """Answer every eval row into <output_dir>/generated_predictions.jsonl; resumes where a run stopped.
+    prompts_only: rows need no response (their reference is kept when they have one)."""
     import torch
 
     out_dir = Path(config.train.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / PREDICTIONS
     data = config.data.model_copy(update={"dataset": config.data.eval_dataset or config.data.dataset})
-    records, _ = load_records(data)
+    records = load_prompts(data)[0] if prompts_only else load_records(data)[0]
     rows = prompt_rows(records, bundle.tokenizer, data)
     report = PredictReport(rows=len(rows))
     report.too_long = [{"id": r.id, "prompt_tokens": len(r.input_ids), "cutoff_len": data.cutoff_len}

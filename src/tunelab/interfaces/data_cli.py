@@ -1,5 +1,5 @@
-"""`tunelab data tokenize | preview | stats | validate | convert | register | dedup | split`: thin wrappers over
-tunelab.data.tools.
+"""`tunelab data tokenize | preview | stats | validate | convert | register | dedup | split | length-set |
+synth`: thin wrappers over tunelab.data.tools.
 
 Each subcommand is one row of COMMANDS (help, argument adder, handler); a new one (validate, stats, ...) is a new
 row. Handlers raise DataError for anything the user can fix; it is printed without a traceback, exit code 2.
@@ -186,6 +186,60 @@ def add_split_args(parser: argparse.ArgumentParser) -> None:
                         "NAME_test in the output folder's dataset_info.json")
 
 
+def cmd_length_set(args: argparse.Namespace) -> int:
+    """`tunelab data length-set`: write a length-control test set and register it."""
+    from tunelab.data.tools.length_set import LengthSet, describe as rows_written, read_scenarios, target_lengths, \
+        write_length_set
+    from tunelab.data.tools.register import describe
+
+    template = Path(args.template_file).read_text(encoding="utf-8").strip() if args.template_file else args.template
+    scenarios = read_scenarios(args.scenario or [], [Path(f) for f in args.scenarios_file or []])
+    spec = LengthSet(template, target_lengths(args.start, args.stop, args.step), scenarios, args.field)
+    out = Path(args.out)
+    count, result = write_length_set(spec, out, args.name or out.stem, args.overwrite,
+                                     Path(args.dataset_dir) if args.dataset_dir else None, args.force)
+    say(rows_written(spec, count, out) + describe(result))
+    return 0
+
+
+def add_length_set_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data length-set`."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--template", help="the prompt, with {N} where the length goes and {scenario} for the "
+                        "scenario, e.g. \"请写一段{N}字的{scenario}祝福语。\"")
+    source.add_argument("--template-file", help="a text file holding the template")
+    parser.add_argument("--scenario", action="append", metavar="TEXT", help="a scenario for {scenario} "
+                        "(repeatable); every length is asked for every scenario")
+    parser.add_argument("--scenarios-file", action="append", metavar="FILE", help="scenarios, one a line")
+    parser.add_argument("--from", dest="start", type=int, default=5, help="shortest length (default 5)")
+    parser.add_argument("--to", dest="stop", type=int, default=700, help="longest length, included (default 700)")
+    parser.add_argument("--step", type=int, default=5, help="step between lengths (default 5)")
+    parser.add_argument("--field", default="target_length", help="the field holding each row's target length "
+                        "(default target_length; a length task's target_field)")
+    parser.add_argument("--out", required=True, help="output file, .json or .jsonl")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--name", help="register under this name (default: the file name without extension)")
+    parser.add_argument("--dataset-dir", help="folder of dataset_info.json (default: the output's folder)")
+    parser.add_argument("--force", action="store_true", help="let NAME point at this file although it is "
+                        "registered for another one")
+def cmd_synth(args: argparse.Namespace) -> int:
+    """`tunelab data synth`: generate records through an endpoint; exit 1 when ids are left, 130 on Ctrl-C."""
+    from tunelab.data.tools.synth.config import load_synth_config
+    from tunelab.data.tools.synth.run import synthesize
+
+    report = synthesize(load_synth_config(Path(args.config)), args.config)
+    say(report.lines())
+    if report.interrupted:
+        say(["interrupted: every reply received is in the log; rerun the same command to go on"])
+        return 130
+    return 1 if report.missing else 0
+
+
+def add_synth_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `tunelab data synth`."""
+    parser.add_argument("config", help="synthesis YAML: endpoint, seeds, prompt, output (see docs/synthesis.md)")
+
+
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The config of a data command (model and data sections; no output_dir needed)."""
     from tunelab.config.load import load_config
@@ -310,6 +364,10 @@ COMMANDS: dict[str, Command] = {
     "dedup": Command("find exact and normalised duplicate rows; --out writes the file without them",
                      add_dedup_args, cmd_dedup),
     "split": Command("seeded train/val(/test) split into NAME_train/NAME_val/NAME_test", add_split_args, cmd_split),
+    "length-set": Command("write a length-control test set (write N characters, N from..to step) and register it",
+                          add_length_set_args, cmd_length_set),
+    "synth": Command("generate training records from seeds or topics through an OpenAI-compatible endpoint",
+                     add_synth_args, cmd_synth),
 }
 
 

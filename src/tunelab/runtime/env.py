@@ -70,6 +70,11 @@ def api_env() -> dict[str, str]:
     return {key: os.environ[name] for key, name in names.items() if os.environ.get(name)}
 
 
+def secret(name: str) -> str | None:
+    """The value of an environment variable that holds a credential (an API key), None when unset or empty."""
+    return os.environ.get(name) or None
+
+
 def cpu_cores() -> int:
     """CPUs this process may run on (its affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -57,15 +57,15 @@ def score_length(task: EvalTaskSpec, names: list[str], answers: Sequence[Answer]
 
 
 def test_a_new_kind_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    kind = TaskKind("length", "answer length", EvalTaskSpec, Metrics(("chars",)), ("chars",), score=score_length)
-    monkeypatch.setitem(KINDS, "length", kind)
+    kind = TaskKind("mean_length", "answer length", EvalTaskSpec, Metrics(("chars",)), ("chars",), score=score_length)
+    monkeypatch.setitem(KINDS, "mean_length", kind)
     register_task_kinds(KINDS)
     try:
         config = build({"model_name_or_path": "m", "output_dir": "o",
-                        "eval_tasks": [{"name": "n", "type": "length", "dataset": "d"}]}, purpose="eval")
-        with pytest.raises(ConfigError, match="'bleu-4' does not fit a length task; use chars"):
+                        "eval_tasks": [{"name": "n", "type": "mean_length", "dataset": "d"}]}, purpose="eval")
+        with pytest.raises(ConfigError, match="'bleu-4' does not fit a mean_length task; use chars"):
             build({"model_name_or_path": "m", "output_dir": "o",
-                   "eval_tasks": [{"name": "n", "type": "length", "dataset": "d", "metrics": ["bleu-4"]}]},
+                   "eval_tasks": [{"name": "n", "type": "mean_length", "dataset": "d", "metrics": ["bleu-4"]}]},
                   purpose="eval")
         task = config.eval.tasks()[0]
         score = score_task(task, [Answer("1", "", "x", "abcd"), Answer("2", "", "y", "  ")])
@@ -73,4 +73,4 @@ def test_a_new_kind_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.undo()
         register_task_kinds(KINDS)
-    assert "length" not in eval_tasks.task_kinds()
+    assert "mean_length" not in eval_tasks.task_kinds()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tunelab.config.eval_tasks import EvalTaskSpec, register_task_kinds
 from tunelab.eval.kinds import (
-    choice, choice_logits, classification, extraction, generation, perplexity, ranking, retrieval,
+    choice, choice_logits, classification, extraction, generation, length, perplexity, ranking, retrieval,
 )
 from tunelab.eval.kinds.base import TaskKind
 
@@ -22,6 +22,7 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
     retrieval.KIND,
     choice_logits.KIND,
     perplexity.KIND,
+    length.KIND,
 )}
 register_task_kinds(KINDS)
 

@@ -66,6 +66,16 @@ def needs_dataset(task: EvalTaskSpec) -> list[str]:
     return [f"dataset is required: a dataset registered in dataset_info.json for this {task.type} task"]
 
 
+def no_label_column(_task: EvalTaskSpec) -> str | None:
+    """References come from the rows' mapped response (the converted record), not from a raw column."""
+    return None
+
+
+def no_decoding(_task: EvalTaskSpec) -> dict[str, object]:
+    """The task generates with the run's infer settings."""
+    return {}
+
+
 @dataclass(frozen=True)
 class TaskKind:
     """One task kind; the config layer validates through it and eval/run.py runs through it."""
@@ -83,6 +93,10 @@ class TaskKind:
     needs_reference: bool = True  # False: rows are scored without a reference answer (judge without one, length)
     plot: KindPlot | None = None  # figures beyond the report's bar chart (a histogram, actual vs target, ...)
     scales: dict[str, str] = field(default_factory=dict)  # metric -> how to read its number, where not percent
+    # a raw column of the dataset rows that holds each row's reference (e.g. a length task's target_field)
+    label_column: Callable[[EvalTaskSpec], "str | None"] = field(default=no_label_column)
+    # infer settings a task fixes for its generation (e.g. a length task's greedy decoding): InferSection keys
+    decoding: Callable[[EvalTaskSpec], "dict[str, object]"] = field(default=no_decoding)
 
     @property
     def generates(self) -> bool:
