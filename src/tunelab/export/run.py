@@ -38,6 +38,7 @@ class ExportReport:
     dtype: str
     base: str
     adapters: list[str]
+    gguf_type: str | None = None  # export_format gguf/ollama
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes
     checks: list[verify.VerifyEntry] = field(default_factory=list)
     seconds: float = 0.0
@@ -69,7 +70,7 @@ def convert(config: RunConfig, hf_dir: Path, stage: Path, tokenizer: PreTrainedT
     """export_format gguf/ollama: the GGUF file from the merged folder (and the Modelfile), then the folder goes."""
     from tunelab.export.gguf import write_gguf
 
-    gguf_type = (config.export.gguf_type or "f16").lower()
+    gguf_type = report.gguf_type = (config.export.gguf_type or "f16").lower()
     name = f"{Path(report.export_dir).name}-{gguf_type}.gguf"
     info(f"writing {name} ({gguf_type})")
     written = write_gguf(hf_dir, stage / name, gguf_type)
@@ -90,7 +91,8 @@ def write_card_and_report(config: RunConfig, plan: MergePlan, stage: Path, repor
     facts = CardFacts(base=alias.hub_id if alias else name, adapters=report.adapters, runs=runs,
                       base_note=f"tunelab alias {name}: {alias.note}" if alias and alias.note else None,
                       template=config.data.template, datasets=run_datasets(runs, config.data.dataset),
-                      dtype=report.dtype, export_format=report.export_format,
+                      dtype=f"{report.gguf_type} GGUF, merged in {report.dtype}" if report.gguf_type else report.dtype,
+                      export_format=report.export_format,
                       verify=[dict(entry) for entry in report.checks])
     (stage / CARD).write_text(model_card(facts), encoding="utf-8")
     report.files = {str(p.relative_to(stage)): p.stat().st_size for p in sorted(stage.rglob("*")) if p.is_file()}

@@ -139,7 +139,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="export")
     report = export(config)
-    print(f"exported {report.export_format} ({report.dtype}) to {report.export_dir} in {report.seconds:.1f} s: "
+    kind = f"{report.export_format} {report.gguf_type}" if report.gguf_type else report.export_format
+    print(f"exported {kind} ({report.dtype}) to {report.export_dir} in {report.seconds:.1f} s: "
           f"{len(report.files)} files, {report.total_bytes / 1e6:,.1f} MB")
     for name, size in report.files.items():
         print(f"  {name}  {size / 1e6:,.2f} MB")
