@@ -99,6 +99,14 @@ def write_card_and_report(config: RunConfig, plan: MergePlan, stage: Path, repor
     (stage / REPORT).write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
+def with_adapters(config: RunConfig, plan: MergePlan) -> RunConfig:
+    """The config with the planned adapters named, so that loading does not look for them (and say so) again."""
+    if not plan.adapters:
+        return config
+    named = config.model.model_copy(update={"adapter_name_or_path": ",".join(str(a) for a in plan.adapters)})
+    return config.model_copy(update={"model": named})
+
+
 def export(config: RunConfig) -> ExportReport:
     """Export the run as config.export asks; returns the report (the folder is complete when this returns)."""
     settings = config.export
@@ -110,7 +118,7 @@ def export(config: RunConfig) -> ExportReport:
                           [str(a) for a in plan.adapters])
     with staged_folder(dest, config.train.overwrite_output_dir) as stage:
         info(f"loading {plan.model_dir}" + (f" with {len(plan.adapters)} adapter(s)" if plan.adapters else ""))
-        bundle = load_for_inference(config)
+        bundle = load_for_inference(with_adapters(config, plan))
         stop_ids = stop_token_ids(bundle.tokenizer, config.data.template, bundle.model)
         reference = (verify.reference_probe(bundle.model, bundle.tokenizer, config.data.default_system,
                                             frozenset(stop_ids)) if settings.export_verify else None)

@@ -131,3 +131,14 @@ def test_full_run_is_exported_as_it_is(tiny_model_dir: Path, tmp_path: Path) -> 
     export(config(model_name_or_path="missing-base-is-not-needed", finetuning_type="full", output_dir=run,
                   export_dir=out, export_verify=False))
     torch.testing.assert_close(logits(merged(out)), logits(merged(tiny_model_dir)), atol=0, rtol=0)
+
+
+def test_adapter_the_run_saved_in_output_dir(tiny_model_dir: Path, make_adapter: Callable[..., Path],
+                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_adapter("run")
+    out = tmp_path / "export"
+    report = export(config(model_name_or_path=tiny_model_dir, output_dir=run, export_dir=out, export_verify=False))
+    assert report.adapters == [str(run)]
+    torch.testing.assert_close(logits(merged(out)), logits(base_with_adapters(tiny_model_dir, [run])), atol=1e-5,
+                               rtol=0)
+    assert capsys.readouterr().err.count(f"using the adapter trained in {run}") == 1
