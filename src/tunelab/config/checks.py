@@ -13,12 +13,14 @@ from typing import Literal, NamedTuple
 from tunelab.config.check_runner import Check, declare, run_checks
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
+from tunelab.config.export_checks import (export_dir_check, gguf_type_check, legacy_format_check,
+                                          quantization_check)
 from tunelab.config.launch_checks import launch_checks
 from tunelab.config.schema import (TOOL_FORMAT_NAMES, DataSection, EvalSection, LoraSection, MethodSection,
                                    ModelSection, Section, TrainSection)
 from tunelab.runtime.names import parse_probs, split_names
 
-Purpose = Literal["train", "infer", "predict", "eval"]
+Purpose = Literal["train", "infer", "predict", "eval", "export"]
 
 SUPPORTED_STAGES = ("pt", "sft")
 LORA_ONLY = ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio", "additional_target", "create_new_adapter")
@@ -171,11 +173,9 @@ def lora_only_check(method: MethodSection, lora: LoraSection) -> list[Problem]:
                          "lora") for key in set_keys]
 
 
-# tunelab has no export command yet, so the fix names what works today: LoRA, or a merge with PEFT itself
 ADAPTER_FIX = ("to train on top of the adapter use finetuning_type: lora (add create_new_adapter: true to merge it and "
-               "train a new one); to train the merged weights with another method, merge them with PEFT first "
-               "(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), ADAPTER).merge_and_unload()"
-               ".save_pretrained(DIR), and the tokenizer to DIR) and give DIR as model_name_or_path")
+               "train a new one); to train the merged weights with another method, merge them first (`tunelab "
+               "export CONFIG export_dir=DIR` with finetuning_type: lora) and give DIR as model_name_or_path")
 
 
 def adapter_check(model: ModelSection, method: MethodSection, lora: LoraSection) -> list[Problem]:
@@ -336,4 +336,5 @@ CHECKS: dict[Literal["all", "predict_only"] | Purpose, tuple[Check, ...]] = {
     "infer": (),
     "predict": (declare(required_for_predict),),
     "eval": (declare(eval_tasks_check),),
+    "export": tuple(map(declare, (export_dir_check, gguf_type_check, legacy_format_check, quantization_check))),
 }

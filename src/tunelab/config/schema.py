@@ -21,6 +21,13 @@ Strategy = Annotated[Literal["no", "steps", "epoch"], BeforeValidator(yaml_no)]
 # here and a test checks they equal the writers' table.
 TOOL_FORMAT_NAMES: tuple[str, ...] = ("default", "glm4", "llama3", "mistral", "qwen")
 
+# GGUF types the export writes (gguf_type): the gguf package quantizes the first ones in Python; the K-quants go
+# through llama.cpp's llama-quantize. Kept here (config cannot import export); the writer checks it knows each.
+GGUF_PYTHON_TYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+GGUF_LLAMA_QUANTIZE_TYPES: tuple[str, ...] = ("q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s",
+                                              "q5_k_m", "q6_k")
+GGUF_TYPES: tuple[str, ...] = GGUF_PYTHON_TYPES + GGUF_LLAMA_QUANTIZE_TYPES
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values never change after validation."""
@@ -292,6 +299,42 @@ class InferSection(Section):
     top_p: float = Field(0.7, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     top_k: NonNegativeInt = Field(50, description="Sample among the k most likely tokens (0: no limit).")
     repetition_penalty: PositiveFloat = Field(1.0, description="Penalty > 1 discourages repeated tokens.")
+    infer_dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto", description="Weights' dtype for inference (LLaMA-Factory key; auto: the model config's torch_dtype). "
+        "`tunelab export` honours it (export_dtype wins); chat, predict and the API decode in float32 in this "
+        "version whatever it says.")
+
+
+class ExportSection(Section):
+    export_dir: str | None = Field(None, description="Folder the exported model is written to (required for "
+                                   "`tunelab export`; must be empty or absent unless overwrite_output_dir).")
+    export_format: Literal["hf", "gguf", "ollama"] = Field(
+        "hf", description="hf: merged safetensors model folder; gguf: one .gguf file; ollama: the .gguf file "
+        "plus a Modelfile for `ollama create`.")
+    gguf_type: str | None = Field(
+        None, description="GGUF tensor type with export_format gguf/ollama (default f16): "
+        f"{', '.join(GGUF_PYTHON_TYPES)} (written in Python), {', '.join(GGUF_LLAMA_QUANTIZE_TYPES)} "
+        "(need llama.cpp's llama-quantize on PATH).")
+    export_dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = Field(
+        None, description="dtype of the exported weights (wins over infer_dtype; auto: the base model config's "
+        "torch_dtype). Adapters are merged in float32 first, then cast.")
+    export_size: PositiveFloat = Field(5, description="Largest weight shard in GB (LLaMA-Factory's default 5).")
+    export_device: Literal["cpu", "auto"] = Field(
+        "cpu", description="Where the merge runs: cpu, or auto (a GPU when one is visible).")
+    export_legacy_format: bool = Field(False, description="Write pytorch_model.bin shards instead of safetensors.")
+    export_hub_model_id: str | None = Field(
+        None, description="Hugging Face hub repo to push the export to once the local folder is complete "
+        "(needs network and a token).")
+    export_quantization_bit: Literal[2, 3, 4, 8] | None = Field(
+        None, description="GPTQ bits (LLaMA-Factory key; needs a GPU, optimum and gptqmodel or auto-gptq, export_format "
+        "hf). This version checks those and refuses the key: it does not run GPTQ (see docs/export.md).")
+    export_quantization_dataset: str | None = Field(
+        None, description="Calibration data for GPTQ (a JSON file path, as LLaMA-Factory takes it).")
+    export_quantization_nsamples: PositiveInt = Field(128, description="GPTQ calibration samples.")
+    export_quantization_maxlen: PositiveInt = Field(1024, description="GPTQ calibration sample length in tokens.")
+    export_verify: bool = Field(
+        True, description="Compare the exported model with base + adapters on a few prompts (max logit "
+        "difference, greedy answers) and write export_report.json.")
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -303,6 +346,7 @@ SECTIONS: dict[str, type[Section]] = {
     "eval": EvalSection,
     "launch": LaunchSection,
     "infer": InferSection,
+    "export": ExportSection,
 }
 
 
@@ -318,6 +362,7 @@ class RunConfig(BaseModel):
     eval: EvalSection
     launch: LaunchSection
     infer: InferSection
+    export: ExportSection
 
     def flat(self) -> dict[str, object]:
         """All keys and values in the flat (LLaMA-Factory) namespace, in section order."""

@@ -131,6 +131,30 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from tunelab.config.load import load_config
+    from tunelab.export.run import REPORT, export
+    from tunelab.runtime.logging import quiet_libraries
+
+    quiet_libraries()
+    config = load_config(args.config, args.overrides, purpose="export")
+    report = export(config)
+    kind = f"{report.export_format} {report.gguf_type}" if report.gguf_type else report.export_format
+    print(f"exported {kind} ({report.dtype}) to {report.export_dir} in {report.seconds:.1f} s: "
+          f"{len(report.files)} files, {report.total_bytes / 1e6:,.1f} MB")
+    for name, size in report.files.items():
+        print(f"  {name}  {size / 1e6:,.2f} MB")
+    for check in report.checks:
+        print(f"  check {check['output']}: greedy answers equal on {check['greedy_equal']}/{check['prompts']} "
+              f"prompts, max |logit difference| {check['max_abs_logit_diff']:.3g}, prompts rendered alike: "
+              f"{'yes' if check['prompts_equal'] else 'NO'} (details in {report.export_dir}/{REPORT})")
+    if report.hub_url:
+        print(f"  pushed to {report.hub_url}")
+    if report.next_step:
+        print(f"next: {report.next_step}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tunelab.interfaces.listing import print_models
 
@@ -179,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the resolved config (defaults included)")
     add_config_args(config, required=False)
     config.add_argument("--keys", action="store_true", help="list every supported key with its description")
-    config.add_argument("--purpose", choices=["train", "infer", "predict", "eval"], default="train",
+    config.add_argument("--purpose", choices=["train", "infer", "predict", "eval", "export"], default="train",
                         help="validate as a training config (default) or an inference one")
     config.set_defaults(func=cmd_config)
 
@@ -203,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--max-batch", type=int, help="most requests answered in one batch "
                      "(default per_device_eval_batch_size, at least 8)")
     api.set_defaults(func=cmd_api)
+
+    export = commands.add_parser("export", help="merge the run into a standalone model (hf), a GGUF file or an "
+                                 "Ollama model in export_dir, checked against base + adapters")
+    add_config_args(export)
+    export.set_defaults(func=cmd_export)
 
     models = commands.add_parser("models", help="list model aliases and whether they are installed and cached")
     models.add_argument("--json", action="store_true")

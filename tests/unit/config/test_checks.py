@@ -65,10 +65,9 @@ def test_lora_settings_with_another_method(key: str, value: object) -> None:
 def test_adapters_need_lora_and_create_new_adapter_needs_adapters() -> None:
     found = problems({**MINIMAL, "finetuning_type": "freeze", "adapter_name_or_path": "saves/a"})
     assert found["adapter_name_or_path"].startswith("adapters are LoRA weights, but finetuning_type is freeze")
-    # issue 21: the fix named `tunelab export`, which does not exist yet
-    assert "tunelab export" not in found["adapter_name_or_path"]
+    # the fix names the merge that exists: `tunelab export` (issue 16)
     assert "use finetuning_type: lora" in found["adapter_name_or_path"]
-    assert "merge_and_unload().save_pretrained(DIR)" in found["adapter_name_or_path"]
+    assert "`tunelab export CONFIG export_dir=DIR`" in found["adapter_name_or_path"]
     assert set(problems({**MINIMAL, "create_new_adapter": True})) == {"create_new_adapter"}
     assert set(problems({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True})) == {"pissa_init"}
     assert build({**MINIMAL, "adapter_name_or_path": "a", "pissa_init": True, "create_new_adapter": True})

@@ -290,7 +290,8 @@ def test_dump_yaml_round_trips_the_defaults(tmp_path: Path) -> None:
 def test_dump_yaml_groups_keys_by_section() -> None:
     text = dump_yaml(build(MINIMAL))
     headers = [line for line in text.splitlines() if line.startswith("###")]
-    assert headers == ["### model", "### data", "### method", "### lora", "### train", "### eval", "### launch", "### infer"]
+    assert headers == ["### model", "### data", "### method", "### lora", "### train", "### eval", "### launch", "### infer",
+                       "### export"]
     assert "learning_rate: 5.0e-05" in text
 
 

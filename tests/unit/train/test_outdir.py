@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tunelab.config.load import build, dump_yaml
+from tunelab.config.schema import ExportSection
 from tunelab.train import checkpoints, outdir
 from tunelab.train.outdir import RunError, Start, plan_start, prepare
 
@@ -154,3 +156,13 @@ def test_ignored_keys_are_real_keys() -> None:
     from tunelab.config.schema import key_owners
 
     assert outdir.SAME_RUN_IGNORES <= set(key_owners())
+
+
+def test_export_keys_do_not_change_a_run(tmp_path: Path) -> None:
+    """A run saved before the export section existed (or with other export keys) is the same run."""
+    config = build({"model_name_or_path": "tiny", "dataset": "demo", "output_dir": str(tmp_path)})
+    saved = {k: v for k, v in config.flat().items() if k not in ExportSection.model_fields and k != "infer_dtype"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    changed = build({"model_name_or_path": "tiny", "dataset": "demo", "output_dir": str(tmp_path),
+                     "export_dir": "exports/x", "export_format": "gguf", "infer_dtype": "bfloat16"})
+    assert outdir.config_changes(tmp_path, changed) == []
