@@ -65,9 +65,24 @@ def verify_folder(reference: verify.Probe, folder: Path, stop_ids: list[int], dt
     return entry
 
 
+def verify_gguf(reference: verify.Probe, stage: Path, name: str, gguf_type: str, stop_ids: list[int],
+                final_path: str) -> verify.VerifyEntry:
+    """Load the written GGUF back with transformers (its tokenizer and chat template from the file's metadata, the
+    weights dequantized to float32) and compare it with the reference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(stage, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(stage, gguf_file=name, dtype=torch.float32)
+    entry = verify.compare(reference, model, tokenizer, f"gguf {gguf_type}", final_path, frozenset(stop_ids))
+    del model
+    return entry
+
+
 def convert(config: RunConfig, hf_dir: Path, stage: Path, tokenizer: PreTrainedTokenizerBase,
-            report: ExportReport) -> None:
-    """export_format gguf/ollama: the GGUF file from the merged folder (and the Modelfile), then the folder goes."""
+            report: ExportReport, reference: verify.Probe | None, stop_ids: list[int]) -> None:
+    """export_format gguf/ollama: the GGUF file from the merged folder (checked against the reference when there
+    is one) and the Modelfile; then the merged folder goes."""
     from tunelab.export.gguf import write_gguf
 
     gguf_type = report.gguf_type = (config.export.gguf_type or "f16").lower()
@@ -75,6 +90,10 @@ def convert(config: RunConfig, hf_dir: Path, stage: Path, tokenizer: PreTrainedT
     info(f"writing {name} ({gguf_type})")
     written = write_gguf(hf_dir, stage / name, gguf_type)
     info(f"{written.tensors} tensors, architecture {written.arch}, {written.bytes / 1e6:,.1f} MB")
+    if reference is not None:
+        info(f"checking {name} (loaded back through transformers) against base + adapters")
+        report.checks.append(verify_gguf(reference, stage, name, gguf_type, stop_ids,
+                                         str(Path(report.export_dir) / name)))
     if config.export.export_format == "ollama":
         from tunelab.export.ollama import write_modelfile
 
@@ -132,7 +151,7 @@ def export(config: RunConfig) -> ExportReport:
             shown = str(dest) if hf_dir == stage else "(temporary merged folder)"
             report.checks.append(verify_folder(reference, hf_dir, stop_ids, plan.dtype, shown))
         if settings.export_format != "hf":
-            convert(config, hf_dir, stage, bundle.tokenizer, report)
+            convert(config, hf_dir, stage, bundle.tokenizer, report, reference, stop_ids)
         report.seconds = round(time.perf_counter() - started, 1)
         write_card_and_report(config, plan, stage, report)
     if settings.export_hub_model_id:

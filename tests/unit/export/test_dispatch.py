@@ -30,6 +30,9 @@ def test_gguf_export(tiny_model_dir: Path, make_adapter: Callable[..., Path], tm
     assert "- Weights: q8_0 GGUF, merged in float32, format gguf" in (out / "README.md").read_text()
     saved = json.loads((out / REPORT).read_text())
     assert set(saved["files"]) == {"README.md", "tiny-q8_0.gguf"} and saved["checks"][0]["greedy_equal"] == 5
+    gguf = saved["checks"][1]  # the file itself, loaded back through transformers
+    assert gguf["output"] == "gguf q8_0" and gguf["path"] == str(out / "tiny-q8_0.gguf")
+    assert gguf["prompts_equal"] and gguf["prompts"] == 5 and 0 < gguf["max_abs_logit_diff"] < 0.5
 
 
 def test_ollama_export(tiny_model_dir: Path, make_adapter: Callable[..., Path], tmp_path: Path) -> None:
