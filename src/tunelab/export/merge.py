@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from tunelab.config.schema import ExportSection, RunConfig
 from tunelab.data.chat_template import for_tokenizer
 from tunelab.export.errors import ExportError
+from tunelab.export.files import read_json
 from tunelab.export.preflight import preflight
 from tunelab.infer.load import adapter_paths, trained_model
 from tunelab.model.load import ModelBundle, resolve
 from tunelab.runtime.names import split_names
 
 if TYPE_CHECKING:
-    import torch
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -36,7 +36,7 @@ class MergePlan:
 
 def saved_dtype(model_dir: Path) -> str:
     """The dtype a model folder's config.json names (torch_dtype, or dtype in newer files); float32 if none."""
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    config = read_json(model_dir / "config.json", "give a Hugging Face model folder (config.json, weights, tokenizer)")
     name = str(config.get("dtype") or config.get("torch_dtype") or "float32").removeprefix("torch.")
     return name if name in DTYPES else "float32"
 

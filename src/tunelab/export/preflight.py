@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 from tunelab.export.errors import ExportError
+from tunelab.export.files import read_json
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 PEFT_PREFIX = "base_model.model."
@@ -104,7 +105,7 @@ def shape_problems(adapter: Path, base: dict[str, list[int]]) -> list[str]:
 
 def check_not_quantized(model_dir: Path) -> None:
     """Adapters cannot be merged into quantized weights."""
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    config = read_json(model_dir / "config.json", "give a Hugging Face model folder (config.json, weights, tokenizer)")
     quantization = config.get("quantization_config")
     if quantization:
         method = quantization.get("quant_method", "quantized") if isinstance(quantization, dict) else "quantized"

@@ -113,3 +113,11 @@ def test_quantized_base_is_refused(tiny_model_dir: Path, make_adapter: Callable[
 def test_header_of_a_whole_file(make_adapter: Callable[..., Path]) -> None:
     table = safetensors_header(make_adapter() / "adapter_model.safetensors")
     assert any(name.endswith("q_proj.lora_A.weight") for name in table)
+
+
+def test_a_base_config_that_is_not_json_is_named(tmp_path: Path) -> None:
+    from tunelab.export.preflight import check_not_quantized
+
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ExportError, match=r"config\.json: not valid JSON .*Hugging Face model folder"):
+        check_not_quantized(tmp_path)

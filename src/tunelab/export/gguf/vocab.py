@@ -3,7 +3,6 @@ BOS rule and chat template, as llama.cpp reads them."""
 
 from __future__ import annotations
 
-import json
 from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from gguf import GGUFWriter, TokenType
 
 from tunelab.export.errors import ExportError
+from tunelab.export.files import read_json
 
 if TYPE_CHECKING:  # imported where used: `tunelab.export.gguf` loads without torch or transformers
     from transformers import PreTrainedTokenizerBase
@@ -50,11 +50,8 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
 
 
 def _tokenizer_json(model_dir: Path) -> dict:
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
-        raise ExportError(f"{path}: missing; the GGUF writer reads the fast tokenizer's vocabulary and merges from "
-                          "it (save the tokenizer with save_pretrained from a fast tokenizer)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(model_dir / "tokenizer.json", "the GGUF writer reads the fast tokenizer's vocabulary and "
+                     "merges from it (save the tokenizer with save_pretrained from a fast tokenizer)")
 
 
 def _has_byte_level(node: dict | None) -> bool:

@@ -3,7 +3,6 @@ encoded and written on its own, so peak memory stays near one copy of the larges
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFWriter
 from safetensors import SafetensorError, safe_open
 
 from tunelab.export.errors import ExportError
+from tunelab.export.files import read_json
 from tunelab.export.gguf.arch import ArchSpec, HFConfig, add_hparams, arch_spec, fix_tensor, gguf_name
 from tunelab.export.gguf.quantize import GGUF_TYPES, K_QUANTS, PYTHON_TYPES, encode, encoded_nbytes, tensor_type
 from tunelab.export.gguf.vocab import add_vocab, load_tokenizer
@@ -47,18 +47,18 @@ class _Planned:
 
 
 def _read_config(model_dir: Path) -> HFConfig:
-    path = model_dir / "config.json"
-    if not path.is_file():
-        raise ExportError(f"{path}: missing; write_gguf converts a Hugging Face model folder (config.json, "
-                          "*.safetensors, tokenizer files), such as the merged export")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(model_dir / "config.json", "write_gguf converts a Hugging Face model folder (config.json, "
+                     "*.safetensors, tokenizer files), such as the merged export")
 
 
 def _weight_files(model_dir: Path) -> list[Path]:
     """The safetensors files, in the order the index lists them (or sorted when there is one file set)."""
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        names = dict.fromkeys(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        weight_map = read_json(index, "export the merged model again").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ExportError(f"{index}: no weight_map; the export is incomplete, export the merged model again")
+        names = dict.fromkeys(weight_map.values())
         files = [model_dir / name for name in names]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
