@@ -88,7 +88,7 @@ def convert(config: RunConfig, hf_dir: Path, stage: Path, tokenizer: PreTrainedT
     gguf_type = report.gguf_type = (config.export.gguf_type or "f16").lower()
     name = f"{Path(report.export_dir).name}-{gguf_type}.gguf"
     info(f"writing {name} ({gguf_type})")
-    written = write_gguf(hf_dir, stage / name, gguf_type)
+    written = write_gguf(hf_dir, stage / name, gguf_type, Path(report.export_dir).name)
     info(f"{written.tensors} tensors, architecture {written.arch}, {written.bytes / 1e6:,.1f} MB")
     if reference is not None:
         info(f"checking {name} (loaded back through transformers) against base + adapters")

@@ -30,6 +30,10 @@ def test_gguf_export(tiny_model_dir: Path, make_adapter: Callable[..., Path], tm
     assert "- Weights: q8_0 GGUF, merged in float32, format gguf" in (out / "README.md").read_text()
     saved = json.loads((out / REPORT).read_text())
     assert set(saved["files"]) == {"README.md", "tiny-q8_0.gguf"} and saved["checks"][0]["greedy_equal"] == 5
+    from gguf import GGUFReader
+
+    field = GGUFReader(out / "tiny-q8_0.gguf").fields["general.name"]
+    assert bytes(field.parts[field.data[0]]).decode() == "tiny"  # the export's name, not its temporary folder's
     gguf = saved["checks"][1]  # the file itself, loaded back through transformers
     assert gguf["output"] == "gguf q8_0" and gguf["path"] == str(out / "tiny-q8_0.gguf")
     assert gguf["prompts_equal"] and gguf["prompts"] == 5 and 0 < gguf["max_abs_logit_diff"] < 0.5

@@ -115,7 +115,7 @@ def _write_tensors(writer: GGUFWriter, spec: ArchSpec, config: HFConfig, planned
         writer.write_tensor_data(encode(data, item.qtype))
 
 
-def _write_python_type(model_dir: Path, out: Path, gguf_type: str) -> GgufReport:
+def _write_python_type(model_dir: Path, out: Path, gguf_type: str, name: str) -> GgufReport:
     """Convert to one of the types the gguf package encodes, writing out (a temporary path)."""
     config = _read_config(model_dir)
     spec = arch_spec(config, str(model_dir / "config.json"))
@@ -123,7 +123,7 @@ def _write_python_type(model_dir: Path, out: Path, gguf_type: str) -> GgufReport
     tokenizer = load_tokenizer(model_dir)
     writer = GGUFWriter(out, spec.name)
     writer.add_type("model")
-    writer.add_name(model_dir.name)
+    writer.add_name(name)
     writer.add_file_type(PYTHON_TYPES[gguf_type].file)
     writer.add_quantization_version(GGML_QUANT_VERSION)
     add_hparams(writer, spec, config, str(model_dir / "config.json"))
@@ -160,8 +160,10 @@ def _llama_quantize(binary: str, source: Path, out: Path, gguf_type: str) -> Non
                           f"{result.stderr.strip()[-500:]}")
 
 
-def write_gguf(model_dir: Path, dest: Path, gguf_type: str) -> GgufReport:
-    """Convert a Hugging Face model folder into one GGUF file at dest (written under a temporary name, then renamed)."""
+def write_gguf(model_dir: Path, dest: Path, gguf_type: str, name: str | None = None) -> GgufReport:
+    """Convert a Hugging Face model folder into one GGUF file at dest (written under a temporary name, then renamed);
+    name is the model's general.name (default: the folder's name)."""
+    name = name or model_dir.name
     if gguf_type not in GGUF_TYPES:
         raise ExportError(f"gguf_type {gguf_type!r} is unknown; pick one of {', '.join(GGUF_TYPES)}")
     binary = _llama_quantize_binary(gguf_type) if gguf_type in K_QUANTS else None
@@ -170,10 +172,10 @@ def write_gguf(model_dir: Path, dest: Path, gguf_type: str) -> GgufReport:
     f16 = dest.with_name(dest.name + ".f16.partial")
     try:
         if binary is not None:
-            report = _write_python_type(model_dir, f16, "f16")
+            report = _write_python_type(model_dir, f16, "f16", name)
             _llama_quantize(binary, f16, partial, gguf_type)
         else:
-            report = _write_python_type(model_dir, partial, gguf_type)
+            report = _write_python_type(model_dir, partial, gguf_type, name)
         partial.replace(dest)
     except OSError as err:
         raise ExportError(f"{dest}: writing the GGUF failed ({err}); nothing was left at that path") from err
