@@ -34,7 +34,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench_predict import locked_launch
 from bench_sft import REPO, machine
@@ -58,8 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--llama-python", type=Path, default=Path("/tmp/llama-venv/bin/python"),
                     help="python of llama-cpp-python's venv (only its version is read: the sdist the script came from)")
     ap.add_argument("--no-verify-runs", action="store_true", help="skip the export_verify=false merge runs")
+    ap.add_argument("--no-checked-merge", action="store_true",
+                    help="skip the default merge runs (tunelab's check on), e.g. on a machine too busy for them")
     ap.add_argument("--gguf-verify", action="store_true",
                     help="GGUF runs with tunelab's check against base + adapter on (default off, like the other side)")
+    ap.add_argument("--append", action="store_true",
+                    help="add this session's runs to today's results file instead of replacing it (e.g. --types none "
+                         "--no-verify-runs: only the default merge runs, as a second session)")
     ap.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for idle CPUs before a run")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench/export/speed"))
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -98,8 +103,9 @@ def measured(step: str, system: str, rnd: int, out: Path, run: dict[str, Any]) -
     return rec
 
 
-def one_round(rnd: int, args: argparse.Namespace, config: Path, model: Path, adapter: Path) -> list[dict[str, Any]]:
-    """Every step of one round, the two systems alternating (tunelab first in odd rounds)."""
+def one_round(rnd: int, args: argparse.Namespace, config: Path, model: Path, adapter: Path,
+              done: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
+    """Every step of one round, the two systems alternating (tunelab first in odd rounds); done(runs) after each."""
     w, runs = args.workdir, []
 
     def tunelab(step: str, name: str, **keys: str) -> dict[str, Any]:
@@ -124,16 +130,18 @@ def one_round(rnd: int, args: argparse.Namespace, config: Path, model: Path, ada
         run = locked_launch(cmd, w / f"lf-gguf-{gtype}-{rnd}.log", args.quiet_wait, retries=0)
         return measured(f"gguf-{gtype}", "convert_hf_to_gguf", rnd, out, run)
 
-    pairs = [(lambda: tunelab("merge", "tunelab"), llamafactory)]
+    pairs = [(None if args.no_checked_merge else (lambda: tunelab("merge", "tunelab")), llamafactory)]
     if not args.no_verify_runs:
         pairs.append((lambda: tunelab("merge", "tunelab-noverify", export_verify="false"), None))
-    for gtype in args.types.split(","):
+    for gtype in [] if args.types == "none" else args.types.split(","):
         check = {} if args.gguf_verify else {"export_verify": "false"}
         pairs.append((lambda g=gtype, c=check: tunelab(f"gguf-{g}", f"tunelab-gguf-{g}", export_format="gguf",
                                                        gguf_type=g, **c), lambda g=gtype: convert(g)))
     for ours, theirs in pairs:
-        order = [ours, theirs] if rnd % 2 else [theirs, ours]
-        runs += [f() for f in order if f is not None]
+        for f in ([ours, theirs] if rnd % 2 else [theirs, ours]):
+            if f is not None:
+                runs.append(f())
+                done(runs)
     return runs
 
 
@@ -180,7 +188,9 @@ def markdown(result: dict[str, Any]) -> str:
              f"{m['versions'].get('transformers')}; LLaMA-Factory {v['llamafactory']} (transformers "
              f"{v['lf_transformers']}); convert_hf_to_gguf.py from llama-cpp-python {v['llama_cpp_python_sdist']} "
              f"(gguf-py {v['convert_gguf']}, transformers {v['convert_transformers']}).",
-             f"Workload: SmolLM2-135M-Instruct (float32) + {result['adapter_note']}; {result['rounds']} rounds, "
+             f"Workload: SmolLM2-135M-Instruct (float32) + {result['adapter_note']}; {result['rounds']} rounds"
+             + (f" per session, {result['sessions']} sessions (column 'session')" if result["sessions"] > 1 else "")
+             + ", "
              "each step as its own process, tunelab first in odd rounds. Times are whole processes (start-up "
              "included); peak RSS is wait4's (the largest process). tunelab's GGUF runs "
              + ("keep its check against base + adapter on." if result["gguf_verify"] else
@@ -197,10 +207,10 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['what']} | {r['tunelab_s']:.1f} | {r['other_s']:.1f} | **{r['time_ratio']:.2f}** | "
                      f"{r['tunelab_rss_mib']:.0f} | {r['other_rss_mib']:.0f} | **{r['rss_ratio']:.2f}** |")
     lines += ["", "Medians over the rounds. A ratio below 1 means tunelab is faster / smaller.", "",
-              "## Runs", "", "| step | system | round | wall s | peak RSS MiB (wait4) | tree MiB (polled) | "
-              "other load | output MiB |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "## Runs", "", "| step | system | session | round | wall s | peak RSS MiB (wait4) | tree MiB (polled) | "
+              "other load | output MiB |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["runs"]:
-        lines.append(f"| {r['step']} | {r['system']} | {r['round']} | " + (
+        lines.append(f"| {r['step']} | {r['system']} | {r.get('session', 1)} | {r['round']} | " + (
             f"{r['wall_s']:.1f} | {r['peak_rss_mib_wait4']:.0f} | {r['peak_rss_mib_tree']:.0f} | "
             f"{100 * r['other_load']:.0f}% | {r['output_bytes'] / 2**20:.1f} |" if r["ok"] else "FAILED | | | | |"))
     lines += ["", "## Do the two GGUF files agree?", ""]
@@ -255,22 +265,33 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(args.model)
     adapter = ensure_adapter(args.adapter, model)
     config = export_config(args.workdir / "export.yaml", model, adapter)
-    types = args.types.split(",")
-    runs = [r for rnd in range(1, args.rounds + 1) for r in one_round(rnd, args, config, model, adapter)]
-    agreement = {}
+    types = [] if args.types == "none" else args.types.split(",")
+    runs: list[dict[str, Any]] = []
+    partial = args.workdir / "runs_so_far.json"  # a long session that is cut short keeps its runs
+    for rnd in range(1, args.rounds + 1):
+        before = list(runs)
+        runs += one_round(rnd, args, config, model, adapter, lambda new, old=before: partial.write_text(
+            json.dumps(old + new, indent=1, default=str)))
+    stem = args.results / f"export_{datetime.date.today().isoformat()}"
+    earlier = json.loads(stem.with_suffix(".json").read_text()) if args.append and stem.with_suffix(
+        ".json").is_file() else {"runs": [], "gguf_agreement": {}, "sessions": 0}
+    session = earlier.get("sessions", 1) + 1
+    for r in runs:
+        r["session"] = session
+    agreement = dict(earlier["gguf_agreement"])
     for g in types:
         try:
             agreement[g] = compare_gguf(gguf_file(args.workdir / f"tunelab-gguf-{g}-1"),
                                         gguf_file(args.workdir / f"lf-gguf-{g}-1"))
         except (SystemExit, OSError, ValueError) as exc:
             agreement[g] = {"error": str(exc)}
+    runs = earlier["runs"] + runs
     result = {"date": datetime.date.today().isoformat(), "machine": machine(), "tunelab_git": tunelab_revision(),
               "versions": versions(args), "rounds": args.rounds, "gguf_verify": args.gguf_verify, "model": str(model),
-              "adapter": str(adapter), "runs": runs,
+              "adapter": str(adapter), "runs": runs, "sessions": session,
               "adapter_note": "a seeded random LoRA adapter (r 8, alpha 16, all linear layers, B ~ N(0, 0.004))",
-              "summary": summary(runs, types), "gguf_agreement": agreement}
+              "summary": summary(runs, sorted(agreement) or types), "gguf_agreement": agreement}
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"export_{result['date']}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

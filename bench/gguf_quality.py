@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="LoRA adapter folder; a seeded random one is written there if missing")
     ap.add_argument("--text", type=Path, default=DATA / "heldout_stdlib.txt")
     ap.add_argument("--chunk", type=int, default=512, help="tokens per scored window")
+    ap.add_argument("--max-tokens", type=int, default=0,
+                    help="score only the first N tokens of the text (0: all; a shorter run on a busy machine)")
     ap.add_argument("--no-transformers", action="store_true", help="skip transformers' dequantized GGUF column")
     ap.add_argument("--no-extra-bufts", action="store_true", help="llama.cpp with extra buffer types off")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench/export/verify"),
@@ -93,7 +95,8 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"# GGUF types: size and perplexity, {result['date']}", "",
              "SmolLM2-135M-Instruct + a seeded random LoRA adapter (r 8, all linear layers), merged and written by "
-             f"`tunelab export` (tunelab {result['tunelab_git']}). Held-out text: `{result['text']}`, "
+             f"`tunelab export` (tunelab {result['tunelab_git']}). Held-out text: `{result['text']}`"
+             + (f" (its first {result['max_tokens']:,} tokens)" if result["max_tokens"] else "") + ", "
              f"{ref['tokens'] + ref['windows']:,} tokens, {ref['windows']} windows of up to {result['chunk']} tokens "
              f"({ref['tokens']:,} scored). llama.cpp: llama-cpp-python {result['llama_cpp_python']}; transformers "
              f"{m['versions'].get('transformers')} loading the GGUF with `gguf_file=` (dequantized, float32).", "",
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ids = AutoTokenizer.from_pretrained(str(merged))(args.text.read_text(encoding="utf-8"),
                                                     add_special_tokens=False)["input_ids"]
+    ids = ids[: args.max_tokens] if args.max_tokens else ids
     total, count = reference_nll(merged, ids, args.chunk)
     windows = len(range(0, len(ids) - 1, args.chunk))
     reference = {"ppl": ppl(total, count), "tokens": count, "windows": windows}
@@ -147,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {gtype}: {rows[-1]['size_bytes'] / 2**20:.1f} MiB, llama.cpp {cell(rows[-1], 'llama_cpp')}, "
               f"transformers {cell(rows[-1], 'transformers')}", flush=True)
     result = {"date": datetime.date.today().isoformat(), "machine": machine(), "tunelab_git": tunelab_revision(),
-              "chunk": args.chunk, "text": str(args.text.relative_to(REPO)), "reference": reference,
+              "chunk": args.chunk, "max_tokens": args.max_tokens, "text": str(args.text.relative_to(REPO)),
+              "reference": reference,
               "parameters": params, "model_type": cfg.model_type,
               "llama_cpp_python": next((r["llama_cpp"].get("version") for r in rows if "llama_cpp" in r), None),
               "types": rows}
