@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--append", action="store_true",
                     help="add this session's runs to today's results file instead of replacing it (e.g. --types none "
                          "--no-verify-runs: only the default merge runs, as a second session)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: derive the summary and the page again from today's results JSON")
     ap.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for idle CPUs before a run")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench/export/speed"))
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results")
@@ -145,26 +147,33 @@ def one_round(rnd: int, args: argparse.Namespace, config: Path, model: Path, ada
     return runs
 
 
-def median(runs: list[dict[str, Any]], step: str, system: str, key: str) -> float | None:
-    """Median of a figure over the successful runs of one step and system."""
-    vals = [r[key] for r in runs if r["step"] == step and r["system"] == system and r["ok"]]
-    return statistics.median(vals) if vals else None
+def pick(runs: list[dict[str, Any]], step: str, system: str) -> dict[tuple[int, int], dict[str, Any]]:
+    """The successful runs of one step and system, by (session, round)."""
+    return {(r.get("session", 1), r["round"]): r for r in runs if r["step"] == step and r["system"] == system
+            and r["ok"]}
 
 
 def summary(runs: list[dict[str, Any]], types: list[str]) -> list[dict[str, Any]]:
-    """Per comparison: tunelab's and the other side's median time and peak RSS, and the tunelab/other ratios."""
+    """Per comparison, over the rounds where both sides ran (pairs of neighbouring runs, so under the same load):
+    each side's median time and peak RSS, and the median of the per-round tunelab/other ratios."""
     rows = []
 
     def row(what: str, ours: str, step: str, theirs: list[tuple[str, str]]) -> None:
-        t = {k: median(runs, step, ours, k) for k in ("wall_s", "peak_rss_mib_wait4")}
-        parts = [{k: median(runs, s, n, k) for k in ("wall_s", "peak_rss_mib_wait4")} for s, n in theirs]
-        if None in t.values() or any(None in p.values() for p in parts):
+        mine, others = pick(runs, step, ours), [pick(runs, s, n) for s, n in theirs]
+        rounds = sorted(k for k in mine if all(k in o for o in others))
+        if not rounds:
             rows.append({"what": what, "missing": True})
             return
-        o_time, o_rss = sum(p["wall_s"] for p in parts), max(p["peak_rss_mib_wait4"] for p in parts)
-        rows.append({"what": what, "tunelab_s": t["wall_s"], "other_s": o_time, "time_ratio": t["wall_s"] / o_time,
-                     "tunelab_rss_mib": t["peak_rss_mib_wait4"], "other_rss_mib": o_rss,
-                     "rss_ratio": t["peak_rss_mib_wait4"] / o_rss})
+        t_s = [mine[k]["wall_s"] for k in rounds]
+        t_rss = [mine[k]["peak_rss_mib_wait4"] for k in rounds]
+        o_s = [sum(o[k]["wall_s"] for o in others) for k in rounds]  # other side: steps added, peak the larger
+        o_rss = [max(o[k]["peak_rss_mib_wait4"] for o in others) for k in rounds]
+        rows.append({"what": what, "pairs": len(rounds), "tunelab_s": statistics.median(t_s),
+                     "other_s": statistics.median(o_s), "tunelab_rss_mib": statistics.median(t_rss),
+                     "other_rss_mib": statistics.median(o_rss),
+                     "time_ratio": statistics.median(a / b for a, b in zip(t_s, o_s, strict=True)),
+                     "time_ratios": [a / b for a, b in zip(t_s, o_s, strict=True)],
+                     "rss_ratio": statistics.median(a / b for a, b in zip(t_rss, o_rss, strict=True))})
 
     row("merge (tunelab with its check) vs llamafactory-cli export", "tunelab", "merge", [("merge", "llamafactory")])
     row("merge (tunelab export_verify=false) vs llamafactory-cli export", "tunelab-noverify", "merge",
@@ -188,25 +197,28 @@ def markdown(result: dict[str, Any]) -> str:
              f"{m['versions'].get('transformers')}; LLaMA-Factory {v['llamafactory']} (transformers "
              f"{v['lf_transformers']}); convert_hf_to_gguf.py from llama-cpp-python {v['llama_cpp_python_sdist']} "
              f"(gguf-py {v['convert_gguf']}, transformers {v['convert_transformers']}).",
-             f"Workload: SmolLM2-135M-Instruct (float32) + {result['adapter_note']}; {result['rounds']} rounds"
-             + (f" per session, {result['sessions']} sessions (column 'session')" if result["sessions"] > 1 else "")
-             + ", "
-             "each step as its own process, tunelab first in odd rounds. Times are whole processes (start-up "
+             f"Workload: SmolLM2-135M-Instruct (float32) + {result['adapter_note']}; "
+             + (f"{result['sessions']} sessions (column 'session'), " if result.get("sessions", 1) > 1 else "")
+             + "each step as its own process, tunelab first in odd rounds. Times are whole processes (start-up "
              "included); peak RSS is wait4's (the largest process). tunelab's GGUF runs "
              + ("keep its check against base + adapter on." if result["gguf_verify"] else
                 "turn its check against base + adapter off (`export_verify=false`), as the other side has none; "
                 "the merge rows show the check's cost.") + " llama.cpp's converter runs with transformers "
              f"{v['convert_transformers']}: its requirements pin 4.57.6, which cannot read the tokenizer_config.json "
              "that LLaMA-Factory's transformers 5 writes (`TokenizersBackend`).", "",
-             "| comparison | tunelab s | other s | time tunelab/other | tunelab peak MiB | other peak MiB | "
-             "memory tunelab/other |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| comparison | pairs | tunelab s | other s | time tunelab/other (per pair) | tunelab peak MiB | "
+             "other peak MiB | memory tunelab/other |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["summary"]:
         if r.get("missing"):
-            lines.append(f"| {r['what']} | missing runs | | | | | |")
+            lines.append(f"| {r['what']} | 0 | | | | | | |")
             continue
-        lines.append(f"| {r['what']} | {r['tunelab_s']:.1f} | {r['other_s']:.1f} | **{r['time_ratio']:.2f}** | "
+        pairs = ", ".join(f"{x:.2f}" for x in r["time_ratios"])
+        lines.append(f"| {r['what']} | {r['pairs']} | {r['tunelab_s']:.1f} | {r['other_s']:.1f} | "
+                     f"**{r['time_ratio']:.2f}** ({pairs}) | "
                      f"{r['tunelab_rss_mib']:.0f} | {r['other_rss_mib']:.0f} | **{r['rss_ratio']:.2f}** |")
-    lines += ["", "Medians over the rounds. A ratio below 1 means tunelab is faster / smaller.", "",
+    lines += ["", "Pairs: the rounds in which both sides ran, one after the other; figures are medians over them, the "
+              "ratio the median of the per-pair ratios (each pair under the same load). Below 1: tunelab is faster "
+              "/ smaller.", "",
               "## Runs", "", "| step | system | session | round | wall s | peak RSS MiB (wait4) | tree MiB (polled) | "
               "other load | output MiB |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["runs"]:
@@ -256,6 +268,8 @@ def versions(args: argparse.Namespace) -> dict[str, str | None]:
 def main(argv: list[str] | None = None) -> int:
     """Prepare, run the rounds, compare the GGUF files, write the page."""
     args = parse_args(argv)
+    if args.report_only:
+        return report_only(args.results / f"export_{datetime.date.today().isoformat()}")
     os.environ.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     for exe in (args.lf_cli, args.convert_python, args.convert_script):
         if not exe.is_file():
@@ -296,6 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
     return 0 if all(r["ok"] for r in runs) else 1
+
+
+def report_only(stem: Path) -> int:
+    """The summary and page again from a results JSON (after a change to how they are derived)."""
+    result = json.loads(stem.with_suffix(".json").read_text())
+    result["summary"] = summary(result["runs"], sorted(result["gguf_agreement"]))
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
+    stem.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
 
 
 if __name__ == "__main__":
