@@ -14,6 +14,7 @@ from tunelab.data.chat_template import for_tokenizer
 from tunelab.export.errors import ExportError
 from tunelab.export.files import read_json
 from tunelab.export.preflight import preflight
+from tunelab.infer.batch_generate import stop_token_ids as answer_stop_ids
 from tunelab.infer.load import adapter_paths, trained_model
 from tunelab.model.load import ModelBundle, resolve
 from tunelab.runtime.names import split_names
@@ -63,11 +64,10 @@ def merged_model(model: PreTrainedModel | PeftModel, dtype: str, device: str) ->
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase, template: str | None, model: PreTrainedModel) -> list[int]:
-    """Every token that ends an answer: the tokenizer's eos, the template's stop words, the model's own eos ids."""
+    """Every token that ends an answer: the decoding loop's (the tokenizer's eos, the model's own eos ids) and the
+    template's stop words."""
     words = list(for_tokenizer(tokenizer, template).options.stop_words)
-    ids = {tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(words)}
-    eos = model.generation_config.eos_token_id
-    ids.update(eos if isinstance(eos, list) else [eos])
+    ids = set(answer_stop_ids(tokenizer, model)) | set(tokenizer.convert_tokens_to_ids(words))
     return sorted(i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id)
 
 
