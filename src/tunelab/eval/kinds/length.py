@@ -199,15 +199,11 @@ def score_length(task: LengthTask, names: list[str], answers: Sequence[Answer], 
                      details=details)
 
 
-def band_means(targets: Sequence[int], deviations: Sequence[int],
-               edges: Sequence[int]) -> dict[str, tuple[float, float]]:
-    """Band label -> (mean absolute deviation, mean deviation), for the bands that hold rows."""
-    labels, bands = band_labels(edges), [band_of(t, edges) for t in targets]
-    result = {}
-    for band in sorted(set(bands)):
-        inside = [d for d, b in zip(deviations, bands) if b == band]
-        result[labels[band]] = (mean([abs(d) for d in inside]), mean(inside))
-    return result
+def band_means(score: TaskScore) -> dict[str, tuple[float, float]]:
+    """Band label -> (mean absolute deviation, mean deviation), from the band table score_length wrote."""
+    table = score.details["bands"]
+    assert isinstance(table, list)  # score_length's band_table
+    return {str(band["band"]): (float(band["mae"]), float(band["bias"])) for band in table}
 
 
 def plot_length(task: LengthTask, scores: dict[str, TaskScore], out: Path) -> list[Path]:
@@ -218,7 +214,7 @@ def plot_length(task: LengthTask, scores: dict[str, TaskScore], out: Path) -> li
         targets = [int(str(row["target"])) for row in score.rows]
         deviations = [int(str(row["deviation"])) for row in score.rows]
         series[model] = (targets, [t + d for t, d in zip(targets, deviations)])
-        tables[model] = band_means(targets, deviations, task.bands)
+        tables[model] = band_means(score)
     return [draw_actual_vs_target(out / f"{task.name}_length.png", f"{task.name}: actual vs target length ({rule})",
                                   unit, series),
             draw_bands(out / f"{task.name}_length_bands.png", f"{task.name}: deviation by target length ({rule}; "
