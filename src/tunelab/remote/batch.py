@@ -4,7 +4,7 @@ file and an interrupted run loses nothing received), and a spent budget stops se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tunelab.remote.client import Endpoint
@@ -61,11 +61,3 @@ async def run_jobs(endpoint: Endpoint, jobs: Sequence[Job], on_reply: ResultHand
 
     await asyncio.gather(*(one(job) for job in jobs))
     return summary
-
-
-def run_sync(work: Callable[[], Awaitable[BatchSummary]]) -> BatchSummary:
-    """Run an async batch from synchronous code (the CLI); Ctrl-C cancels what is in flight and propagates."""
-    async def main() -> BatchSummary:
-        return await work()
-
-    return asyncio.run(main())

@@ -3,6 +3,7 @@ again up to checks.max_attempts), logging each reply as it arrives; then the dat
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tunelab.data.tools.synth.log import Entry, LogState, LogWriter, read_log
 from tunelab.data.tools.synth.replies import Checker, Rejection
 from tunelab.data.tools.synth.report import SynthReport
 from tunelab.data.tools.synth.seeds import Request, load_seeds, requests_of
-from tunelab.remote.batch import BatchSummary, Job, run_jobs, run_sync
+from tunelab.remote.batch import BatchSummary, Job, run_jobs
 from tunelab.remote.client import Endpoint
 from tunelab.remote.endpoint import EndpointSettings, Price, Reply, Usage
 from tunelab.remote.errors import RemoteError
@@ -121,7 +122,7 @@ def synthesize(config: SynthConfig, source: str) -> SynthReport:
         writer = LogWriter(log)
         handler = ReplyHandler(config, requests, state, writer, report)
         try:
-            summary = run_sync(lambda: ask(config, settings, handler, usage))
+            summary = asyncio.run(ask(config, settings, handler, usage))
             report.unsent, report.budget = summary.unsent, summary.budget
         except KeyboardInterrupt:
             report.interrupted = True
