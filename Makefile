@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunelab-installed
 DEMO := examples/quickstart_lora_sft.yaml
 
-.PHONY: setup demo test test-unit clean
+.PHONY: setup browser demo test test-unit clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,21 @@ demo: setup
 		--prompt "Who are you?" --prompt "What is your name?" --prompt "你是谁？" \
 		--prompt "What is the capital of France?"
 
-test: setup
-	$(BIN)/python -m pytest
+# The web UI's browser test drives Debian's chromium (Playwright's own download is unreachable here). CI runs as
+# root on Debian: install it when missing; elsewhere say how (the test then fails with the same instruction).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk; \
+		else \
+			echo "make: no chromium at $(CHROMIUM); install it: sudo apt-get install -y chromium fonts-noto-cjk"; \
+		fi; \
+	fi
+
+# a crash of the test process (a fatal signal) leaves its innermost frames in .pytest-crash.log: print them
+test: setup browser
+	$(BIN)/python -m pytest || { status=$$?; [ -s .pytest-crash.log ] && head -c 8000 .pytest-crash.log; exit $$status; }
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit

@@ -1,15 +1,19 @@
 #!/usr/bin/env python
-"""`tunelab api` under load: requests/s, generated tokens/s, latency and time to first token at 1, 4, 16 clients.
+"""`tunelab api` under load, the continuous engine against the engine before it (fixed batches), alternating.
 
-Starts `python -m tunelab api examples/quickstart_lora_sft.yaml` (SmolLM2-135M-Instruct, the base model: output_dir
-is an empty temporary folder) on a free loopback port with --max-batch 16, sends one warm-up request, then for each
---clients level runs that many threads, each sending --requests streaming chat requests in a row with the official
-openai client (max_tokens --max-tokens, greedy, include_usage). Per request: latency (request to [DONE]), time to
-first token (request to the first content chunk) and completion tokens (the usage chunk). Writes
-bench/results/api_<date>.json and .md.
+Starts two servers of `examples/quickstart_lora_sft.yaml` (SmolLM2-135M-Instruct, the base model: output_dir is an
+empty temporary folder) with --max-batch 16 on free loopback ports: NEW runs this tree's code, OLD the code of
+--old-src (the tree at commit 9790347, e.g. `git archive 9790347 src | tar -x -C /tmp/oldapi`). Both are warmed up,
+then every level runs on both, alternating which goes first. A level is CLIENTSxREQUESTS: that many threads, each
+sending REQUESTS streaming chat requests in a row with the official openai client (greedy, include_usage). The
+uniform levels ask 16 short questions with max_tokens --max-tokens; the mixed level (name prefixed 'm') mixes
+short questions and long prompts (a ~350-token text to summarize) with max_tokens 16 to 96. Per request: latency
+(request to [DONE]), time to first token (request to the first content chunk) and completion tokens (the usage
+chunk); per level: p50/p95/p99 of both and generated tokens/s. Writes bench/results/api_<date>.json and .md.
 
-Usage: flock /tmp/tunelab-bench.lock /path/to/venv/bin/python bench/bench_api.py [--clients 1,4,16] [--requests 8]
-Never run as a test: it takes a few minutes on a 2-core CPU.
+Usage: flock /tmp/tunelab-bench.lock /path/to/venv/bin/python bench/bench_api.py --old-src /tmp/oldapi/src
+       [--levels 1x6,16x3,64x1,m16x3] [--max-tokens 32]
+Never run as a test: it takes several minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +46,52 @@ QUESTIONS = ["What is the capital of France?", "Explain photosynthesis in one pa
              "How do airplanes fly?", "List four farm animals.", "What is a prime number?",
              "Summarize the plot of Cinderella.", "How does a bicycle work?", "What causes the seasons?",
              "Write two sentences about the ocean."]
+LONG_TEXT = ("The history of bread goes back at least thirty thousand years. Early people ground wild grains between "
+             "stones, mixed the flour with water and baked flat cakes on hot rocks. Leavened bread came later, when "
+             "bakers in Egypt noticed that dough left in the warm air rose and gave a lighter loaf. The Romans built "
+             "public bakeries and guilds of bakers, and mills driven by water or animals ground flour for whole "
+             "cities. In the middle ages the colour of one's bread showed one's rank: white bread for the rich, dark "
+             "rye and barley loaves for the poor. The industrial age brought roller mills, commercial yeast and "
+             "sliced bread, and today bakers are rediscovering sourdough, old grains and long fermentation. ")
+MIXED_TOKENS = (16, 96, 32, 64)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clients", default="1,4,16", help="comma-separated numbers of concurrent clients")
-    ap.add_argument("--requests", type=int, default=8, help="requests each client sends, one after another")
-    ap.add_argument("--max-tokens", type=int, default=64, help="max_tokens of every request")
-    ap.add_argument("--max-batch", type=int, default=16, help="the server's --max-batch")
-    ap.add_argument("--config", default="examples/quickstart_lora_sft.yaml", help="the server's config")
+    ap.add_argument("--levels", default="1x6,16x3,64x1,m16x3",
+                    help="comma-separated CLIENTSxREQUESTS levels; an 'm' prefix makes a mixed-workload level")
+    ap.add_argument("--max-tokens", type=int, default=32, help="max_tokens of the uniform levels' requests")
+    ap.add_argument("--max-batch", type=int, default=16, help="the servers' --max-batch")
+    ap.add_argument("--old-src", type=Path, required=True, help="the src/ folder of the old code (commit 9790347)")
+    ap.add_argument("--config", default="examples/quickstart_lora_sft.yaml", help="the servers' config")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where results are written")
     ap.add_argument("--date", default=datetime.date.today().isoformat(), help="date in the results' file names")
     return ap.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class Level:
+    """clients threads sending requests each; mixed: short and long prompts, varied max_tokens."""
+
+    clients: int
+    requests: int
+    mixed: bool
+
+    @property
+    def name(self) -> str:
+        """As given on the command line."""
+        return f"{'m' if self.mixed else ''}{self.clients}x{self.requests}"
+
+
+def parse_levels(text: str) -> list[Level]:
+    """'1x6,m16x3' -> levels."""
+    levels = []
+    for part in text.split(","):
+        mixed = part.startswith("m")
+        clients, requests = part.removeprefix("m").split("x")
+        levels.append(Level(int(clients), int(requests), mixed))
+    return levels
 
 
 def free_port() -> int:
@@ -63,25 +101,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen, str, float]:
-    """The API server process, its base URL and the seconds until /health answered."""
+@dataclass
+class Server:
+    """One running server: which code, its process and URL."""
+
+    name: str
+    process: subprocess.Popen
+    base: str
+    startup_s: float
+
+
+def start_server(name: str, src: Path, args: argparse.Namespace, workdir: Path) -> Server:
+    """The API server process running the code under src, once /health answers."""
     port = free_port()
-    log = (workdir / "server.log").open("w")
+    log = (workdir / f"{name}.log").open("w")
     command = [sys.executable, "-m", "tunelab", "api", args.config, f"output_dir={workdir / 'none'}",
                "--port", str(port), "--max-batch", str(args.max_batch)]
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(src)}
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     while True:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited:\n{(workdir / 'server.log').read_text()[-3000:]}")
+            raise SystemExit(f"the {name} server exited:\n{(workdir / f'{name}.log').read_text()[-3000:]}")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base, time.monotonic() - started
+                return Server(name, process, base, time.monotonic() - started)
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
+
+
+def request_of(level: Level, client: int, index: int, max_tokens: int) -> tuple[str, int]:
+    """The question and max_tokens of one request of a level."""
+    number = client * level.requests + index
+    question = QUESTIONS[number % len(QUESTIONS)]
+    if not level.mixed:
+        return question, max_tokens
+    if number % 3 == 1:
+        question = f"Summarize this text in two sentences.\n\n{LONG_TEXT}"
+    return question, MIXED_TOKENS[number % len(MIXED_TOKENS)]
 
 
 def one_request(client: openai.OpenAI, question: str, max_tokens: int) -> dict[str, float]:
@@ -103,6 +162,8 @@ def one_request(client: openai.OpenAI, question: str, max_tokens: int) -> dict[s
 
 def percentile(values: list[float], share: float) -> float:
     """The share-quantile of values (linear interpolation)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     position = (len(ordered) - 1) * share
     low = int(position)
@@ -125,17 +186,18 @@ def our_seconds(server_pid: int) -> float:
     return total
 
 
-def run_level(base: str, server_pid: int, clients: int, args: argparse.Namespace) -> dict[str, Any]:
-    """clients threads, each sending args.requests requests; figures of the level."""
+def run_clients(server: Server, level: Level, args: argparse.Namespace) -> tuple[list[dict[str, float]], list[str]]:
+    """The level's threads against one server; every request's figures and the errors."""
     records: list[dict[str, float]] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def worker(index: int) -> None:
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=600)
-        for r in range(args.requests):
+        client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="none", max_retries=0, timeout=900)
+        for r in range(level.requests):
+            question, max_tokens = request_of(level, index, r, args.max_tokens)
             try:
-                record = one_request(client, QUESTIONS[(index * args.requests + r) % len(QUESTIONS)], args.max_tokens)
+                record = one_request(client, question, max_tokens)
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -143,98 +205,129 @@ def run_level(base: str, server_pid: int, clients: int, args: argparse.Namespace
             with lock:
                 records.append(record)
 
-    before = httpx.get(f"{base}/health").json()
-    busy, ours = busy_seconds(), our_seconds(server_pid)
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(level.clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return records, errors
+
+
+def run_level(server: Server, level: Level, args: argparse.Namespace) -> dict[str, Any]:
+    """One level on one server; its figures."""
+    busy, ours = busy_seconds(), our_seconds(server.process.pid)
+    start = time.perf_counter()
+    records, errors = run_clients(server, level, args)
     seconds = time.perf_counter() - start
     # CPU share taken by other processes: above ~10% the figures are disturbed
-    other = ((busy_seconds() - busy) - (our_seconds(server_pid) - ours)) / (seconds * (os.cpu_count() or 1))
-    after = httpx.get(f"{base}/health").json()
+    other = ((busy_seconds() - busy) - (our_seconds(server.process.pid) - ours)) / (seconds * (os.cpu_count() or 1))
     latencies = [r["latency_s"] for r in records]
     ttfts = [r["ttft_s"] for r in records]
     tokens = sum(r["completion_tokens"] for r in records)
-    batches = after["batches"] - before["batches"]
-    return {"clients": clients, "requests": len(records), "errors": errors, "seconds": round(seconds, 2),
-            "requests_per_s": round(len(records) / seconds, 3), "generated_tokens": tokens,
-            "generated_tokens_per_s": round(tokens / seconds, 1),
-            "mean_tokens_per_request": round(tokens / max(len(records), 1), 1),
-            "latency_p50_s": round(percentile(latencies, 0.5), 3),
-            "latency_p95_s": round(percentile(latencies, 0.95), 3),
-            "ttft_p50_s": round(percentile(ttfts, 0.5), 3), "ttft_p95_s": round(percentile(ttfts, 0.95), 3),
-            "batches": batches, "mean_batch": round(len(records) / max(batches, 1), 2),
-            "largest_batch_so_far": after["largest_batch"], "other_load": round(max(other, 0.0), 3)}
+    figures = {"server": server.name, "level": level.name, "clients": level.clients, "requests": len(records),
+               "errors": errors, "seconds": round(seconds, 2), "generated_tokens": tokens,
+               "generated_tokens_per_s": round(tokens / seconds, 1), "other_load": round(max(other, 0.0), 3)}
+    for name, values in (("latency", latencies), ("ttft", ttfts)):
+        for share in (50, 95, 99):
+            figures[f"{name}_p{share}_s"] = round(percentile(values, share / 100), 3)
+    return figures
 
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import torch
 
-    return {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "load_average": os.getloadavg(),
             "versions": {name: importlib.metadata.version(name)
                          for name in ("transformers", "fastapi", "uvicorn", "openai")}}
+
+
+def ratios(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """NEW over OLD per level: generated tokens/s, and OLD over NEW for median TTFT and latency (>1: NEW better)."""
+    out = []
+    for name in dict.fromkeys(level["level"] for level in levels):
+        new = next(x for x in levels if x["level"] == name and x["server"] == "new")
+        old = next(x for x in levels if x["level"] == name and x["server"] == "old")
+        speed = new["generated_tokens_per_s"] / old["generated_tokens_per_s"]
+        out.append({"level": name, "tokens_per_s": round(speed, 2),
+                    "ttft_p50": round(old["ttft_p50_s"] / new["ttft_p50_s"], 2),
+                    "latency_p50": round(old["latency_p50_s"] / new["latency_p50_s"], 2)})
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The results page."""
     m = result["machine"]
-    lines = [f"# tunelab api under load ({result['date']})", "",
+    lines = [f"# tunelab api under load: continuous batching against fixed batches ({result['date']})", "",
              f"Workload: `tunelab api {result['config']}` serving {MODEL} (base model, float32) with --max-batch "
-             f"{result['max_batch']}; each client sends {result['requests_per_client']} streaming chat requests in a "
-             f"row (the official openai client, max_tokens {result['max_tokens']}, greedy, include_usage), "
-             f"16 different questions. Server start to /health: {result['startup_s']} s.", "",
-             f"Machine: {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}, transformers "
-             f"{m['versions']['transformers']}, fastapi {m['versions']['fastapi']}, "
-             f"uvicorn {m['versions']['uvicorn']}.", "",
-             "| clients | requests | requests/s | generated tokens/s | tokens/request | latency p50 s | latency p95 s "
-             "| TTFT p50 s | TTFT p95 s | batches | mean batch | errors | other load |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for level in result["levels"]:
-        lines.append(f"| {level['clients']} | {level['requests']} | {level['requests_per_s']} | "
-                     f"{level['generated_tokens_per_s']} | {level['mean_tokens_per_request']} | "
-                     f"{level['latency_p50_s']} | {level['latency_p95_s']} | {level['ttft_p50_s']} | "
-                     f"{level['ttft_p95_s']} | {level['batches']} | {level['mean_batch']} | {len(level['errors'])} | "
-                     f"{level['other_load']:.0%} |")
-    lines += ["", "Latency: request sent to `[DONE]`; TTFT: request sent to the first chunk with content (the "
-              "prompt's prefill plus any wait for a batch slot). Generated tokens/s counts the completion tokens "
-              "of the usage chunks over the level's wall time. Batches: generate() calls the engine ran during the "
-              "level (/health counters); a batch is fixed once it starts (no continuous batching), so a request that "
-              "arrives while one runs waits for it. The clients run in this process and share the CPUs with the "
-              "server. 'other load' = CPU share used by other processes during the level (above ~10% the level is "
-              "disturbed). Compare levels, not machines.", ""]
+             f"{result['max_batch']}. NEW: this tree (continuous batching); OLD: the code at commit 9790347 (a batch "
+             "is fixed once it starts). Both servers ran side by side, each level on both, alternating which went "
+             f"first. Levels CLIENTSxREQUESTS: streaming chat requests in a row per client, greedy, max_tokens "
+             f"{result['max_tokens']}; 'm' levels mix short questions and a ~350-token text to summarize, max_tokens "
+             "16/32/64/96.", "",
+             f"Machine: {m['cpu']}, {m['cpu_count']} logical CPUs (AVX512-BF16, no AMX), torch {m['torch']}, "
+             f"transformers {m['versions']['transformers']}. **The machine was shared** with other work (load "
+             f"average {m['load_average'][0]:.1f} at the end on {m['cpu_count']} CPUs; 'other load' per level "
+             "below): absolute figures are low and noisy, compare the two systems within a level.", "",
+             "| level | server | requests | tokens/s | TTFT p50 | TTFT p95 | TTFT p99 | latency p50 | latency p95 "
+             "| latency p99 | errors | other load |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for x in result["levels"]:
+        lines.append(f"| {x['level']} | {x['server']} | {x['requests']} | {x['generated_tokens_per_s']} | "
+                     f"{x['ttft_p50_s']} | {x['ttft_p95_s']} | {x['ttft_p99_s']} | {x['latency_p50_s']} | "
+                     f"{x['latency_p95_s']} | {x['latency_p99_s']} | {len(x['errors'])} | {x['other_load']:.0%} |")
+    lines += ["", "NEW against OLD (above 1: NEW better):", "",
+              "| level | generated tokens/s | median TTFT | median latency |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['level']} | {r['tokens_per_s']}x | {r['ttft_p50']}x | {r['latency_p50']}x |"
+              for r in result["ratios"]]
+    lines += ["", "Latency: request sent to `[DONE]`; TTFT: request sent to the first chunk with content (any wait "
+              "for a slot plus the prompt's prefill). Seconds throughout. Generated tokens/s: completion tokens of "
+              "the usage chunks over the level's wall time. The clients run in the benchmark process and share the "
+              "CPUs with the servers. 'other load' = CPU share used by other processes during the level.", ""]
     return "\n".join(lines)
+
+
+def write(args: argparse.Namespace, servers: list[Server], figures: list[dict[str, Any]]) -> str:
+    """Write the results so far (after every level: a run cut short still leaves its page); the page's text."""
+    done = [x for x in figures if sum(y["level"] == x["level"] for y in figures) == 2]
+    result = {"date": args.date, "config": args.config, "max_batch": args.max_batch, "max_tokens": args.max_tokens,
+              "levels_asked": args.levels, "startup_s": {s.name: round(s.startup_s, 2) for s in servers},
+              "machine": machine(), "levels": figures, "ratios": ratios(done)}
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = args.results / f"api_{args.date}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    page = markdown(result)
+    stem.with_suffix(".md").write_text(page)
+    return page
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its results."""
     args = parse_args(argv)
-    levels = [int(c) for c in args.clients.split(",")]
+    levels = parse_levels(args.levels)
+    figures: list[dict[str, Any]] = []
+    page = ""
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
-        process, base, startup = start_server(args, Path(tmp))
+        servers = [start_server("old", args.old_src.resolve(), args, Path(tmp)),
+                   start_server("new", REPO / "src", args, Path(tmp))]
         try:
-            warm = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=600)
-            one_request(warm, QUESTIONS[0], args.max_tokens)
-            results = []
-            for clients in levels:
-                results.append(run_level(base, process.pid, clients, args))
-                print(json.dumps(results[-1]), flush=True)
+            for server in servers:
+                warm = openai.OpenAI(base_url=f"{server.base}/v1", api_key="none", max_retries=0, timeout=600)
+                one_request(warm, QUESTIONS[0], args.max_tokens)
+            for number, level in enumerate(levels):
+                for server in (servers if number % 2 == 0 else servers[::-1]):
+                    figures.append(run_level(server, level, args))
+                    print(json.dumps(figures[-1]), flush=True)
+                page = write(args, servers, figures)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-    result = {"date": args.date, "config": args.config, "max_batch": args.max_batch, "max_tokens": args.max_tokens,
-              "requests_per_client": args.requests, "startup_s": round(startup, 2), "machine": machine(),
-              "levels": results}
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"api_{args.date}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+            for server in servers:
+                server.process.terminate()
+                server.process.wait(timeout=60)
+    print(page)
     return 0
 
 

@@ -9,6 +9,10 @@ tunelab's predict_report.json `seconds` (both: the generation loop, without star
 
     /path/to/venv/bin/python bench/bench_predict.py                       # about 40-60 minutes on 2 cores
     /path/to/venv/bin/python bench/bench_predict.py --rows 16 --batch-sizes 4   # smoke test
+    # each system at its best batch size, tunelab in bf16 and float32 (the bf16 speed-up and changed answers too)
+    /path/to/venv/bin/python bench/bench_predict.py --batch-sizes 32 --lf-batch-sizes 8 --dtypes bfloat16,float32
+
+tunelab runs `python -m tunelab` with this checkout's src/ first on PYTHONPATH (the code measured is this one's).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="1,4,8,16", help="comma-separated per_device_eval_batch_size values")
+    parser.add_argument("--lf-batch-sizes", default=None,
+                        help="LLaMA-Factory's batch sizes when they differ from tunelab's (each at its best)")
+    parser.add_argument("--dtypes", default="float32",
+                        help="comma-separated infer_dtype values tunelab runs with (LLaMA-Factory: float32)")
+    parser.add_argument("--shared", action="store_true",
+                        help="the machine is shared: run at once, never stop a run because others use the CPUs")
     parser.add_argument("--rows", type=int, default=200, help="prompts in the dataset")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--lf-batch1-rows", type=int, default=0,
@@ -138,7 +148,8 @@ def write_dataset(folder: Path, count: int) -> list[dict[str, str]]:
 
 # ---------------------------------------------------------------------------------------------- runs
 
-def locked_launch(cmd: list[str], log: Path, quiet_wait: float, retries: int = 2) -> dict[str, Any]:
+def locked_launch(cmd: list[str], log: Path, quiet_wait: float, retries: int = 2,
+                  shared: bool = False) -> dict[str, Any]:
     """launch() holding the shared benchmark lock, after waiting for idle CPUs; repeated when others disturb it.
 
     With 2 threads on 2 cores, another busy process slows torch's small matmuls many times over (thread
@@ -150,15 +161,15 @@ def locked_launch(cmd: list[str], log: Path, quiet_wait: float, retries: int = 2
     with LOCK.open("r") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the same lock as `flock /tmp/tunelab-bench.lock`
         for attempt in range(retries + 1):
-            quiet = wait_for_quiet(quiet_wait, 10.0)
-            run = launch(cmd, log, env=env, abort_share=0.2 if attempt < retries else None)
+            quiet = wait_for_quiet(0.0 if shared else quiet_wait, 10.0)
+            run = launch(cmd, log, env=env, abort_share=0.2 if attempt < retries and not shared else None)
             if not run["aborted_noisy"]:
                 break
             discarded.append({**run, **quiet})
     return {**run, **quiet, "discarded_disturbed_runs": discarded}
 
 
-def run_tunelab(out: Path, data: Path, batch: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_tunelab(out: Path, data: Path, batch: int, args: argparse.Namespace, dtype: str) -> dict[str, Any]:
     """One `tunelab predict` process; its seconds and token count from predict_report.json."""
     config = out.with_suffix(".yaml")
     config.write_text(textwrap.dedent(f"""\
@@ -170,14 +181,17 @@ def run_tunelab(out: Path, data: Path, batch: int, args: argparse.Namespace) -> 
         max_new_tokens: {args.max_new_tokens}
         do_sample: false
         per_device_eval_batch_size: {batch}
+        infer_dtype: {dtype}
         output_dir: {out}
         """))
-    exe = Path(sys.executable).parent / "tunelab"
-    run = locked_launch([str(exe), "predict", str(config)], out.with_suffix(".log"), args.quiet_wait)
+    # the interpreter of this venv with the repository's src first: the code measured is this checkout's
+    env_path = f"PYTHONPATH={REPO / 'src'}"
+    cmd = ["env", env_path, sys.executable, "-m", "tunelab", "predict", str(config)]
+    run = locked_launch(cmd, out.with_suffix(".log"), args.quiet_wait, shared=args.shared)
     if run["rc"] != 0:
-        return {"system": "tunelab", "batch": batch, "ok": False, **run}
+        return {"system": "tunelab", "dtype": dtype, "batch": batch, "ok": False, **run}
     report = json.loads((out / "predict_report.json").read_text())
-    return {"system": "tunelab", "batch": batch, "ok": True, "seconds": report["seconds"],
+    return {"system": "tunelab", "dtype": dtype, "batch": batch, "ok": True, "seconds": report["seconds"],
             "own_generated_tokens": report["generated_tokens"], "rows": report["written"], **run}
 
 
@@ -202,11 +216,13 @@ def run_lf(out: Path, data: Path, batch: int, args: argparse.Namespace, rows: in
         overwrite_output_dir: true
         report_to: none
         """) + (f"max_samples: {rows}\n" if rows else ""))
-    run = locked_launch([str(args.lf_cli), "train", str(config)], out.with_suffix(".log"), args.quiet_wait)
+    run = locked_launch([str(args.lf_cli), "train", str(config)], out.with_suffix(".log"), args.quiet_wait,
+                        shared=args.shared)
     if run["rc"] != 0:
-        return {"system": "llamafactory", "batch": batch, "ok": False, **run}
+        return {"system": "llamafactory", "dtype": "float32", "batch": batch, "ok": False, **run}
     results = json.loads((out / "predict_results.json").read_text())
-    return {"system": "llamafactory", "batch": batch, "ok": True, "seconds": results["predict_runtime"],
+    return {"system": "llamafactory", "dtype": "float32", "batch": batch, "ok": True,
+            "seconds": results["predict_runtime"],
             "samples_per_s": results.get("predict_samples_per_second"), "rows": rows or args.rows, **run}
 
 
@@ -246,12 +262,26 @@ def template_check(rows: list[dict[str, str]], tunelab_out: Path, args: argparse
     return {"rows": picks, "prompt_tokens": [len(i) for i in ours], "identical": [a == b for a, b in zip(lf_ids, ours)]}
 
 
+def schedule(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(system, dtype, batch) runs, systems alternating: tunelab per dtype and batch, LLaMA-Factory per batch."""
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    lf_sizes = [int(s) for s in (args.lf_batch_sizes or args.batch_sizes).split(",")]
+    ours = [("tunelab", dtype, batch) for batch in sizes for dtype in args.dtypes.split(",")]
+    theirs = [("llamafactory", "float32", batch) for batch in lf_sizes]
+    runs: list[tuple[str, str, int]] = []
+    while ours or theirs:
+        if ours:
+            runs.append(ours.pop(0))
+        if theirs:
+            runs.append(theirs.pop(0))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep, alternating systems, and write the results."""
     from transformers import AutoTokenizer
 
     args = parse_args(argv)
-    sizes = [int(s) for s in args.batch_sizes.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = args.workdir / "data"
     rows = write_dataset(data, args.rows)
@@ -259,22 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     info = {"date": datetime.date.today().isoformat(), "machine": machine(), "args": {k: str(v) for k, v in
                                                                                      vars(args).items()}}
     runs, texts = [], {}
-    for n, batch in enumerate(sizes):
-        order = ["tunelab", "llamafactory"] if n % 2 == 0 else ["llamafactory", "tunelab"]
-        for system in order:
-            out = args.workdir / f"{system}_b{batch}_{int(time.time())}"
-            subset = args.lf_batch1_rows if system == "llamafactory" and batch == 1 and args.lf_batch1_rows else None
-            print(f"bench: {system} batch {batch}" + (f" (first {subset} rows)" if subset else ""), flush=True)
-            run = run_tunelab(out, data, batch, args) if system == "tunelab" else run_lf(out, data, batch, args, subset)
-            if run["ok"]:
-                texts[(system, batch)] = add_token_counts(run, out, tokenizer)
-                print(f"bench:   {run['seconds']:.1f}s, {run['generated_tokens']} tokens, "
-                      f"{run['tokens_per_s']:.1f} tokens/s, rss {run['peak_rss_mib_wait4']:.0f} MiB", flush=True)
-            else:
-                print(f"bench:   FAILED rc {run['rc']}; see {run['log']}", flush=True)
-            run["out"] = str(out)
-            runs.append(run)
-            write_results(args, info, runs, texts, {})  # after every run: an interrupted sweep keeps its figures
+    for system, dtype, batch in schedule(args):
+        out = args.workdir / f"{system}_{dtype}_b{batch}_{int(time.time())}"
+        subset = args.lf_batch1_rows if system == "llamafactory" and batch == 1 and args.lf_batch1_rows else None
+        print(f"bench: {system} {dtype} batch {batch}" + (f" (first {subset} rows)" if subset else ""), flush=True)
+        run = (run_tunelab(out, data, batch, args, dtype) if system == "tunelab"
+               else run_lf(out, data, batch, args, subset))
+        if run["ok"]:
+            texts[(f"{system}_{dtype}", batch)] = add_token_counts(run, out, tokenizer)
+            print(f"bench:   {run['seconds']:.1f}s, {run['generated_tokens']} tokens, "
+                  f"{run['tokens_per_s']:.1f} tokens/s, rss {run['peak_rss_mib_wait4']:.0f} MiB", flush=True)
+        else:
+            print(f"bench:   FAILED rc {run['rc']}; see {run['log']}", flush=True)
+        run["out"] = str(out)
+        runs.append(run)
+        write_results(args, info, runs, texts, {})  # after every run: an interrupted sweep keeps its figures
     first_tunelab = next((r for r in runs if r["system"] == "tunelab" and r["ok"]), None)
     checks = template_check(rows, Path(first_tunelab["out"]), args, tokenizer) if first_tunelab else {}
     write_results(args, info, runs, texts, checks)
@@ -282,23 +311,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def agreement(texts: dict[tuple[str, int], list[str]]) -> dict[str, Any]:
-    """Identical greedy predictions between the systems (and across tunelab's batch sizes), per row."""
+    """Identical greedy predictions between every two runs, per row (and after strip(): LLaMA-Factory keeps a
+    trailing newline that tunelab strips)."""
     out: dict[str, Any] = {}
-    for (system, batch), answers in texts.items():
-        if system != "tunelab":
-            continue
-        for (other, other_batch), theirs in texts.items():
-            if other == "llamafactory":
-                n = min(len(answers), len(theirs))
-                same = sum(a == b for a, b in zip(answers[:n], theirs[:n]))
-                # tunelab strips the answer, LLaMA-Factory keeps a trailing newline
-                stripped = sum(a.strip() == b.strip() for a, b in zip(answers[:n], theirs[:n]))
-                out[f"tunelab_b{batch}_vs_llamafactory_b{other_batch}"] = {"rows": n, "identical": same,
-                                                                            "identical_after_strip": stripped}
-            elif other == "tunelab" and other_batch > batch:
-                same = sum(a == b for a, b in zip(answers, theirs))
-                out[f"tunelab_b{batch}_vs_tunelab_b{other_batch}"] = {"rows": len(answers), "identical": same}
+    keys = sorted(texts)
+    for n, (label, batch) in enumerate(keys):
+        for other, other_batch in keys[n + 1:]:
+            ours, theirs = texts[(label, batch)], texts[(other, other_batch)]
+            count = min(len(ours), len(theirs))
+            same = sum(a == b for a, b in zip(ours[:count], theirs[:count]))
+            stripped = sum(a.strip() == b.strip() for a, b in zip(ours[:count], theirs[:count]))
+            out[f"{label}_b{batch}_vs_{other}_b{other_batch}"] = {"rows": count, "identical": same,
+                                                                  "identical_after_strip": stripped}
     return out
+
+
+def dtype_speedup(ok: list[dict[str, Any]]) -> dict[str, float]:
+    """tunelab's bfloat16 tokens/s over its float32 tokens/s, per batch size where both ran."""
+    speed = {(r["dtype"], r["batch"]): r["tokens_per_s"] for r in ok if r["system"] == "tunelab"}
+    return {f"b{batch}": round(value / speed[("float32", batch)], 2) for (dtype, batch), value in speed.items()
+            if dtype == "bfloat16" and ("float32", batch) in speed}
 
 
 def write_results(args: argparse.Namespace, info: dict[str, Any], runs: list[dict[str, Any]],
@@ -309,8 +341,10 @@ def write_results(args: argparse.Namespace, info: dict[str, Any], runs: list[dic
             for system in ("tunelab", "llamafactory")}
     ratio = (best["tunelab"]["tokens_per_s"] / best["llamafactory"]["tokens_per_s"]
              if best["tunelab"] and best["llamafactory"] else None)
-    summary = {"best": {s: (r and {"batch": r["batch"], "tokens_per_s": round(r["tokens_per_s"], 1)})
+    summary = {"best": {s: (r and {"batch": r["batch"], "dtype": r["dtype"],
+                                   "tokens_per_s": round(r["tokens_per_s"], 1)})
                         for s, r in best.items()},
+               "dtype_speedup": dtype_speedup(ok),
                "ratio_best_vs_best": ratio and round(ratio, 2), "template_check": checks,
                "agreement": agreement(texts), "notes": notes}
     args.results.mkdir(parents=True, exist_ok=True)
@@ -318,15 +352,19 @@ def write_results(args: argparse.Namespace, info: dict[str, Any], runs: list[dic
     stem.with_suffix(".json").write_text(json.dumps({**info, "summary": summary, "runs": runs}, indent=2,
                                                     ensure_ascii=False, default=str))
     lines = ["# tunelab predict vs LLaMA-Factory 0.9.5 do_predict", "",
-             f"{args.rows} prompts, SmolLM2-135M-Instruct fp32, greedy, max_new_tokens {args.max_new_tokens}, "
-             f"{info['machine']['cpu_model']}, {info['machine']['logical_cpus']} CPUs", "",
-             "| batch | system | rows | seconds | generated tokens | tokens/s | wall s | peak RSS MiB | other load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in sorted(ok, key=lambda r: (r["batch"], r["system"])):
-        lines.append(f"| {r['batch']} | {r['system']} | {r['rows']} | {r['seconds']:.1f} | {r['generated_tokens']} | "
+             f"{args.rows} prompts, SmolLM2-135M-Instruct, greedy, max_new_tokens {args.max_new_tokens}, "
+             f"{info['machine']['cpu_model']}, {info['machine']['logical_cpus']} CPUs"
+             + (" (shared with other work: see the other-load column)" if args.shared else ""), "",
+             "| batch | system | dtype | rows | seconds | generated tokens | tokens/s | wall s | peak RSS MiB | "
+             "other load |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ok:  # in the order they ran
+        lines.append(f"| {r['batch']} | {r['system']} | {r['dtype']} | {r['rows']} | {r['seconds']:.1f} | "
+                     f"{r['generated_tokens']} | "
                      f"{r['tokens_per_s']:.1f} | {r['wall_s']:.1f} | {r['peak_rss_mib_wait4']:.0f} | "
                      f"{100 * r['other_processes_cpu_share']:.0f}% |")
     lines += ["", f"Best vs best: {json.dumps(summary['best'])}; ratio **{summary['ratio_best_vs_best']}**", "",
+              f"tunelab bfloat16 against float32 (tokens/s ratio per batch size): "
+              f"{json.dumps(summary['dtype_speedup'])}", "",
               f"Template check (prompt tokens identical): {json.dumps(checks)}", "",
               f"Greedy agreement (identical predictions): {json.dumps(summary['agreement'])}", "", notes, ""]
     stem.with_suffix(".md").write_text("\n".join(lines))

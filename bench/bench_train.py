@@ -8,7 +8,7 @@ in file order, cutoff 1024, seed 42, bf16 autocast on the CPU with `use_cpu: tru
 for LoRA, 1e-5 for full), each system at its defaults otherwise (LLaMA-Factory: gradient checkpointing on;
 tunelab: off below 1B parameters, padding-free batches). Per run: real (non-padding) tokens/s over the training
 steps, start-up, peak RSS and the per-step losses, which must agree within bf16 noise.
-Writes bench/results/train_<date>.json (every figure) and .md (the tables), and prints the page.
+Writes bench/results/train_<date><--tag>.json (every figure) and .md (the tables), and prints the page.
 
 Usage: /path/to/venv/bin/python bench/bench_train.py --rounds 1 [--modes lora,full] [--lf-python PATH]
 Never run as a test: an LLaMA-Factory run takes 5-10 minutes on a 2-core CPU.
@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +102,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--noisy", type=float, default=0.10, help="other processes' CPU share called disturbed")
     ap.add_argument("--retries", type=int, default=0, help="repeats of a disturbed run (default 0: keep and flag)")
     ap.add_argument("--loss-tol", type=float, default=0.02, help="largest per-step loss difference called agreement")
+    ap.add_argument("--tag", default="", help="added to the results' file names: train_<date><tag>.json/.md")
     ap.add_argument("--note", default="", help="a note printed on the results page (e.g. what changed between rounds)")
+    ap.add_argument("--variants", default="",
+                    help="extra tunelab runs with overrides, alternating with the others: comma-separated "
+                         "NAME:KEY=VALUE[;KEY=VALUE], e.g. nockpt:gradient_checkpointing=false (each gets its own "
+                         "median and ratio to LLaMA-Factory)")
     ap.add_argument("--append", action="store_true",
                     help="keep the runs of today's results file and add this session's as the next rounds")
     args = ap.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    try:
+        args.variants = {name: dict(item.split("=", 1) for item in settings.split(";"))
+                         for name, settings in (v.split(":", 1) for v in args.variants.split(",") if v.strip())}
+    except ValueError:
+        ap.error("--variants: NAME:KEY=VALUE[;KEY=VALUE], comma-separated")
     if args.steps < 2 or args.rounds < 1 or not set(args.modes) <= set(CONFIGS) or not args.modes:
         ap.error("--steps 2 or more, --rounds 1 or more, --modes among lora,full")
     return args
@@ -128,10 +139,16 @@ def lf_config(mode: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def run_lf(mode: str, out: Path, args: argparse.Namespace, env: dict[str, str], tokens: list[int]) -> dict[str, Any]:
-    """One LLaMA-Factory run through run_exp with the step timer."""
+    """One LLaMA-Factory run of a mode's config through run_exp with the step timer."""
+    return run_lf_config(lf_config(mode, args, out), out, args, env, tokens)
+
+
+def run_lf_config(settings: dict[str, Any], out: Path, args: argparse.Namespace, env: dict[str, str],
+                  tokens: list[int]) -> dict[str, Any]:
+    """One LLaMA-Factory run of a config (any stage) through run_exp with the step timer (bench_pref.py's too)."""
     out.mkdir(parents=True, exist_ok=True)
     config = out / "lf_config.yaml"
-    config.write_text(yaml.safe_dump(lf_config(mode, args, out)))
+    config.write_text(yaml.safe_dump(settings))
     wrapper = args.workdir / "lf_train_timed.py"
     timing = out / "bench_timing.json"
     cmd = [str(args.lf_python), str(wrapper), str(config), str(timing)]
@@ -144,16 +161,19 @@ def run_lf(mode: str, out: Path, args: argparse.Namespace, env: dict[str, str], 
 
 
 def one_run(system: str, mode: str, name: str, args: argparse.Namespace, env: dict[str, str],
-            tokens: list[int]) -> dict[str, Any]:
-    """Wait for a quiet machine, run one system once (repeating a disturbed run --retries times), add figures."""
+            tokens: list[int], tunelab_config: Path | None = None,
+            lf_settings: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Wait for a quiet machine, run one system once (repeating a disturbed run --retries times), add figures.
+    tunelab_config and lf_settings (output folder -> LLaMA-Factory config) replace the mode's (bench_pref.py)."""
     for attempt in range(args.retries + 1):
         print(f"bench: {name} ...", flush=True)
         out = args.workdir / name
         shutil.rmtree(out, ignore_errors=True)
         quiet = wait_for_quiet(args.quiet_wait, args.quiet_load)
         revision = git_revision()
-        run = (bench_sft.run_tunelab(out, args, env, None, CONFIGS[mode]) if system == "tunelab"
-               else run_lf(mode, out, args, env, tokens))
+        settings = lf_settings or (lambda folder: lf_config(mode, args, folder))
+        run = (bench_sft.run_tunelab(out, args, env, None, tunelab_config or CONFIGS[mode]) if system == "tunelab"
+               else run_lf_config(settings(out), out, args, env, tokens))
         run.update({"name": name, "mode": mode, "before": quiet, "tunelab_git": revision, "attempt": attempt})
         figures(run)
         if system == "tunelab":
@@ -169,11 +189,20 @@ def one_run(system: str, mode: str, name: str, args: argparse.Namespace, env: di
 
 # ---------------------------------------------------------------------------------------------- figures
 
+def variant_config(mode: str, name: str, settings: dict[str, str], workdir: Path) -> Path:
+    """The mode's tunelab config with a variant's overrides (values parsed as YAML), written to workdir."""
+    config = yaml.safe_load(CONFIGS[mode].read_text())
+    config.update({key: yaml.safe_load(value) for key, value in settings.items()})
+    path = workdir / f"train_{mode}_{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None, tol: float) -> dict[str, Any]:
     """Medians per system, the tunelab/LLaMA-Factory ratio, MFU and per-step loss agreement for one mode."""
     out: dict[str, Any] = {}
-    by = {s: [r for r in runs if r["mode"] == mode and r["system"] == s and r["ok"]]
-          for s in ("tunelab", "llamafactory")}
+    systems = ["tunelab", "llamafactory"] + sorted({r["system"] for r in runs if r["system"].startswith("tunelab:")})
+    by = {s: [r for r in runs if r["mode"] == mode and r["system"] == s and r["ok"]] for s in systems}
     for system, ok in by.items():
         if not ok:
             continue
@@ -184,7 +213,11 @@ def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None
             med["mfu_vs_bf16_gemm"] = med["tokens_per_s"] * FLOP_PER_TOKEN[mode] / (
                 gemm["model_gemm_gflops_bf16"]["mean"] * 1e9)
         out[system] = med
-    if all(by.values()):
+    for variant in systems[2:]:
+        if by[variant] and by["llamafactory"]:
+            out[f"ratio_{variant}_over_lf"] = {k: out[variant][k] / out["llamafactory"][k] for k in
+                                               ("tokens_per_s", "tokens_per_s_after_step1", "peak_rss_mib_wait4")}
+    if by["tunelab"] and by["llamafactory"]:
         out["ratio_tunelab_over_lf"] = {k: out["tunelab"][k] / out["llamafactory"][k] for k in
                                         ("tokens_per_s", "tokens_per_s_after_step1", "peak_rss_mib_wait4")}
         diffs = {f"{a['name']} vs {b['name']}": [abs(x - y) for x, y in zip(a["losses"], b["losses"])]
@@ -212,7 +245,12 @@ def markdown(result: dict[str, Any]) -> str:
         s = result["summary"][mode]
         runs = [r for r in result["runs"] if r["mode"] == mode]
         lines += [f"## {mode} ({'LoRA r=8 on all linear layers, lr 1e-4' if mode == 'lora' else 'every weight, lr 1e-5'})",
-                  "", table(runs, s, SYSTEMS, polled=False), ""]
+                  "", table(runs, s, SYSTEMS + tuple((k, f"{k} median") for k in s
+                                                     if k.startswith("tunelab:")), polled=False), ""]
+        for key, r in s.items():
+            if key.startswith("ratio_tunelab:"):
+                lines += [f"**{key[6:-8]} / LLaMA-Factory: {r['tokens_per_s']:.2f}x** real tokens/s (steps 2-N: "
+                          f"{r['tokens_per_s_after_step1']:.2f}x; peak RSS {r['peak_rss_mib_wait4']:.2f}x).", ""]
         if "ratio_tunelab_over_lf" in s:
             r = s["ratio_tunelab_over_lf"]
             lines += [f"**tunelab / LLaMA-Factory, median real tokens/s: {r['tokens_per_s']:.2f}x** (steps 2-N: "
@@ -257,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tokens = bench_sft.prepare(args)
     date = datetime.date.today().isoformat()
-    results_file = args.results / f"train_{date}.json"
+    stem = f"train_{date}{args.tag}"
+    results_file = args.results / f"{stem}.json"
     earlier = json.loads(results_file.read_text())["runs"] if args.append and results_file.is_file() else []
     first_round = 1 + max((int(r["name"].rsplit("-", 1)[1]) for r in earlier), default=0)
     if not earlier:
@@ -271,8 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     runs = list(earlier)
     for i in range(first_round, first_round + args.rounds):
         for mode in args.modes:
-            order = ("llamafactory", "tunelab") if i % 2 else ("tunelab", "llamafactory")
-            for system in order:
+            order = ["llamafactory", "tunelab", *(f"tunelab:{v}" for v in args.variants)]
+            for system in order if i % 2 else order[::-1]:
+                if system.startswith("tunelab:"):
+                    variant = system.split(":", 1)[1]
+                    config = variant_config(mode, variant, args.variants[variant], args.workdir)
+                    run = one_run("tunelab", mode, f"{mode}-tunelab_{variant}-{i}", args, env, tokens, config)
+                    run.update({"system": system, "overrides": args.variants[variant]})
+                    runs.append(run)
+                    continue
                 name = f"{mode}-{'lf' if system == 'llamafactory' else 'tunelab'}-{i}"
                 runs.append(one_run(system, mode, name, args, env, tokens))
     rounds = len({r["name"].rsplit("-", 1)[1] for r in runs})
@@ -291,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     results_file.write_text(json.dumps(result, indent=1))
     text = markdown(result)
-    (args.results / f"train_{date}.md").write_text(text)
+    (args.results / f"{stem}.md").write_text(text)
     print(text)
-    print(f"bench: wrote {args.results / f'train_{date}.json'} and .md")
+    print(f"bench: wrote {results_file} and .md")
     return 0 if all(r["ok"] for r in runs) else 1
 
 

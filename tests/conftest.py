@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 from types import ModuleType, SimpleNamespace
@@ -14,6 +15,21 @@ import pytest
 # (a test that set HF_HUB_OFFLINE itself, after datasets was imported, waited 23 s on a network timeout).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+# A crash of the test process itself (a fatal signal: SIGSEGV, SIGBUS) is dumped to this file, which `make test`
+# prints after a failed run: on stderr the innermost frames (the test that crashed) scroll out of a log's tail.
+CRASH_LOG = Path(__file__).resolve().parent.parent / ".pytest-crash.log"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Send fatal-signal tracebacks to CRASH_LOG (after pytest's own faulthandler set-up, so this one wins)."""
+    if getattr(config, "workerinput", None) is None:
+        config.stash[CRASH_STASH] = CRASH_LOG.open("w")
+        faulthandler.enable(file=config.stash[CRASH_STASH], all_threads=False)
+
+
+CRASH_STASH = pytest.StashKey[Any]()
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -220,3 +236,50 @@ def patched_clock(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Clock:
     fake = Clock()
     monkeypatch.setattr(module, "time", SimpleNamespace(time=fake.time))
     return fake
+
+
+def reward_head(model: Any, seed: int = 1) -> Any:
+    """A ValueHeadModel (no dropout, eval mode) over model with random, non-trivial head weights."""
+    import torch
+
+    from tunelab.model.value_head import ValueHeadModel
+
+    torch.manual_seed(seed)
+    head = ValueHeadModel(model, dropout=0.0).eval()
+    torch.nn.init.normal_(head.v_head.summary.weight)
+    torch.nn.init.normal_(head.v_head.summary.bias)
+    return head
+
+
+@pytest.fixture
+def lora_rm_dir(tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path) -> tuple[Path, Any]:
+    """A LoRA stage rm output folder over tiny_model_dir (random non-zero adapter, value head, tokenizer) and the
+    ValueHeadModel it was saved from."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.model.value_head import save_value_head
+
+    folder = tmp_path / "lora-rm"
+    torch.manual_seed(2)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    peft = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    head = reward_head(peft)
+    peft.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    save_value_head(head, folder)
+    return folder, head
+
+
+@pytest.fixture
+def full_rm_dir(tiny_tokenizer: Any, tmp_path: Path) -> tuple[Path, Any]:
+    """A full/freeze stage rm output folder (model, tokenizer, value head) and the ValueHeadModel saved there."""
+    from tunelab.model.value_head import save_value_head
+
+    folder = tmp_path / "full-rm"
+    head = reward_head(make_llama(len(tiny_tokenizer), seed=3))
+    head.pretrained_model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    save_value_head(head, folder)
+    return folder, head

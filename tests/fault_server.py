@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat server for tests of remote calls: each request takes the next fault of the
+"""A scripted OpenAI-compatible chat server (and score route, /v1/score/evaluation) for tests of remote calls: each request takes the next fault of the
 script (429 with Retry-After, 500, a hang past the client's timeout, malformed JSON, a dropped connection), then
 answers normally with what `answer` returns for the messages. Runs in a thread on a loopback port."""
 
@@ -29,6 +29,7 @@ class FaultServer(ThreadingHTTPServer):
         self.hang = hang
         self.lock = threading.Lock()
         self.received: list[dict[str, object]] = []  # every request body, in arrival order
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self.faults: list[str] = []  # what each request got
 
     @property
@@ -52,6 +53,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         with self.server.lock:
             self.server.received.append(body)
+            self.server.authorizations.append(self.headers.get("authorization"))
         fault = self.server.next_fault()
         if fault == "429":
             return self.send("429", {"error": {"message": "rate limited"}}, {"Retry-After": "0.2"})
@@ -68,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if fault == "malformed":
             return self.send_raw("200", b'{"id": "x", "choices": [{"message": {"content": "half')
+        if self.path.endswith("/score/evaluation"):  # LLaMA-Factory's score route: each text's length as its score
+            return self.send("200", {"id": "scoreval-1", "object": "score.evaluation", "model": body.get("model"),
+                                     "scores": [float(len(text)) for text in body.get("messages", [])]})
         text = self.server.answer(body.get("messages", []))
         usage = {"prompt_tokens": 10, "completion_tokens": len(text), "total_tokens": 10 + len(text)}
         return self.send("200", {"id": "chatcmpl-1", "object": "chat.completion", "created": 0,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,31 +42,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`tunelab api` on a free loopback port, serving the base SmolLM2 (empty output_dir) with the key API_KEY;
-    shared by the API tests and the tests that use it as a judge or a generator. Yields the base URL (no /v1)."""
+@contextmanager
+def serving(args: list[str], log_path: Path, startup_s: float) -> Iterator[str]:
+    """`tunelab api ARGS --port P --api-key API_KEY` on a free loopback port until the block ends; yields the base
+    URL (no /v1) once /health answers, the server's output going to log_path."""
     port = free_port()
-    out = tmp_path_factory.mktemp("api")
-    log = (out / "server.log").open("w")
+    log = log_path.open("w")
     env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "tunelab", "api", QUICKSTART, f"output_dir={out / 'none'}",
-                                "cutoff_len=512", "--port", str(port), "--api-key", API_KEY, "--max-batch", "16"],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "tunelab", "api", *args, "--port", str(port), "--api-key",
+                                API_KEY], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + startup_s
         while True:
-            assert process.poll() is None, (out / "server.log").read_text()[-3000:]
+            assert process.poll() is None, log_path.read_text()[-3000:]
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "the server did not answer /health within 180 s"
+            assert time.monotonic() < deadline, f"the server did not answer /health within {startup_s:g} s"
             time.sleep(0.5)
         yield base
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`tunelab api` on a free loopback port, serving the base SmolLM2 (empty output_dir) with the key API_KEY;
+    shared by the API tests and the tests that use it as a judge or a generator. Yields the base URL (no /v1)."""
+    out = tmp_path_factory.mktemp("api")
+    with serving([QUICKSTART, f"output_dir={out / 'none'}", "cutoff_len=512", "--max-batch", "16"],
+                 out / "server.log", 180) as base:
+        yield base

@@ -97,8 +97,8 @@ def test_config_errors_exit_2_listing_every_problem(tmp_path):
 
 def test_missing_dataset_entry_suggests(tmp_path):
     result = tunelab("train", QUICKSTART, "dataset=identiti", f"output_dir={tmp_path / 'o'}")
-    assert result.returncode == 1
-    assert "no entry named 'identiti'" in result.stderr and "did you mean identity?" in result.stderr
+    assert result.returncode == 2  # a config problem, found before anything loads
+    assert "dataset: 'identiti' is not an entry of" in result.stderr and "did you mean identity?" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -10,19 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
+from tunelab.config.backend_checks import backend_check
 from tunelab.config.check_runner import Check, declare, run_checks
 from tunelab.config.errors import Problem
 from tunelab.config.eval_checks import eval_checks
 from tunelab.config.export_checks import (export_dir_check, gguf_type_check, legacy_format_check,
                                           quantization_check)
+from tunelab.config.infer_checks import infer_dtype_check, predict_launch_check
 from tunelab.config.launch_checks import launch_checks
+from tunelab.config.name_checks import dataset_names_check, predict_names_check, template_check
+from tunelab.config.pref_checks import preference_checks
+from tunelab.config.reward_checks import grpo_sampling_check, reward_funcs_check
 from tunelab.config.schema import (TOOL_FORMAT_NAMES, DataSection, EvalSection, LoraSection, MethodSection,
                                    ModelSection, Section, TrainSection)
 from tunelab.runtime.names import parse_probs, split_names
 
 Purpose = Literal["train", "infer", "predict", "eval", "export"]
 
-SUPPORTED_STAGES = ("pt", "sft")
 LORA_ONLY = ("use_dora", "use_rslora", "pissa_init", "loraplus_lr_ratio", "additional_target", "create_new_adapter")
 
 
@@ -41,14 +45,6 @@ def predicts_only(sections: Mapping[str, Section]) -> bool:
 def cross_checks(sections: Mapping[str, Section], purpose: Purpose) -> list[Problem]:
     """All problems of combination among the sections that validated."""
     return run_checks(sections, checks_for(purpose, predicts_only(sections))).problems
-
-
-def stage_check(method: MethodSection) -> list[Problem]:
-    """Only the stages this version trains."""
-    if method.stage in SUPPORTED_STAGES:
-        return []
-    return [Problem("stage", f"stage {method.stage!r} is not available in this version of tunelab; use one "
-                             f"of: {', '.join(SUPPORTED_STAGES)}")]
 
 
 def packing_check(data: DataSection, method: MethodSection) -> list[Problem]:
@@ -124,21 +120,25 @@ def do_train_check(method: MethodSection) -> list[Problem]:
 
 
 def predict_check(data: DataSection, method: MethodSection, evaluation: EvalSection) -> list[Problem]:
-    """do_predict generates (predict_with_generate), for sft, over eval_dataset, as LLaMA-Factory requires."""
+    """do_predict over eval_dataset, as LLaMA-Factory requires: sft generates (predict_with_generate), rm scores
+    pairs (and never generates)."""
     problems = []
-    if method.do_predict and not evaluation.predict_with_generate:
+    if method.stage == "rm" and evaluation.predict_with_generate:
+        problems.append(Problem("predict_with_generate", "stage rm scores pairs, it does not generate: remove "
+                                                         "predict_with_generate (LLaMA-Factory refuses it too)"))
+    elif method.do_predict and method.stage == "sft" and not evaluation.predict_with_generate:
         problems.append(Problem("do_predict", "predictions are generated answers: set predict_with_generate: true "
                                               "(LLaMA-Factory requires it too)"))
-    if evaluation.predict_with_generate and not method.do_predict:
+    elif evaluation.predict_with_generate and not method.do_predict:
         problems.append(Problem("predict_with_generate", "tunelab generates only for do_predict, not at the "
                                                          "evaluations during training: set do_predict: true, or "
                                                          "remove it"))
     if method.do_predict and not data.eval_dataset:
         problems.append(Problem("eval_dataset", "do_predict answers the rows of eval_dataset: name them, e.g. "
                                                 "eval_dataset: identity"))
-    if method.do_predict and method.stage != "sft":
-        problems.append(Problem("do_predict", f"answers need stage sft, not {method.stage} (LLaMA-Factory refuses "
-                                              "it too): set stage: sft, or remove do_predict"))
+    if method.do_predict and method.stage not in ("sft", "rm"):
+        problems.append(Problem("do_predict", f"predictions need stage sft (answers) or rm (pair scores), not "
+                                              f"{method.stage}: set one of them, or remove do_predict"))
     return problems
 
 
@@ -205,7 +205,7 @@ def metric_problem(key: str, evaluation: EvalSection, data: DataSection, method:
     each = data.eval_on_each_dataset
     if name == "eval_loss" and not each:
         return None
-    if name == "eval_accuracy" and not evaluation.compute_accuracy:
+    if name == "eval_accuracy" and not evaluation.compute_accuracy and method.stage != "rm":  # rm: pair accuracy
         return Problem("metric_for_best_model", f"{metric} needs compute_accuracy: true")
     if name == "eval_perplexity" and method.stage != "pt":
         return Problem("metric_for_best_model", f"{metric} is reported for stage pt; use eval_loss (same order)")
@@ -295,10 +295,14 @@ def streaming_steps_check(data: DataSection, train: TrainSection) -> list[Proble
     return []
 
 
-def checkpointing_check(train: TrainSection) -> list[Problem]:
-    """gradient_checkpointing and disable_gradient_checkpointing contradict."""
+def checkpointing_check(train: TrainSection, method: MethodSection) -> list[Problem]:
+    """gradient_checkpointing and disable_gradient_checkpointing contradict; cheap is for stages pt and sft."""
     if train.gradient_checkpointing and train.disable_gradient_checkpointing:
-        return [Problem("gradient_checkpointing", "true, but disable_gradient_checkpointing is true too; keep one")]
+        return [Problem("gradient_checkpointing", f"{str(train.gradient_checkpointing).lower()}, but "
+                                                  "disable_gradient_checkpointing is true too; keep one")]
+    if train.gradient_checkpointing == "cheap" and method.stage not in ("pt", "sft"):
+        return [Problem("gradient_checkpointing", f"cheap is measured for stages pt and sft only, not "
+                                                  f"{method.stage}; use true or false")]
     return []
 
 
@@ -325,16 +329,20 @@ def eval_tasks_check(train: TrainSection, evaluation: EvalSection) -> list[Probl
 
 
 CHECKS: dict[Literal["all", "predict_only"] | Purpose, tuple[Check, ...]] = {
-    "all": tuple(map(declare, (stage_check, packing_check, mixing_check, streaming_check))),
+    "all": tuple(map(declare, (packing_check, mixing_check, streaming_check, template_check))),
     "train": tuple(map(declare, (
         do_train_check, predict_check, required_for_training, precision_check, max_steps_check, val_size_check,
         eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check,
-        adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks))),
+        adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks, preference_checks,
+        reward_funcs_check, grpo_sampling_check, dataset_names_check))),
     # `tunelab train` with do_predict and without do_train: the model is only loaded and asked, so the training
     # settings (schedule, evaluation during training, launch) do not apply
-    "predict_only": tuple(map(declare, (predict_check, required_for_training, lora_only_check, adapter_check))),
-    "infer": (),
-    "predict": (declare(required_for_predict),),
-    "eval": (declare(eval_tasks_check),),
+    "predict_only": tuple(map(declare, (predict_check, required_for_training, lora_only_check, adapter_check,
+                                        predict_names_check, infer_dtype_check, backend_check))),
+    # chat, the API and data tools share "infer"; `tunelab api` runs backend_check itself
+    "infer": (declare(infer_dtype_check),),
+    "predict": tuple(map(declare, (required_for_predict, predict_names_check, infer_dtype_check,
+                                   predict_launch_check, backend_check))),
+    "eval": tuple(map(declare, (eval_tasks_check, infer_dtype_check, predict_launch_check, backend_check))),
     "export": tuple(map(declare, (export_dir_check, gguf_type_check, legacy_format_check, quantization_check))),
 }

@@ -14,8 +14,10 @@ from tunelab.config.aliases import RENAMED
 from tunelab.config.checks import Purpose, cross_checks
 from tunelab.config.errors import ConfigError, Problem, pydantic_problems
 from tunelab.config.lf_eval import EVAL_KEYS, from_llamafactory_eval
+from tunelab.config.reward_checks import anchor_user_paths
 from tunelab.config.schema import SECTIONS, RunConfig, Section, key_owners
 from tunelab.runtime.override import override_value
+from tunelab.runtime.strict_yaml import DuplicateYamlKey, load_unique
 from tunelab.runtime.suggest import suggest
 
 
@@ -33,7 +35,10 @@ def read_yaml(path: str | Path) -> dict[str, object]:
     if not path.is_file():
         raise ConfigError([Problem(str(path), "no such file; give the path of a YAML config")])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_unique(path.read_text(encoding="utf-8"))
+    except DuplicateYamlKey as exc:
+        raise ConfigError([Problem(f"{path} line {exc.second}", f"{exc.key} is set twice (line {exc.first} and line "
+                                   f"{exc.second}); YAML would keep only the last: delete one")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
@@ -44,29 +49,41 @@ def read_yaml(path: str | Path) -> dict[str, object]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(str(path), "the file must be a mapping of key: value lines")])
-    return flatten_sections(data)
-
-
-def flatten_sections(data: dict[str, object]) -> dict[str, object]:
-    """Accept `model: {key: value}` section blocks as well as flat keys."""
-    flat: dict[str, object] = {}
-    for key, value in data.items():
-        if key in SECTIONS and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[str(key)] = value
+    flat, problems = flatten_sections(data)
+    if problems:
+        raise ConfigError(problems, str(path))
     return flat
+
+
+def flatten_sections(data: dict[str, object]) -> tuple[dict[str, object], list[Problem]]:
+    """Accept `model: {key: value}` section blocks as well as flat keys; a key set both flat and in a block (or
+    in two blocks) is a problem, not a silent choice."""
+    flat: dict[str, object] = {}
+    problems: list[Problem] = []
+    for key, value in data.items():
+        block = value if key in SECTIONS and isinstance(value, dict) else {str(key): value}
+        for name, item in block.items():
+            if str(name) in flat:
+                problems.append(Problem(str(name), "set twice (flat and inside a section block); keep one"))
+            flat[str(name)] = item
+    return flat, problems
 
 
 def parse_overrides(items: list[str]) -> tuple[dict[str, object], list[Problem]]:
     """Parse `key=value` strings; values are read as YAML scalars (1e-4, true, null, text)."""
     values: dict[str, object] = {}
+    given: dict[str, str] = {}
     problems: list[Problem] = []
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             problems.append(Problem(item, "an override must look like key=value, e.g. learning_rate=5e-5"))
             continue
+        if key.strip() in given:
+            problems.append(Problem(key.strip(), f"set twice on the command line ({given[key.strip()]} and {item}); "
+                                                 "keep one"))
+            continue
+        given[key.strip()] = item
         values[key.strip()] = override_value(raw)
     return values, problems
 
@@ -82,6 +99,9 @@ def sort_keys(flat: Mapping[str, object]) -> tuple[dict[str, dict[str, object]],
             problems.append(Problem(key, f"old name of {name}, which is set too; keep only {name}"))
         elif name in owners:
             per_section[owners[name]][name] = value
+        elif name == "sweep":
+            problems.append(Problem(key, "the sweep section is read by `tunelab sweep`; run tunelab sweep with "
+                                         "this file, or remove the section to train once"))
         elif name in EVAL_KEYS:
             problems.append(Problem(key, "a key of LLaMA-Factory's eval config (llamafactory-cli eval); run this "
                                          "config with `tunelab eval`"))
@@ -116,6 +136,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     flat = read_yaml(path) if path is not None else {}
     values, problems = parse_overrides(overrides or [])
     flat.update(values)
+    if path is not None and "reward_funcs" in flat:  # user reward files are found next to the config first
+        flat["reward_funcs"] = anchor_user_paths(flat["reward_funcs"], Path(path).parent)
     if purpose == "eval":
         flat, eval_problems = from_llamafactory_eval(flat)
         problems += eval_problems

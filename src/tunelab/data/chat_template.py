@@ -21,6 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
+from tunelab.config.templates import template_names
 from tunelab.data.errors import DataError
 from tunelab.data.tokenizer import Tokenizer
 
@@ -69,12 +70,6 @@ class ChatTemplate:
         slots = dict(self.slots, function=(CONTENT,) if self.options.efficient_eos else (CONTENT, EOS))
         options = Options(**{**self.options.__dict__, "tool_format": tool_format})
         return ChatTemplate(self.name, options, slots)
-
-
-def template_names() -> list[str]:
-    """Names of the shipped templates."""
-    files = resources.files("tunelab.templates").iterdir()
-    return sorted(f.name[:-6] for f in files if f.name.endswith(".jinja") and not f.name.startswith("_"))
 
 
 def resource(name: str) -> str:

@@ -203,3 +203,46 @@ class PromptCollator:
         return {"input_ids": padded(ids, self.pad_token_id, self.multiple_of, left=True),
                 "attention_mask": mask_of(ids, self.multiple_of, left=True),
                 "labels": padded([e["labels"] for e in examples], IGNORE_INDEX)}
+
+
+def packed_rows(rows: list[list[int]], labels: list[list[int]], prefix: str = "") -> Batch:
+    """Sequences concatenated into one padding-free row, each its own attention segment (cu_seq_lens), position
+    ids restarting per sequence, and the first label of each masked (as PackedCollator): per-sequence values
+    match the padded batch's, with no padding computed. Keys get prefix (kl_ for KTO's partners)."""
+    import torch
+
+    lengths = [len(row) for row in rows]
+    bounds = torch.zeros(len(rows) + 1, dtype=torch.int32)
+    bounds[1:] = torch.cumsum(torch.as_tensor(lengths, dtype=torch.int32), 0)
+    label_tensor = torch.as_tensor([t for row in labels for t in row], dtype=torch.long)[None]
+    label_tensor[0, bounds[:-1].long().clamp(max=max(label_tensor.shape[1] - 1, 0))] = IGNORE_INDEX
+    longest = max(lengths, default=0)
+    return {f"{prefix}input_ids": torch.as_tensor([t for row in rows for t in row], dtype=torch.long)[None],
+            f"{prefix}labels": label_tensor,
+            f"{prefix}position_ids": torch.as_tensor([p for n in lengths for p in range(n)], dtype=torch.long)[None],
+            f"{prefix}cu_seq_lens_q": bounds, f"{prefix}cu_seq_lens_k": bounds,
+            f"{prefix}max_length_q": longest, f"{prefix}max_length_k": longest}
+
+
+@dataclass
+class PackedPairCollator:
+    """Pairs as one padding-free row: the chosen sequences, then the rejected ones (PairCollator's order), each
+    its own attention segment, so segments i and i + n are one pair."""
+
+    def __call__(self, examples: list[Row]) -> Batch:
+        ids = [e["chosen_input_ids"] for e in examples] + [e["rejected_input_ids"] for e in examples]
+        labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
+        return packed_rows(ids, labels)
+
+
+@dataclass
+class PackedFeedbackCollator:
+    """KTO examples as one padding-free row and their KL partners as another (kl_ keys), and the desirable flags."""
+
+    def __call__(self, examples: list[Row]) -> Batch:
+        import torch
+
+        batch = packed_rows([e["input_ids"] for e in examples], [e["labels"] for e in examples])
+        batch.update(packed_rows([e["kl_input_ids"] for e in examples], [e["kl_labels"] for e in examples], "kl_"))
+        batch["kto_tags"] = torch.tensor([bool(e["kto_tags"]) for e in examples])
+        return batch

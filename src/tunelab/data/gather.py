@@ -9,7 +9,8 @@ import numpy as np
 
 from tunelab.config.schema import DataSection
 from tunelab.data import hub, mix, registry, sampling
-from tunelab.data.convert import convert_row, unmapped_columns_note
+from tunelab.data.convert import check_entry, convert_row, unmapped_columns_note
+from tunelab.data.convert.fields import Row
 from tunelab.data.convert.media import listed_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example, PromptOnly
@@ -96,6 +97,7 @@ def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetR
                     sampler: Sampler) -> list[Example]:
     """The converted records of one registry entry."""
     rows = dataset_rows(entry, data, report, sampler)
+    entry_suits_stage(entry, stage, rows[0] if rows else None, report)
     records = []
     media_dir = Path(data.media_dir or data.dataset_dir)
     for index, row in enumerate(rows, start=1):
@@ -107,6 +109,16 @@ def dataset_records(entry: registry.Dataset, data: DataSection, report: DatasetR
         report.media_dropped += listed_media(row, entry.entry.columns) if data.drop_media else 0
     report.rows_converted = len(records)
     return records
+
+
+def entry_suits_stage(entry: registry.Dataset, stage: str, first_row: Row | None, report: DatasetReport) -> None:
+    """A dataset that does not suit the stage (a preference set in sft, an sft set in dpo, ...) stops the run with
+    one error naming it, whatever on_bad_row says: skipping would drop every row."""
+    try:
+        check_entry(entry.entry, stage, first_row)
+    except DataError as exc:
+        raise DataError(exc.problem, dataset=entry.name, file=report.file, field=exc.field, fix=exc.fix,
+                        kind=exc.kind) from None
 
 
 def bad_row(exc: DataError, dataset: str, data: DataSection, report: DatasetReport, index: int,

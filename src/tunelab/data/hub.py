@@ -34,7 +34,7 @@ def dataset_rows(dataset: Dataset, *, streaming: bool = False, cache_dir: str | 
     """The rows of one entry: a list, or a lazy iterator when streaming; `subset` names the sheet of an xlsx file."""
     if dataset.source == "file":
         assert dataset.path is not None  # lookup resolved it
-        rows = iter_rows(dataset.path, dataset.name, sheet=dataset.entry.subset, lazy=streaming)
+        rows = iter_rows(dataset.path, dataset.name, sheet=dataset.entry.subset, lazy=streaming, bad_rows=True)
         return rows if streaming else list(rows)
     if dataset.source == "cloud_file":
         rows = cloud_rows(dataset)

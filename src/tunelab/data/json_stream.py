@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.data.errors import DataError
+from tunelab.runtime import strict_json
+from tunelab.runtime.strict_json import DuplicateKey
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -87,8 +89,10 @@ def iter_json_array(path: Path, dataset: str, block: int = BLOCK) -> Iterator[Js
 
 
 def elements(reader: ArrayReader) -> Iterator[JsonValue]:
-    """Yield the array's elements one by one."""
-    decoder = json.JSONDecoder()
+    """Yield the array's elements one by one; an element naming a key twice is an error for its row."""
+    found: list[str] = []
+    decoder = strict_json.decoder(found)
+    row = 0
     with reader.handle:
         reader.pos += 1  # the opening bracket
         if reader.peek() == "]":
@@ -96,7 +100,14 @@ def elements(reader: ArrayReader) -> Iterator[JsonValue]:
         while True:
             if reader.peek() == "":
                 raise reader.error("the file ends inside the array (missing ']')")
-            yield reader.value(decoder)
+            value = reader.value(decoder)
+            row += 1
+            if found:
+                hit = strict_json.find_repeated(value) or DuplicateKey(found[0], "")
+                raise DataError(f"the key {hit.key!r} appears twice in one object; JSON keeps only the last value",
+                                dataset=reader.dataset, file=str(reader.path), row=row, field=hit.field,
+                                fix="remove or rename one of them")
+            yield value
             following = reader.peek()
             reader.pos += 1
             if following == "]":

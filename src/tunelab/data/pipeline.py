@@ -66,8 +66,10 @@ def build_data(data: DataSection, tokenizer: Tokenizer, seed: int, stage: str = 
     if not data.drop_media:
         refuse_media(train_records + [record for part in eval_parts.values() for record in part], report, model)
     if not train_records:
-        raise DataError("no rows to train on" + (" (all were skipped; see the data report)" if report.totals()
-                        ["rows_skipped"] else ""), dataset=data.dataset)
+        empty = [f"{d.file}" for d in report.datasets if d.role == "train" and d.rows_read == 0]
+        why = (f" ({', '.join(empty)}: no rows in the file)" if empty else " (all were skipped; see the data report)"
+               if report.totals()["rows_skipped"] else "")
+        raise DataError("no rows to train on" + why, dataset=data.dataset)
     train = built(kind, train_records, tokenizer, data, report, "train", "the train set")
     eval_role = "eval" if data.eval_dataset else "train"  # val_size rows are counted with their train dataset
     evaluation = {name: built(kind, part, tokenizer, data, report, eval_role, f"the evaluation set {name!r}")

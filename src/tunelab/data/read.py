@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from tunelab.data.errors import DataError
 from tunelab.data.json_stream import iter_json_array
+from tunelab.runtime import strict_json
+from tunelab.runtime.strict_json import DuplicateKey
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -30,18 +32,39 @@ ARROW_BATCH_ROWS = 1024
 Row = dict[str, object]  # one row as read: column -> a JSON value, or a cell's value (csv text, parquet/xlsx values)
 
 
+class BadRow(dict):  # type: ignore[type-arg]
+    """A row the reader could not read whole (a CSV line with too many or too few cells): its cells as far as they
+    go, and the error. Strict readers raise it at once; a run's reader yields it so that conversion raises it for
+    the row, where on_bad_row: skip counts it like any other bad row."""
+
+    def __init__(self, cells: Row, error: DataError) -> None:
+        super().__init__(cells)
+        self.error = error
+
+
 def read_rows(path: Path, dataset: str, sheet: str | None = None) -> list[Row]:
     """All rows of one file (or of every same-type file in a folder), in order; `sheet` picks an xlsx sheet."""
     return list(iter_rows(path, dataset, sheet))
 
 
-def iter_rows(path: Path, dataset: str, sheet: str | None = None, lazy: bool = False) -> Iterator[Row]:
+def iter_rows(path: Path, dataset: str, sheet: str | None = None, lazy: bool = False,
+              bad_rows: bool = False) -> Iterator[Row]:
     """The rows of `read_rows`, lazily: jsonl/csv/txt line by line, parquet/arrow batch by batch, and with `lazy`
-    (streaming) a JSON array element by element too."""
+    (streaming) a JSON array element by element too. A row that cannot be read whole is an error, or with
+    `bad_rows` a BadRow for the conversion to refuse (and on_bad_row: skip to count)."""
     files = folder_files(path, dataset) if path.is_dir() else [path]
     for file in files:
         file_type(file, dataset)  # every file's type is checked before the first row is yielded
-    return chain.from_iterable(iter_file(file, dataset, sheet, lazy) for file in files)
+    rows = chain.from_iterable(iter_file(file, dataset, sheet, lazy) for file in files)
+    return rows if bad_rows else strict(rows)
+
+
+def strict(rows: Iterator[Row]) -> Iterator[Row]:
+    """The rows, raising the error of the first BadRow."""
+    for row in rows:
+        if isinstance(row, BadRow):
+            raise row.error
+        yield row
 
 
 def folder_files(folder: Path, dataset: str) -> list[Path]:
@@ -78,11 +101,45 @@ def iter_file(path: Path, dataset: str, sheet: str | None = None, lazy: bool = F
     rows = iter_json_array(path, dataset) if lazy and kind == "json" else None
     if rows is None:
         rows = read_xlsx(path, dataset, sheet) if kind == "xlsx" else READERS[kind](path, dataset)
+    if kind in ("parquet", "arrow", "xlsx"):
+        rows = located(rows, path, dataset, kind)
     for index, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise DataError(f"expected an object with named fields, got {type(row).__name__}", dataset=dataset,
                             file=str(path), row=index, fix="each row must be a JSON object")
         yield row
+
+
+def located(rows: Iterable[object], path: Path, dataset: str, kind: str) -> Iterator[object]:
+    """Rows of a binary file; a library error part-way (a truncated or corrupt file) names the file and the row."""
+    index = 0
+    iterator = iter(rows)
+    while True:
+        try:
+            row = next(iterator)
+        except StopIteration:
+            return
+        except DataError:
+            raise
+        except Exception as exc:  # pyarrow and openpyxl raise their own, zipfile's, OSError or ValueError
+            raise DataError(f"the {kind} file is damaged after row {index} ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})", dataset=dataset, file=str(path),
+                            fix="write the file again (was its copy or download cut short?)") from None
+        index += 1
+        yield row
+
+
+def duplicate_error(exc: DuplicateKey, path: Path, dataset: str, row: int | None = None,
+                    line: int | None = None) -> DataError:
+    """A repeated key named by its row and field: the path's leading [i] is the row of a JSON array."""
+    field = exc.field
+    if row is None:
+        head, sep, rest = field.partition("]")
+        row, field = (int(head[1:]) + 1, rest.lstrip(".")) if field.startswith("[") and sep else (1, field)
+    where = f" (line {line})" if line is not None else ""
+    return DataError(f"the key {exc.key!r} appears twice in one object{where}; JSON keeps only the last value",
+                     dataset=dataset, file=str(path), row=row, field=field or exc.key,
+                     fix="remove or rename one of them")
 
 
 def utf8_error(path: Path, dataset: str, data: bytes, offset: int, exc: UnicodeDecodeError,
@@ -120,7 +177,9 @@ def read_json(path: Path, dataset: str) -> list[JsonValue]:
     """A JSON array of rows, or one object as one row (a JSON-lines file with a .json name is read as JSON lines)."""
     text = read_text(path, dataset)
     try:
-        data = json.loads(text)
+        data = strict_json.loads(text)
+    except DuplicateKey as exc:
+        raise duplicate_error(exc, path, dataset) from None
     except json.JSONDecodeError as exc:
         if looks_like_json_lines(text):
             return list(read_jsonl(path, dataset))
@@ -144,21 +203,71 @@ def looks_like_json_lines(text: str) -> bool:
 
 def read_jsonl(path: Path, dataset: str) -> Iterator[JsonValue]:
     """One JSON value per line (lines end at '\\n' only, so U+2028 inside strings is safe); blank lines are skipped."""
+    row = 0
     for number, line in text_lines(path, dataset):
         line = line.rstrip("\r\n")  # the line ending is no part of the JSON: columns count within the line
         if not line.strip():
             continue
+        row += 1
         try:
-            yield json.loads(line)
+            yield strict_json.loads(line)
+        except DuplicateKey as exc:
+            raise duplicate_error(exc, path, dataset, row, number) from None
         except json.JSONDecodeError as exc:
             raise DataError(f"line {number} is not valid JSON (column {exc.colno}: {exc.msg})", dataset=dataset,
                             file=str(path), fix="fix or remove that line") from None
 
 
 def read_csv(path: Path, dataset: str) -> Iterator[Row]:
-    """CSV with a header row; cells stay text and may hold newlines inside quotes."""
-    lines = (line for _, line in text_lines(path, dataset))
-    yield from (dict(row) for row in csv.DictReader(lines))
+    """CSV with a header row; cells stay text and may hold newlines inside quotes. A line with more or fewer cells
+    than the header is a BadRow naming the line and the cells (an unquoted comma would otherwise shift or drop
+    text silently); blank lines are no rows."""
+    # strict: a quote inside an unquoted cell, or a file that ends inside a quoted cell, is an error, not text
+    reader = csv.reader((line for _, line in text_lines(path, dataset)), strict=True)
+    try:
+        header: list[str | None] | None = None
+        for cells in reader:
+            if not cells:
+                continue
+            if header is None:
+                header = csv_header(cells, path, dataset)
+                continue
+            yield csv_row(header, cells, reader.line_num, path, dataset)
+    except csv.Error as exc:
+        raise DataError(f"line {reader.line_num} is not valid CSV ({exc})", dataset=dataset, file=str(path),
+                        fix="fix that line (quote cells that hold commas, quotes or line breaks)") from None
+
+
+def csv_header(cells: list[str], path: Path, dataset: str) -> list[str | None]:
+    """Column names from line 1: repeated names are an error (one would hide the other's cells)."""
+    names = [cell.strip() or None for cell in cells]
+    seen = [name for name in names if name is not None]
+    repeated = sorted({name for name in seen if seen.count(name) > 1})
+    if repeated:
+        raise DataError(f"column names repeat in line 1: {', '.join(repeated)}", dataset=dataset, file=str(path),
+                        fix="give every column its own name")
+    return names
+
+
+def csv_row(header: list[str | None], cells: list[str], line: int, path: Path, dataset: str) -> Row:
+    """One record as a row, or a BadRow when its cell count differs from the header's or a cell has no column."""
+    row: Row = {name: cell for name, cell in zip(header, cells) if name is not None}
+    problem = None
+    if len(cells) > len(header):
+        extra = ", ".join(repr(cell[:40]) for cell in cells[len(header):])
+        problem = f"line {line} has {len(cells)} cells but the header has {len(header)} (extra: {extra})"
+    elif len(cells) < len(header):
+        missing = ", ".join(str(name) for name in header[len(cells):])
+        problem = f"line {line} has {len(cells)} cells but the header has {len(header)} (missing: {missing})"
+    else:
+        unnamed = [i + 1 for i, (name, cell) in enumerate(zip(header, cells)) if name is None and cell.strip()]
+        if unnamed:
+            problem = f"line {line}: cell {unnamed[0]} has a value but its column has no name in line 1"
+    if problem is None:
+        return row
+    fix = "quote cells that hold commas (\"a, b\"), or give every line one cell per column"
+    return BadRow(row, DataError(problem, dataset=dataset, file=str(path), fix=fix, kind="CSV line with a wrong "
+                                 "number of cells"))
 
 
 def read_txt(path: Path, dataset: str) -> Iterator[Row]:

@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from tunelab.data.errors import DataError
-from tunelab.runtime import env
+from tunelab.runtime import env, strict_json
+from tunelab.runtime.strict_json import DuplicateKey
 from tunelab.runtime.suggest import suggest
 
 REGISTRY_FILE = "dataset_info.json"
@@ -126,7 +127,10 @@ def read_registry(dataset_dir: Path) -> dict[str, JsonValue]:
         raise DataError(f"no {REGISTRY_FILE} in {dataset_dir}", file=str(path),
                         fix="set dataset_dir to the folder holding it, or create one with `tunelab data register`")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+        raw = strict_json.loads(path.read_text(encoding="utf-8-sig"))
+    except DuplicateKey as exc:
+        raise DataError(f"{exc.field} is given twice; JSON would keep only the last", file=str(path),
+                        fix="keep one entry (or one key) of that name") from None
     except UnicodeDecodeError:
         raise DataError("not UTF-8 text", file=str(path), fix="save the file as UTF-8") from None
     except json.JSONDecodeError as exc:

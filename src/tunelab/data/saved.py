@@ -22,6 +22,7 @@ from tunelab.data.bundle import DataBundle, EvalSet, Packing
 from tunelab.data.errors import DataError
 from tunelab.data.report import DataReport
 from tunelab.data.tokenizer import Tokenizer
+from tunelab.runtime.atomic import atomic_folder
 from tunelab.runtime.names import split_names
 
 if TYPE_CHECKING:
@@ -176,7 +177,8 @@ def save(folder: str, bundle: DataBundle, current: Fingerprint) -> None:
         parts.update({f"validation_{name}": part for name, part in bundle.eval.items()})
     elif bundle.eval is not None:
         parts["validation"] = bundle.eval
-    DatasetDict(parts).save_to_disk(str(path))
     bundle.report.tokenized_path = {"saved_to": str(path)}
     meta = {"fingerprint": current, "packing": bundle.packing, "report": bundle.report.to_dict()}
-    (path / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+    with atomic_folder(path) as stage:  # a save cut short leaves no folder that looks saved
+        DatasetDict(parts).save_to_disk(str(stage))
+        (stage / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")

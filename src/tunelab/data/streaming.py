@@ -26,7 +26,7 @@ from tunelab.data.convert import convert_row
 from tunelab.data.convert.media import listed_media, refuse_row_media
 from tunelab.data.errors import DataError
 from tunelab.data.examples import Example
-from tunelab.data.gather import bad_row, dataset_report, eval_records, split_names
+from tunelab.data.gather import bad_row, dataset_report, entry_suits_stage, eval_records, split_names
 from tunelab.data.kinds import kind_of
 from tunelab.runtime.names import parse_probs
 from tunelab.data.report import DataReport, DatasetReport
@@ -49,6 +49,8 @@ def record_stream(entry: registry.Dataset, data: DataSection, report: DatasetRep
         rows = islice(rows, data.max_samples)
     media_dir = Path(data.media_dir or data.dataset_dir)
     for index, row in enumerate(rows, start=1):
+        if index == 1:
+            entry_suits_stage(entry, stage, row, report)
         if count:
             report.rows_read += 1
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tunelab.config.eval_tasks import task_spec
@@ -21,6 +22,8 @@ from tunelab.eval.predictions import file_answers, read_predictions
 from tunelab.eval.score import score_task
 from tunelab.infer.load import load_for_inference
 from tunelab.infer.predict import PredictReport, predict
+from tunelab.infer.reward import load_scorer
+from tunelab.infer.score_predict import ScoreReport, predict_scores
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, warn
 from tunelab.runtime.progress import Counter
@@ -77,9 +80,33 @@ def predict_results(scores: dict[str, float], rows: int, batch_size: int, runtim
     return dict(sorted(results.items()))
 
 
+def pair_progress() -> Callable[[ScoreReport, int], None]:
+    """The progress line of scoring pairs."""
+    counter = Counter("predict", "pairs", every=0.0)
+
+    def progress(report: ScoreReport, total: int) -> None:
+        counter(report.written, total, f"{report.written / max(report.seconds, 1e-9):,.1f} pairs/s")
+
+    return progress
+
+
+def run_reward_predict(source: RunConfig) -> dict[str, float]:
+    """Stage rm's do_predict: score both answers of every eval pair; predict_results.json holds the accuracy."""
+    info(f"do_predict: scoring the pairs of {source.data.eval_dataset} with the reward model")
+    report = predict_scores(source, load_scorer(source, from_output_dir=False), pair_progress())
+    results = report.results or {}
+    out = Path(source.train.output_dir)
+    info(f"predict: accuracy {results['predict_accuracy']:.4f}, mean margin {results['predict_margin_mean']:.4f} "
+         f"over {results['predict_pairs']} pairs; {out / paths.PREDICTIONS}, {out / paths.PREDICT_RESULTS}")
+    return results
+
+
 def run_predict(config: RunConfig, trained: bool) -> dict[str, float]:
-    """Answer eval_dataset with the run's model, score the answers and write predict_results.json (returned)."""
+    """Answer eval_dataset with the run's model, score the answers and write predict_results.json (returned); for
+    stage rm, score the eval pairs with the reward model instead."""
     source = prediction_config(config, trained)
+    if config.method.stage == "rm":
+        return run_reward_predict(source)
     started = time.time()
     bundle = load_for_inference(source, from_output_dir=False)
     load_seconds = time.time() - started

@@ -3,13 +3,12 @@ into place at the end; an error or Ctrl-C removes the temporary folder."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tunelab.export.errors import ExportError
+from tunelab.runtime.atomic import atomic_folder, temporary_sibling
 
 
 def refuse_existing(dest: Path, overwrite: bool) -> None:
@@ -26,7 +25,7 @@ def refuse_existing(dest: Path, overwrite: bool) -> None:
 
 def staging_path(dest: Path) -> Path:
     """The temporary sibling an export of dest is written to (hidden, named after dest and this process)."""
-    return dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    return temporary_sibling(dest)
 
 
 @contextmanager
@@ -34,19 +33,5 @@ def staged_folder(dest: Path, overwrite: bool) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes dest (replacing it with overwrite), on any error or
     interrupt it is removed and dest is left as it was."""
     refuse_existing(dest, overwrite)
-    stage = staging_path(dest)
-    if stage.exists():  # left by an earlier process with our pid that was killed outright
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    try:
+    with atomic_folder(dest) as stage:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if dest.is_dir():
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        dest.rename(old)
-        stage.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        stage.rename(dest)

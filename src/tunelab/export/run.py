@@ -137,7 +137,7 @@ def export(config: RunConfig) -> ExportReport:
                           [str(a) for a in plan.adapters])
     with staged_folder(dest, config.train.overwrite_output_dir) as stage:
         info(f"loading {plan.model_dir}" + (f" with {len(plan.adapters)} adapter(s)" if plan.adapters else ""))
-        bundle = load_for_inference(with_adapters(config, plan))
+        bundle = load_for_inference(with_adapters(config, plan), dtype="float32")  # merged in float32
         stop_ids = stop_token_ids(bundle.tokenizer, config.data.template, bundle.model)
         reference = (verify.reference_probe(bundle.model, bundle.tokenizer, config.data.default_system,
                                             frozenset(stop_ids)) if settings.export_verify else None)

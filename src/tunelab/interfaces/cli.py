@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
+from tunelab.interfaces.sweep_cli import add_sweep_parsers, route_runs
 from tunelab.runtime.version import __version__
+
+if TYPE_CHECKING:
+    from tunelab.config.schema import RunConfig
 
 EXIT_CONFIG = 2
 EXIT_ERROR = 1
@@ -23,9 +28,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from tunelab.export.errors import ExportError
     from tunelab.model.adapters import AdapterError
     from tunelab.model.load import ModelError
+    from tunelab.model.value_head import ValueHeadError
     from tunelab.train.run import RunError
 
-    return DataError, ModelError, AdapterError, RunError, EvalError, ExportError
+    return DataError, ModelError, AdapterError, ValueHeadError, RunError, EvalError, ExportError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -92,22 +98,36 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from tunelab.config.launch_plan import plan_launch
     from tunelab.config.load import load_config
-    from tunelab.infer.load import load_for_inference
+    from tunelab.infer.backends.select import load_decoder
     from tunelab.infer.predict import PREDICTIONS, PredictReport, predict
+    from tunelab.infer.shard import predict_parallel
+    from tunelab.runtime import env
     from tunelab.runtime.logging import info, quiet_libraries, warn
     from tunelab.runtime.progress import Counter
 
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="predict")
+    if config.method.stage == "rm":
+        return predict_reward(config)
 
+    out = config.train.output_dir
+    plan = plan_launch(config.launch, env.variables())
+    if plan is not None:  # several processes, each answering its share; their files merged in row order
+        merged = predict_parallel(config, plan.processes)
+        note = PredictReport(too_long=merged.too_long).too_long_note(out)
+        if note:
+            warn(note)
+        info(f"{merged.written} rows answered on {plan.processes} processes, {merged.resumed} already there; "
+             f"{out}/{PREDICTIONS}")
+        return 0
     rows = Counter("predict", "rows", every=0.0)
 
     def progress(report: PredictReport, total: int) -> None:
         rows(report.written, total, f"{report.generated_tokens / max(report.seconds, 1e-9):,.0f} generated tokens/s")
 
-    report = predict(config, load_for_inference(config), progress)
-    out = config.train.output_dir
+    report = predict(config, load_decoder(config), progress)
     note = report.too_long_note(out)
     if note:
         warn(note)
@@ -115,19 +135,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict_reward(config: RunConfig) -> int:
+    """`tunelab predict` on a stage rm config: both answers of every pair scored by the reward model."""
+    from tunelab.eval.lf_predict import pair_progress
+    from tunelab.infer.reward import load_scorer
+    from tunelab.infer.score_predict import predict_scores
+    from tunelab.runtime.logging import info
+    from tunelab.runtime.paths import PREDICT_RESULTS, PREDICTIONS
+
+    report = predict_scores(config, load_scorer(config), pair_progress())
+    results = report.results or {}
+    out = config.train.output_dir
+    info(f"{report.written} pairs scored, {report.resumed} already there ({report.truncated} cut to cutoff_len); "
+         f"accuracy {results['predict_accuracy']:.4f}, mean margin {results['predict_margin_mean']:.4f} over "
+         f"{results['predict_pairs']} pairs; {out}/{PREDICTIONS}, {out}/{PREDICT_RESULTS}")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from tunelab.config.load import load_config
-    from tunelab.interfaces.api.serve import ServeError, address, batch_size, serve
+    from tunelab.interfaces.api.serve import ServeError, address, batch_size, capacity, check_adapters_flag, serve
+    from tunelab.model.adapter_set import parse_adapters
     from tunelab.runtime.logging import quiet_libraries
 
     quiet_libraries()
     config = load_config(args.config, args.overrides, purpose="infer")
+    adapters = parse_adapters(args.adapters) if args.adapters is not None else []
     try:
-        where, max_batch = address(args.host, args.port, args.api_key), batch_size(args.max_batch, config)
+        where = address(args.host, args.port, args.api_key)
+        limits = capacity(batch_size(args.max_batch, config), args.max_queue, args.request_timeout)
+        check_adapters_flag(config, adapters)
     except ServeError as exc:
         print(f"tunelab: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    serve(config, where, max_batch)
+    serve(config, where, limits, adapters)
     return 0
 
 
@@ -152,6 +193,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  pushed to {report.hub_url}")
     if report.next_step:
         print(f"next: {report.next_step}")
+    return 0
+
+
+def cmd_webui(args: argparse.Namespace) -> int:
+    from tunelab.interfaces.webui.app import serve, settings
+    from tunelab.runtime.env import gradio_env
+
+    serve(settings(args.host, args.port, args.auth, args.share, args.lang, gradio_env()))
     return 0
 
 
@@ -224,14 +273,31 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", help="address to listen on (default API_HOST, else 127.0.0.1)")
     api.add_argument("--port", type=int, help="port (default API_PORT, else 8000)")
     api.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default API_KEY, else no key)")
-    api.add_argument("--max-batch", type=int, help="most requests answered in one batch "
-                     "(default per_device_eval_batch_size, at least 8)")
+    api.add_argument("--max-batch", type=int, help="most answers decoded together; a new request joins the running "
+                     "batch at the next step (default per_device_eval_batch_size, at least 8)")
+    api.add_argument("--max-queue", type=int, help="most requests waiting for a slot; more are answered 429 with "
+                     "Retry-After (default 64)")
+    api.add_argument("--request-timeout", type=float, help="seconds a request may wait and run before it is "
+                     "stopped with a 504 error (default 600; 0: no limit)")
+    api.add_argument("--adapters", metavar="NAME=PATH,...",
+                     help="serve several LoRA adapters of the base model at once, each as its own model id (the "
+                          "base model answers as model_name_or_path); requests pick one with 'model'")
     api.set_defaults(func=cmd_api)
 
     export = commands.add_parser("export", help="merge the run into a standalone model (hf), a GGUF file or an "
                                  "Ollama model in export_dir, checked against base + adapters")
     add_config_args(export)
     export.set_defaults(func=cmd_export)
+
+    webui = commands.add_parser("webui", help="the workbench in the browser: data, train, evaluate, chat, export, "
+                                "runs (see docs/webui.md)")
+    webui.add_argument("--host", help="address to listen on (default GRADIO_SERVER_NAME, else 127.0.0.1)")
+    webui.add_argument("--port", type=int, help="port (default GRADIO_SERVER_PORT, else 7860)")
+    webui.add_argument("--auth", metavar="USER:PASSWORD", help="ask for this user name and password")
+    webui.add_argument("--lang", choices=["en", "zh"], default="en", help="language of the UI at start")
+    webui.add_argument("--share", action="store_true", help="also serve on a public gradio.live link "
+                       "(default GRADIO_SHARE)")
+    webui.set_defaults(func=cmd_webui)
 
     models = commands.add_parser("models", help="list model aliases and whether they are installed and cached")
     models.add_argument("--json", action="store_true")
@@ -243,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parsers(commands, add_config_args)
     add_data_parsers(commands)
+    add_sweep_parsers(commands, add_config_args)
 
     templates = commands.add_parser("templates", help="list the named chat templates (template: NAME)")
     templates.set_defaults(func=cmd_templates)
@@ -259,6 +326,13 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except user_errors() as exc:
         print(f"tunelab: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:
+        from tunelab.runtime.fs_errors import describe, is_user_error
+
+        if not is_user_error(exc):
+            raise
+        print(f"tunelab: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ntunelab: interrupted", file=sys.stderr)
         return 130
@@ -267,7 +341,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tunelab` console script."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(route(sys.argv[1:] if argv is None else list(argv)))
+    args, extra = parser.parse_known_args(route_runs(route(sys.argv[1:] if argv is None else list(argv))))
     # key=value overrides may also follow the flags (`eval cfg.yaml --compare lr=1`); anything else is an error
     if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
         args.overrides = list(args.overrides) + extra

@@ -55,7 +55,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         # alpaca keeps system/history as fields of those names; sharegpt folds history into the conversation
         used = ("system", "history") if args.to == "alpaca" else ("system",)
         columns = {key: key for key in used if key in mapping or key in rules.provided()}
-        say(describe(register(out, args.name or out.stem, formatting=args.to, columns=columns or None, fresh=True)))
+        say(describe(register(out, args.name or out.stem, formatting=args.to, columns=columns or None, fresh=True,
+                              keep_empty=args.keep_empty)))
     return 0
 
 
@@ -287,19 +288,20 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from tunelab.data.encode.cutoff import IGNORE_INDEX
-    from tunelab.data.tools.inspect import build, preview_text, report_lines
+    from tunelab.data.kinds import kind_of
+    from tunelab.data.tools.inspect import build, report_lines
+    from tunelab.data.tools.preview import preview_row
 
     config = run_config(args)
     tokenizer = run_tokenizer(config)
     bundle = build(config, tokenizer)
+    kind = kind_of(config.method.stage).name
     console = Console(highlight=False)
     markup = console.is_terminal and not args.plain
     for index, row in enumerate(islice(bundle.train, args.rows)):  # a Dataset, or a stream
-        console.rule(f"example {index + 1}: {len(row['input_ids'])} tokens, "
-                     f"{sum(1 for label in row['labels'] if label != IGNORE_INDEX)} trained")
-        text = preview_text(tokenizer, list(row["input_ids"]), list(row["labels"]), markup)
-        console.print(text, markup=markup)
+        shown = preview_row(tokenizer, kind, row, index + 1, markup)
+        console.rule(shown.title)
+        console.print(shown.text, markup=markup)
     legend = "trained tokens in green" if markup else "trained tokens between ⟦ ⟧"
     say([legend] + report_lines(bundle.report))
     return 0
@@ -373,8 +375,9 @@ COMMANDS: dict[str, Command] = {
 
 def write_json(path: Path, content: Any) -> None:
     """A report file, pretty and readable for non-ASCII text."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from tunelab.runtime.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
 
 
 def run_tool(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -391,8 +394,9 @@ def run_tool(handler: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except DataError as exc:
         print(f"tunelab: error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"tunelab: error: {exc.filename or ''}: {exc.strerror or exc}; check the path and its permissions",
-              file=sys.stderr)
+        from tunelab.runtime.fs_errors import describe
+
+        print(f"tunelab: error: {describe(exc)}", file=sys.stderr)
     return EXIT_DATA
 
 

@@ -131,6 +131,18 @@ def load_adapters(model: PreTrainedModel, paths: str, trainable: bool = False) -
     return peft_model
 
 
+def load_named_adapters(model: PreTrainedModel, named: list[tuple[str, str]]) -> PeftModel:
+    """Load trained adapters under the given names onto one PEFT model (the first stays active); a request picks
+    one by name, or none ('__base__' in PEFT's mixed batches)."""
+    from peft import PeftModel
+
+    (first, folder), rest = named[0], named[1:]
+    peft_model = PeftModel.from_pretrained(model, folder, adapter_name=first)
+    for name, path in rest:
+        peft_model.load_adapter(path, adapter_name=name)
+    return peft_model
+
+
 def keep_input_dtype(model: torch.nn.Module) -> int:
     """Stop PEFT from casting each LoRA input to the adapter's float32 dtype; under autocast the LoRA
     matmuls run in bf16 anyway, so that cast only copies activations. Returns the layers changed."""

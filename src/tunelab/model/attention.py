@@ -117,12 +117,12 @@ class SegmentAttention(torch.autograd.Function):
             d_out = (grad_out[0, first:end].to(query.dtype).reshape(rows, kv_heads, group, dim)
                      .permute(1, 2, 0, 3).reshape(kv_heads, group * rows, dim))
             k, v = key[0, :, start:end], value[0, :, start:end]
-            grad_v[0, start:end] += torch.bmm(p.transpose(1, 2), d_out).transpose(0, 1)
+            grad_v[0, start:end].add_(torch.bmm(p.transpose(1, 2), d_out).transpose(0, 1))  # add_: `+=` copies back
             d_scores = torch._softmax_backward_data(torch.bmm(d_out, v.transpose(1, 2)), p, -1, p.dtype)
             d_q = torch.bmm(d_scores, k).view(kv_heads, group, rows, dim).permute(2, 0, 1, 3)
             torch.mul(d_q, ctx.scale, out=grad_q[0, first:end].view(rows, kv_heads, group, dim))
             q = scaled_query(query, first, end, kv_heads, ctx.scale)
-            grad_k[0, start:end] += torch.bmm(d_scores.transpose(1, 2), q).transpose(0, 1)
+            grad_k[0, start:end].add_(torch.bmm(d_scores.transpose(1, 2), q).transpose(0, 1))
         return grad_q.transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), None, None
 
 

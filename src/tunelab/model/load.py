@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.model import registry
+from tunelab.model.errors import ModelError
+from tunelab.model.preflight import check_gguf, check_model_folder, check_path
 from tunelab.runtime import env
 from tunelab.runtime.logging import info
 from tunelab.runtime.suggest import suggest
@@ -21,10 +23,6 @@ if TYPE_CHECKING:  # imported where used: the CLI starts without loading torch o
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ModelError(Exception):
-    """A model that cannot be found or loaded; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +59,17 @@ def looks_local(name: str) -> bool:
 def resolve(name_or_path: str, cache_dir: str | None = None) -> ResolvedModel:
     """Find the Hugging Face folder for a path, GGUF file, alias or hub id (downloading or converting once)."""
     path = Path(name_or_path).expanduser()
+    check_path(path, "model_name_or_path")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"model_name_or_path: {path} is a folder without config.json; give a Hugging Face "
                              "model folder (config.json, weights, tokenizer)")
+        check_model_folder(path)
         return ResolvedModel(path, name_or_path, "folder")
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"model_name_or_path: {path}: no such GGUF file")
+        check_gguf(path)
         return ResolvedModel(cached_conversion(path, registry.gguf_cache_path(path)), name_or_path, "gguf")
     if name_or_path in registry.aliases():
         return ResolvedModel(resolve_alias(registry.aliases()[name_or_path]), name_or_path, "alias")

@@ -50,3 +50,27 @@ def decide(train: TrainSection, pure_bf16: bool = False) -> Precision:
             return Precision(False, True, False, "float32", "fp16 autocast with loss scaling on the GPU")
         return Precision(False, False, True, "float32", "fp16: true, but fp16 needs a GPU; training in float32")
     return Precision(False, False, not on_gpu, "float32", "float32 (set bf16: true for speed on capable hardware)")
+
+
+@dataclass(frozen=True)
+class InferPrecision:
+    """The dtype chat, predict, eval and the API decode in, and why."""
+
+    dtype: str  # "bfloat16" | "float16" | "float32"
+    note: str
+
+
+def decide_infer(infer_dtype: str, on_gpu: bool) -> InferPrecision:
+    """infer_dtype as decoding takes it: explicit values honoured; auto picks bf16 on a GPU that supports it and
+    float32 on the CPU, where bf16 is faster only with AVX512-BF16/AMX and its greedy answers depend on the batch
+    mates (docs/inference.md has the figures)."""
+    if infer_dtype != "auto":
+        return InferPrecision(infer_dtype, f"infer_dtype: {infer_dtype}")
+    if on_gpu:
+        if env.bf16_supported():
+            return InferPrecision("bfloat16", "infer_dtype auto: bfloat16 (the GPU supports bf16)")
+        return InferPrecision("float16", "infer_dtype auto: float16 (the GPU has no bf16)")
+    if env.cpu_has_fast_bf16():
+        return InferPrecision("float32", "infer_dtype auto: float32, so greedy answers do not depend on their batch "
+                                         "mates; this CPU has bf16 units: infer_dtype: bfloat16 decodes faster")
+    return InferPrecision("float32", "infer_dtype auto: float32 (the CPU has no AVX512-BF16 or AMX units)")

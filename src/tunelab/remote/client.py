@@ -17,6 +17,12 @@ STATUS_FIXES = {
 }
 
 
+
+def being_cancelled() -> bool:
+    """True when the running task has been asked to stop (asyncio.run cancels it on Ctrl-C)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
 class Endpoint:
     """An async client for one endpoint; use as `async with Endpoint(settings) as endpoint:`."""
 
@@ -61,6 +67,8 @@ class Endpoint:
                     reply = await self.once(messages, max_tokens, temperature, params, attempt)
                 except Retry as why:
                     self.limiter.settle(estimate, 0)
+                    if being_cancelled():  # a cancelled request (Ctrl-C) can surface as a dropped connection
+                        raise asyncio.CancelledError from None
                     if attempt > s.max_retries:
                         self.usage.failures += 1
                         raise RemoteError(f"{s.where}: {s.base_url} failed {attempt} times; last: {why}") from None

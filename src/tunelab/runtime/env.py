@@ -70,6 +70,12 @@ def api_env() -> dict[str, str]:
     return {key: os.environ[name] for key, name in names.items() if os.environ.get(name)}
 
 
+def gradio_env() -> dict[str, str]:
+    """LLaMA-Factory's web UI settings that are set: GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, GRADIO_SHARE."""
+    names = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT", "share": "GRADIO_SHARE"}
+    return {key: os.environ[name] for key, name in names.items() if os.environ.get(name)}
+
+
 def secret(name: str) -> str | None:
     """The value of an environment variable that holds a credential (an API key), None when unset or empty."""
     return os.environ.get(name) or None
@@ -100,6 +106,19 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def cuda_devices() -> list[str]:
+    """The GPU ids this process may hand out (sweep workers, one each): CUDA_VISIBLE_DEVICES when set, else every
+    GPU torch sees."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [device.strip() for device in visible.split(",") if device.strip()]
+    if not cuda_available():
+        return []
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has bf16 matrix instructions (AVX512-BF16 or AMX)."""
     flags = cpu_flags()
@@ -119,6 +138,18 @@ def world_size() -> int:
     """The number of training processes (torchrun's WORLD_SIZE; 1 when not launched by it)."""
     raw = os.environ.get("WORLD_SIZE", "").strip()
     return int(raw) if raw.isdigit() else 1
+
+
+def process_rank() -> int:
+    """This process's global rank (torchrun's RANK; 0 when not launched by it)."""
+    raw = os.environ.get("RANK", "").strip()
+    return int(raw) if raw.isdigit() else 0
+
+
+def local_rank() -> int:
+    """This process's rank on its machine (torchrun's LOCAL_RANK; 0 when not launched by it)."""
+    raw = os.environ.get("LOCAL_RANK", "").strip()
+    return int(raw) if raw.isdigit() else 0
 
 
 def device_name() -> str:

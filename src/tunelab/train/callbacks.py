@@ -10,7 +10,7 @@ from typing import TextIO
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tunelab.runtime.progress import LiveLine, TrainingFields
-from tunelab.train.plots import eval_losses, eval_metrics
+from tunelab.train.plots import eval_losses, eval_metrics, stage_figures
 
 
 class StepLog(TrainerCallback):
@@ -47,6 +47,7 @@ class StepLog(TrainerCallback):
             if key in logs:
                 record["lr" if key == "learning_rate" else key] = float(logs[key])
         record.update(eval_metrics(logs))
+        record.update(stage_figures(logs))
         if "trained_tokens" in logs:
             record["trained_tokens"] = int(logs["trained_tokens"])
         if "loss" not in record and not eval_losses(record):

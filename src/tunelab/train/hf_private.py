@@ -76,6 +76,12 @@ class HookedTrainer(Trainer):
         self._loss_shifts_labels = True
         self.loss_is_scaled_for_ga = True  # public since transformers 5
 
+    def declare_mean_loss(self) -> None:
+        """Our compute_loss returns a mean over its micro-batch (LLaMA-Factory's pairwise losses): make the Trainer
+        divide it by the accumulation steps, whatever the model's forward signature suggests."""
+        check_trainer_instance(self)
+        self.model_accepts_loss_kwargs = False
+
     def prepare_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A batch on the device, as the Trainer prepares it for a step."""
         return self._prepare_inputs(inputs)
@@ -91,6 +97,12 @@ class HookedTrainer(Trainer):
     def weights_for_io(self) -> AbstractContextManager[None]:
         """The context in which the model's weights are saved or a checkpoint is loaded into them."""
         return nullcontext()
+
+    def load_own_weights(self, folder: str) -> bool:
+        """Load a checkpoint's (or the best checkpoint's) weights from folder in the subclass's own way and return
+        True, or return False to let the Trainer load them (a model that is not a transformers or PEFT model, such
+        as a value-head model, needs its own)."""
+        return False
 
     # the private overrides, each calling one hook
     def _save_checkpoint(self, model: torch.nn.Module, trial: object) -> None:
@@ -116,8 +128,11 @@ class HookedTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         with self.weights_for_io():
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            if not self.load_own_weights(resume_from_checkpoint):
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _load_best_model(self) -> None:
         with self.weights_for_io():
-            super()._load_best_model()
+            best = self.state.best_model_checkpoint
+            if not (best and self.load_own_weights(best)):
+                super()._load_best_model()

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tunelab.config.schema import ExportSection, RunConfig
+from tunelab.config.schema import BackendSection, ExportSection, RunConfig
 from tunelab.runtime import paths
 from tunelab.train import checkpoints
 
@@ -32,7 +32,8 @@ SAME_RUN_IGNORES = frozenset({
     "per_device_eval_batch_size", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port",
     "include_num_input_tokens_seen", "include_effective_tokens_per_second", "eval_tasks", "eval_models",
     "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "do_predict",
-    "predict_with_generate", "infer_dtype"}) | frozenset(ExportSection.model_fields)  # export: after training
+    "predict_with_generate", "infer_dtype"}) | frozenset(ExportSection.model_fields) | frozenset(
+    BackendSection.model_fields)  # export: after training; the backend: how it is asked afterwards
 
 
 class RunError(Exception):

@@ -16,15 +16,18 @@ from tunelab.model.attention import use_packed_attention
 from tunelab.model.fit import check_fit, model_media
 from tunelab.model.load import ModelBundle, load_model, load_tokenizer, resolve
 from tunelab.model.methods import apply_method
+from tunelab.model.preflight import check_adapters
 from tunelab.model.precision import Precision, decide
 from tunelab.runtime import paths
 from tunelab.runtime.logging import info, is_main_process, quiet_libraries, warn
-from tunelab.train import outdir, speed
+from tunelab.runtime.names import split_names
+from tunelab.train import outdir, recompute, speed
 from tunelab.train.args import training_arguments
 from tunelab.train.callbacks import ProgressLine, StepLog
 from tunelab.train.loss import supports_selective_loss
 from tunelab.train.memory import is_out_of_memory, out_of_memory_help
 from tunelab.train.outdir import RunError
+from tunelab.train.reference import Reference, build_reference
 from tunelab.train.stages import BUILDERS
 from tunelab.train.summary import finish
 from tunelab.train.trainer import TrainerOptions
@@ -32,19 +35,16 @@ from tunelab.train.trainer import TrainerOptions
 if TYPE_CHECKING:
     from transformers import TrainerCallback
 
-LARGE_MODEL_PARAMETERS = 1_000_000_000
+PACKED_STAGES = ("pt", "sft", "rm", "dpo", "kto")  # stages whose collators make padding-free rows (not the sampling ones)
 
 __all__ = ["RunError", "train"]
 
 
-def use_gradient_checkpointing(config: RunConfig, parameters: int) -> bool:
-    """Explicit setting, else on only for models of 1B parameters or more (below, it only costs time)."""
+def recompute_mode(config: RunConfig, parameters: int) -> recompute.Recompute:
+    """What the backward pass recomputes (train/recompute.py): the explicit setting, else by model size."""
     train = config.train
-    if train.disable_gradient_checkpointing:
-        return False
-    if train.gradient_checkpointing is not None:
-        return train.gradient_checkpointing
-    return parameters >= LARGE_MODEL_PARAMETERS
+    setting = False if train.disable_gradient_checkpointing else train.gradient_checkpointing
+    return recompute.choose(setting, parameters)
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -83,6 +83,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
 
     source = resolve(config.model.model_name_or_path, config.model.cache_dir)
     info(f"model {config.model.model_name_or_path} ({source.kind}: {source.path})")
+    check_adapters(source.path, [Path(name) for name in split_names(config.model.adapter_name_or_path or "")])
     check_fit(config, source.path)
     tokenizer = load_tokenizer(source.path, config.data.template, config.model.trust_remote_code)
     media = model_media(source.path, config.model.model_name_or_path, config.model.trust_remote_code)
@@ -95,7 +96,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     info(what)
     if precision.bf16 or precision.fp16:
         adapters.keep_input_dtype(model)  # autocast decides the matmul dtype; PEFT's cast would only copy
-    for note in speed.tune_process(precision) + speed.apply(model, precision):
+    for note in speed.tune_process(precision) + speed.apply(model, precision, config.method.stage):
         info(f"speed: {note}")
     return ModelBundle(tokenizer=tokenizer, model=model, source=source), data
 
@@ -117,13 +118,15 @@ def check_report_to(report_to: str) -> None:
                        "remove it from report_to")
 
 
-def trainer_options(config: RunConfig, precision: Precision) -> TrainerOptions:
-    """The trainer's own options: accuracy and perplexity at evaluation, master weights, LoRA+ learning rates."""
+def trainer_options(config: RunConfig, precision: Precision, reference: Reference | None = None) -> TrainerOptions:
+    """The trainer's own options: accuracy and perplexity at evaluation, master weights, LoRA+ learning rates, the
+    preference keys and reference model."""
     lora = config.lora
-    return TrainerOptions(compute_accuracy=config.eval.compute_accuracy, perplexity=config.method.stage == "pt",
+    return TrainerOptions(pref=config.pref, reference=reference,
+                          compute_accuracy=config.eval.compute_accuracy, perplexity=config.method.stage == "pt",
                           master_weights=speed.master_weights(config, precision),
                           loraplus_lr_ratio=lora.loraplus_lr_ratio if config.method.finetuning_type == "lora" else None,
-                          loraplus_lr_embedding=lora.loraplus_lr_embedding)
+                          loraplus_lr_embedding=lora.loraplus_lr_embedding, run_config=config)
 
 
 def callbacks(config: RunConfig, step_log: StepLog) -> list[TrainerCallback]:
@@ -155,17 +158,25 @@ def train(config: RunConfig) -> dict[str, object]:
         data_bundle.report.write(paths.output_file(output_dir, paths.DATA_REPORT))
     if config.lora.pissa_init and main:  # the starting point, to save the result as a plain LoRA adapter
         model_bundle.model.save_pretrained(str(output_dir / "pissa_init"))
-    checkpointing = use_gradient_checkpointing(config, adapters.count_parameters(model_bundle.model)[1])
+    mode = recompute_mode(config, adapters.count_parameters(model_bundle.model)[1])
+    checkpointing = mode == "full"
+    if mode == "cheap" and recompute.enable_cheap(model_bundle.model):
+        info("memory: the backward pass recomputes each layer's elementwise work and attention scores (the "
+             "projections' outputs are kept)")
     sharded = bool(config.launch.deepspeed or config.launch.fsdp)  # the trainer uses the standard loss there
-    packed = (config.train.padding_free and not sharded and supports_selective_loss(model_bundle.model)
+    packed = (config.train.padding_free and not sharded and config.method.stage in PACKED_STAGES
+              and supports_selective_loss(model_bundle.model)
               and use_packed_attention(adapters.base_model(model_bundle.model)))
     if packed:
         info("padding-free batches: each batch is one row, examples attend only to themselves")
     args = training_arguments(config, precision, data_bundle.eval is not None, checkpointing, packed)
     step_log = StepLog(paths.output_file(output_dir, paths.LOG))
-    options = trainer_options(config, precision)
+    options = trainer_options(config, precision, build_reference(config, precision, model_bundle))
     if options.master_weights:
         info("speed: trainable weights in bf16 for the forward and backward, float32 masters in the optimizer")
+    if config.method.stage not in BUILDERS:
+        raise RunError(f"stage {config.method.stage!r} cannot train in this build of tunelab (stages here: "
+                       f"{', '.join(BUILDERS)})")
     trainer = BUILDERS[config.method.stage](model_bundle, data_bundle, args, callbacks(config, step_log), options)
     length = (f"{trainer.args.max_steps} steps" if trainer.args.max_steps > 0
               else f"{config.train.num_train_epochs:g} epochs")

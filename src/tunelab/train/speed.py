@@ -8,18 +8,34 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.config.schema import RunConfig
-from tunelab.model import fused
+from tunelab.model import fused, kernels
 from tunelab.model.precision import Precision
 from tunelab.runtime import allocator, env
 
 
-def apply(model: Any, precision: Precision) -> list[str]:
-    """Apply the measured speed-ups that fit this model and precision; one note per change made."""
+# The fused RMSNorm and rotary kernels round differently from transformers' own functions (and the rotary one runs
+# only where a backward pass follows): stages that compare the policy's gradient-tracking forward with a no-grad
+# forward of the same weights (a reference, old log-probs, values) would see that difference as a policy change
+# (dpo's first loss no longer ln 2, ppo's resumed step off), so only the stages with one forward get them.
+KERNEL_STAGES = ("pt", "sft")
+
+
+def apply(model: Any, precision: Precision, stage: str = "sft") -> list[str]:
+    """Apply the measured speed-ups that fit this model, precision and stage; one note per change made."""
     notes = []
     if precision.use_cpu:  # measured on the CPU, where each extra pass over the activations costs
         layers = fused.fuse_lora_linears(model)
         if layers:
             notes.append(f"LoRA updates added inside one GEMM (addmm) in {layers} layers")
+        if stage not in KERNEL_STAGES:
+            kernels.unfuse_rotary(model)
+            return notes
+        norms = kernels.fuse_rms_norms(model)
+        if norms:
+            notes.append(f"fused RMSNorm (fp32 statistics, no fp32 activation copies) in {norms} modules")
+        rotary = kernels.fuse_rotary(model)
+        if rotary:
+            notes.append(f"fused rotary embeddings ({', '.join(rotary)})")
     return notes
 
 

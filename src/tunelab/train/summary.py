@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from tunelab.config.schema import RunConfig
 from tunelab.data.bundle import DataBundle
@@ -41,6 +41,7 @@ class RunSummary(TypedDict):
     max_steps: int
     epochs: float
     samples_per_second: float | None
+    completions_per_second: NotRequired[float]  # grpo: answers sampled per second
     input_tokens: int
     trained_tokens: int
     input_tokens_per_second: float
@@ -113,6 +114,8 @@ def run_summary(config: RunConfig, trainer: TunelabTrainer, metrics: dict[str, o
         "final_train_loss": metrics.get("final_loss"),
         "final_eval": {k: v for k, v in metrics.items() if k.startswith("eval_") and not k.endswith(
             ("_runtime", "_samples_per_second", "_steps_per_second"))},
+        **({"completions_per_second": float(metrics["completions_per_second"])}
+           if "completions_per_second" in metrics else {}),
         "best": ({"metric": trainer.args.metric_for_best_model, "value": state.best_metric,
                   "checkpoint": state.best_model_checkpoint} if state.best_metric is not None else None),
         "data": {"totals": data_bundle.report.totals(),
@@ -146,7 +149,9 @@ def finish(config: RunConfig, trainer: TunelabTrainer, result: TrainOutput, data
     paths.output_file(output_dir, paths.SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False),
                                                             encoding="utf-8")
     if config.train.plot_loss:
-        for png in plots.plot_losses(output_dir / paths.LOG, output_dir):
+        stage_keys = plots.stage_plot_keys(config.method.stage, records)
+        for png in plots.plot_losses(output_dir / paths.LOG, output_dir) + plots.plot_metrics(
+                output_dir / paths.LOG, output_dir, stage_keys):
             info(f"wrote {png}")
     print_summary(summary, output_dir)
     return metrics
@@ -162,7 +167,9 @@ def print_summary(summary: RunSummary, output_dir: Path) -> None:
          + (f", final loss {loss:.4f}" if loss is not None else "")
          + (f", {evals}" if evals else ""))
     info(f"{summary['input_tokens_per_second']:,.0f} input tokens/s, {summary['trained_tokens_per_second']:,.0f} "
-         f"trained tokens/s, {summary['samples_per_second'] or 0:.2f} samples/s, peak memory "
+         f"trained tokens/s, {summary['samples_per_second'] or 0:.2f} samples/s, "
+         + (f"{summary['completions_per_second']:.2f} sampled answers/s, " if "completions_per_second" in summary
+            else "") + "peak memory "
          f"{memory.get('peak_rss_mb', 0):,.0f} MiB" + (f" (GPU {memory['peak_gpu_mb']:,.0f} MiB)"
                                                       if "peak_gpu_mb" in memory else ""))
     if summary["best"]:

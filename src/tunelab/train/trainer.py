@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from datasets import Dataset
@@ -17,11 +18,16 @@ from transformers import TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback
 from transformers.trainer_utils import EvalLoopOutput
 
+from tunelab.config.schema import RunConfig
 from tunelab.data.encode.cutoff import IGNORE_INDEX
 from tunelab.train.accuracy import eval_counts
 from tunelab.train.hf_private import HookedTrainer, forward_through_wrapper
 from tunelab.train.loss import selective_loss, supports_selective_loss
 from tunelab.train.master import MasterWeights
+
+if TYPE_CHECKING:
+    from tunelab.config.schema import PrefSection
+    from tunelab.train.reference import Reference
 
 Batch = dict[str, torch.Tensor]
 Collator = Callable[[list[dict[str, list[int]]]], Batch]
@@ -29,13 +35,17 @@ Collator = Callable[[list[dict[str, list[int]]]], Batch]
 
 @dataclass(frozen=True)
 class TrainerOptions:
-    """What a stage adds to the HF Trainer: evaluation metrics and the LoRA+ optimizer."""
+    """What a stage adds to the HF Trainer: evaluation metrics, the LoRA+ optimizer, the preference keys and
+    reference."""
 
     compute_accuracy: bool = False
     perplexity: bool = False  # stage pt: eval perplexity = exp(eval loss)
     loraplus_lr_ratio: float | None = None
     loraplus_lr_embedding: float = 1e-6
     master_weights: bool = False  # bf16 working weights, float32 masters in the optimizer (train/master.py)
+    run_config: RunConfig | None = None  # the validated config, for stages that read their own keys (ppo: pref, infer)
+    pref: PrefSection | None = None  # the preference stages' keys
+    reference: Reference | None = None  # dpo, kto: the reference model, loaded by train/reference.py
 
 
 class TrainedTokens(TrainerCallback, ExportableState):

@@ -141,8 +141,8 @@ def test_unknown_key_without_a_close_match_has_no_suggestion() -> None:
 
 def test_llamafactory_key_is_named_as_unsupported_not_unknown() -> None:
     with pytest.raises(ConfigError) as excinfo:
-        build({**MINIMAL, "ppo_buffer_size": 4})
-    message = problems_of(excinfo)["ppo_buffer_size"]
+        build({**MINIMAL, "use_galore": True})
+    message = problems_of(excinfo)["use_galore"]
     assert "LLaMA-Factory key that tunelab does not support" in message
     assert "remove it" in message and "tunelab config --keys" in message
     assert "unknown" not in message
@@ -152,7 +152,7 @@ def test_llamafactory_key_is_named_as_unsupported_not_unknown() -> None:
     ("learning_rate", "fast", "input should be a valid number, unable to parse string as a number (got 'fast')"),
     ("bf16", "maybe", "input should be a valid boolean, unable to interpret input (got 'maybe')"),
     ("cutoff_len", 0, "input should be greater than 0 (got 0)"),
-    ("stage", "grpo", "input should be 'pt', 'sft', 'rm', 'ppo', 'dpo' or 'kto' (got 'grpo')"),
+    ("stage", "orpo", "input should be 'pt', 'sft', 'rm', 'dpo', 'kto', 'ppo' or 'grpo' (got 'orpo')"),
     ("lora_dropout", 1.5, "input should be less than 1 (got 1.5)"),
     ("output_dir", ["a"], "input should be a valid string (got ['a'])"),
 ])
@@ -175,13 +175,13 @@ def test_several_problems_are_reported_together_in_file_order(tmp_path: Path) ->
         dataset: demo
         output_dir: out
         learning_rat: 1.0e-4
-        ppo_buffer_size: 4
+        use_galore: true
         lora_rank: many
         """)
     with pytest.raises(ConfigError) as excinfo:
         load_config(path, ["cutoff_len=-1", "oops"])
     error = excinfo.value
-    assert [p.key for p in error.problems] == ["oops", "learning_rat", "ppo_buffer_size", "cutoff_len", "lora_rank"]
+    assert [p.key for p in error.problems] == ["oops", "learning_rat", "use_galore", "cutoff_len", "lora_rank"]
     assert str(error).splitlines()[0] == f"the config {path} has 5 problems"
     assert "  learning_rat: unknown key; did you mean learning_rate?" in str(error).splitlines()
 
@@ -291,7 +291,7 @@ def test_dump_yaml_groups_keys_by_section() -> None:
     text = dump_yaml(build(MINIMAL))
     headers = [line for line in text.splitlines() if line.startswith("###")]
     assert headers == ["### model", "### data", "### method", "### lora", "### train", "### eval", "### launch", "### infer",
-                       "### export"]
+                       "### backend", "### export", "### pref"]
     assert "learning_rate: 5.0e-05" in text
 
 

@@ -69,7 +69,8 @@ def test_training_settings_are_not_checked_when_only_predicting() -> None:
     sections = {name: getattr(config, name) for name in SECTIONS}
     run = run_checks(sections, checks_for("train", predict_only=True))
     assert run.problems == [] and run.skipped == []
-    assert run.ran[-4:] == ["predict_check", "required_for_training", "lora_only_check", "adapter_check"]
+    assert run.ran[-7:] == ["predict_check", "required_for_training", "lora_only_check", "adapter_check",
+                            "predict_names_check", "infer_dtype_check", "backend_check"]
 
 
 @pytest.mark.parametrize(("flat", "expected"), [
@@ -82,8 +83,11 @@ def test_training_settings_are_not_checked_when_only_predicting() -> None:
     ({**PREDICT, "eval_dataset": None},
      {"eval_dataset": "do_predict answers the rows of eval_dataset: name them, e.g. eval_dataset: identity"}),
     ({**PREDICT, "stage": "pt"},
-     {"do_predict": "answers need stage sft, not pt (LLaMA-Factory refuses it too): set stage: sft, or remove "
+     {"do_predict": "predictions need stage sft (answers) or rm (pair scores), not pt: set one of them, or remove "
                     "do_predict"}),
+    ({**PREDICT, "stage": "rm"},
+     {"predict_with_generate": "stage rm scores pairs, it does not generate: remove predict_with_generate "
+                               "(LLaMA-Factory refuses it too)"}),
     ({**PREDICT, "output_dir": None},
      {"output_dir": "required for do_predict (its files are written there); e.g. output_dir: saves/my-run"}),
     ({**PREDICT, "do_train": True},
@@ -99,3 +103,8 @@ def test_prediction_problems_name_the_key_and_the_fix(flat: dict[str, object], e
 def test_the_keys_are_no_longer_refused_as_unsupported() -> None:
     found = problems({**PREDICT, "predict_with_generate": "maybe"})
     assert list(found) == ["predict_with_generate"] and "not support" not in found["predict_with_generate"]
+
+
+def test_a_reward_model_predicts_pair_scores_without_generating() -> None:
+    config = build({**PREDICT, "stage": "rm", "predict_with_generate": False}, "train")
+    assert config.method.do_predict and config.method.stage == "rm"

@@ -106,7 +106,8 @@ def test_kto_row_keeps_its_one_answer_and_the_tag(flag: bool) -> None:
 
 def test_kto_tag_must_be_a_boolean() -> None:
     err = error({"instruction": "Q", "output": "A", "label": "yes"}, entry(kto_tag="label"), "kto")
-    assert (err.field, err.problem, err.kind) == ("label", "expected true or false, got str 'yes'",
+    assert (err.field, err.problem, err.kind) == ("label", "expected true or false, got str 'yes'; a string is not a "
+                                                  "boolean (LLaMA-Factory would silently drop the row)",
                                                   "kto_tag is not a boolean")
     assert error({"instruction": "Q", "output": "A"}, entry(kto_tag="label"), "kto").problem == "missing column 'label'"
 
@@ -114,7 +115,7 @@ def test_kto_tag_must_be_a_boolean() -> None:
 def test_stage_kto_needs_a_kto_tag_column() -> None:
     err = error({"instruction": "Q", "output": "A"}, entry(), "kto")
     assert err.field == "columns.kto_tag"
-    assert err.problem.startswith("stage kto needs a kto_tag column")
+    assert err.problem.startswith("stage kto needs a KTO dataset: a kto_tag column")
 
 
 @pytest.mark.parametrize(("spec", "stage", "problem"), [

@@ -21,7 +21,7 @@ from tunelab.text.extract import JSON
 def test_every_kind_is_registered_with_config_under_its_name() -> None:
     assert list(eval_tasks.task_kinds()) == list(KINDS)
     assert all(eval_tasks.task_kinds()[name] is kind and kind.name == name for name, kind in KINDS.items())
-    assert [name for name, kind in KINDS.items() if not kind.generates] == ["choice_logits", "perplexity"]
+    assert [name for name, kind in KINDS.items() if not kind.generates] == ["choice_logits", "perplexity", "preference"]
 
 
 def test_fields_of_other_kinds_are_named_with_their_kinds() -> None:

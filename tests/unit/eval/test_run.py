@@ -155,3 +155,32 @@ def test_too_few_dev_rows_stop_before_the_model_loads(tmp_path: Path) -> None:
                    purpose="eval")
     with pytest.raises(ChoiceError, match="2 dev rows .* but n_shot is 3"):
         evaluate(config)
+
+
+def test_generation_tasks_on_two_processes_answer_like_one(tiny_model_dir: Path, datasets: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """nproc_per_node: 2 runs the task's rows through predict_parallel; torchrun is stood in for by running both
+    workers here, one after the other, with torchrun's RANK and WORLD_SIZE."""
+    from types import SimpleNamespace
+
+    from tunelab.infer import shard, shard_worker
+
+    def fake_torchrun(command: list[str], env: dict[str, str]) -> SimpleNamespace:
+        processes = int(command[command.index("--nproc_per_node") + 1])
+        for rank in range(processes):
+            monkeypatch.setenv("RANK", str(rank))
+            monkeypatch.setenv("WORLD_SIZE", str(processes))
+            assert shard_worker.main(command[command.index("tunelab.infer.shard_worker") + 1:]) == 0
+        monkeypatch.delenv("RANK")
+        monkeypatch.delenv("WORLD_SIZE")
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(shard.subprocess, "run", fake_torchrun)
+    one = evaluate(eval_config(tiny_model_dir, datasets, tmp_path / "one"))
+    two = evaluate(eval_config(tiny_model_dir, datasets, tmp_path / "two", nproc_per_node=2))
+    assert two["model"]["gen"].metrics == one["model"]["gen"].metrics
+    for task in ("gen", "cls"):
+        files = [tmp_path / run / "model" / task / "generated_predictions.jsonl" for run in ("one", "two")]
+        assert files[0].read_text(encoding="utf-8") == files[1].read_text(encoding="utf-8")
+    report = json.loads((tmp_path / "two" / "model" / "gen" / "predict_report.json").read_text())
+    assert report["processes"] == 2 and report["written"] == 3

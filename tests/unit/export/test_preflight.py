@@ -70,7 +70,12 @@ def test_truncated_base_weights(tiny_model_dir: Path, make_adapter: Callable[...
     shutil.copytree(tiny_model_dir, base)
     weights = base / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1])
-    assert failure(base, make_adapter(base=tiny_model_dir), tmp_path / "out").startswith(f"{weights}: truncated")
+    # the model layer checks the base folder when it resolves it (model/preflight.py), for every command
+    from tunelab.model.errors import ModelError
+
+    with pytest.raises(ModelError, match="truncated") as excinfo:
+        run_export(base, make_adapter(base=tiny_model_dir), tmp_path / "out")
+    assert str(excinfo.value).startswith(f"{weights}: truncated") and not (tmp_path / "out").exists()
 
 
 def test_adapter_of_another_model(tiny_model_dir: Path, tmp_path: Path) -> None:

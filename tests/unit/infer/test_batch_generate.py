@@ -71,7 +71,7 @@ def test_stop_tokens_end_a_row_and_are_left_out(tiny_llama: Any, prompts: list[l
     seen, handle = batch_sizes_seen(tiny_llama)
     results = generate(tiny_llama, requests, PAD)
     handle.remove()
-    assert results[1] == GenResult(free[1].token_ids[:cut], "stop")
+    assert results[1] == GenResult(free[1].token_ids[:cut], "stop", stop)  # the stop token is named, not returned
     assert [r.token_ids for i, r in enumerate(results) if i != 1] == [r.token_ids for i, r in enumerate(free) if i != 1]
     assert seen[cut + 1] == 3
 

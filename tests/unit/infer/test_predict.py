@@ -90,7 +90,9 @@ def test_an_answer_cut_inside_a_character_ends_before_it(tmp_path: Path, cjk_tok
     make_llama(len(cjk_tokenizer)).save_pretrained(model_dir)
     cjk_tokenizer.save_pretrained(model_dir)
     make_dataset([{"instruction": "用中文问好", "output": "你好"}])
-    monkeypatch.setattr("tunelab.infer.predict.generate", scripted(cjk_tokenizer, answer))
+    script = scripted(cjk_tokenizer, answer)
+    monkeypatch.setattr("tunelab.infer.predict.generate_each",
+                        lambda model, requests, pad, max_batch=None: enumerate(script(model, requests, pad)))
     config = tmp_path / "predict.yaml"
     config.write_text(f"model_name_or_path: {model_dir}\neval_dataset: demo\ndataset_dir: {tmp_path / 'data'}\n"
                       f"output_dir: {tmp_path / 'out'}\nmax_new_tokens: {max_new_tokens}\n", encoding="utf-8")

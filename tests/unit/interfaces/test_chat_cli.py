@@ -99,7 +99,13 @@ def test_an_answer_cut_inside_a_character_is_shown_and_saved_without_it(
     from tunelab.infer.chat import ChatEngine
     from tunelab.model.load import ModelBundle, ResolvedModel
 
-    monkeypatch.setattr("tunelab.infer.engine.generate", scripted(cjk_tokenizer, "好中文"))
+    import functools
+
+    from tunelab.infer.engine import Engine
+
+    # the chat engine decodes with a scripted generate function instead of the model
+    monkeypatch.setattr("tunelab.infer.chat.Engine", functools.partial(Engine,
+                                                                       generate_fn=scripted(cjk_tokenizer, "好中文")))
     bundle = ModelBundle(tokenizer=cjk_tokenizer, model=tiny_llama, source=ResolvedModel(tmp_path, "tiny", "folder"))
     engine = ChatEngine(bundle, InferSection(do_sample=False, max_new_tokens=4))
     session = Session()

@@ -77,8 +77,8 @@ def test_templates_lists_smollm2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_train_with_a_config_problem_exits_2_before_loading_anything(config_file: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", str(config_file), "stage=dpo"]) == 2
-    assert "stage 'dpo' is not available in this version of tunelab; use one of: pt, sft" in capsys.readouterr().err
+    assert main(["train", str(config_file), "stage=orpo"]) == 2
+    assert "stage: input should be 'pt', 'sft', 'rm', 'dpo', 'kto', 'ppo' or 'grpo' (got 'orpo')" in capsys.readouterr().err
 
 
 def test_train_with_an_existing_run_exits_1_with_the_message(tmp_path: Path,

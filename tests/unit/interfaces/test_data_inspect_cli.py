@@ -75,7 +75,8 @@ def test_validate_lists_every_bad_row(tmp_path: Path, tiny_model_dir: Path, make
     path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
-    assert "demo row 3: output: missing column 'output'" in out and "demo row 4: output: the response is empty" in out
+    assert "demo.json) row 3: output: missing column 'output'" in out
+    assert "demo.json) row 4: output: the response is empty" in out
 
 
 @pytest.mark.parametrize("command", ["validate", "preview"])
@@ -114,11 +115,11 @@ def test_validate_suggests_the_field_a_misspelt_column_meant(tmp_path: Path, tin
     path.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: demo\ndataset_dir: {data_dir}\n")
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
-    assert "demo row 1: questoin: missing column 'questoin'; did you mean question?" in out
+    assert "demo.json) row 1: questoin: missing column 'questoin'; did you mean question?" in out
     make_dataset([{"question": "q", "answer": "a"}], entry={"columns": {"prompt": "question", "response": "answr"}})
     assert main(["data", "validate", str(path)]) == 2
     out = capsys.readouterr().out
-    assert "demo row 1: answr: missing column 'answr'; did you mean answer?" in out
+    assert "demo.json) row 1: answr: missing column 'answr'; did you mean answer?" in out
 
 
 def test_register_input_output_rows_then_validate_and_preview(tmp_path: Path, tiny_model_dir: Path,

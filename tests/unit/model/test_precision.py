@@ -98,3 +98,38 @@ def test_full_and_freeze_load_trainable_weights_in_float32(hardware: Hardware) -
     precision = decide(TrainSection(bf16=True))
     assert precision.load_dtype("lora") == "bfloat16"
     assert precision.load_dtype("full") == precision.load_dtype("freeze") == "float32"
+
+
+@pytest.mark.parametrize(("infer_dtype", "gpu", "cpu_bf16", "gpu_bf16", "expected"), [
+    ("auto", False, True, False, "float32"),  # bf16 greedy answers depend on their batch mates
+    ("auto", False, False, False, "float32"),
+    ("auto", True, False, True, "bfloat16"),
+    ("auto", True, False, False, "float16"),
+    ("float32", False, True, False, "float32"),
+    ("bfloat16", False, False, False, "bfloat16"),  # explicit values are honoured, even where bf16 is slow
+])
+def test_decoding_dtype(hardware: Hardware, infer_dtype: str, gpu: bool, cpu_bf16: bool, gpu_bf16: bool,
+                        expected: str) -> None:
+    from tunelab.model.precision import decide_infer
+
+    hardware(gpu=gpu, gpu_bf16=gpu_bf16, cpu_bf16=cpu_bf16)
+    precision = decide_infer(infer_dtype, on_gpu=gpu)
+    assert precision.dtype == expected
+    assert precision.note.startswith(f"infer_dtype{' auto' if infer_dtype == 'auto' else ''}")
+
+
+def test_float16_decoding_is_refused_without_a_gpu(hardware: Hardware) -> None:
+    from tunelab.config.errors import ConfigError
+    from tunelab.config.load import build
+
+    hardware(gpu=False)
+    base = {"model_name_or_path": "m", "output_dir": "o", "eval_dataset": "e", "infer_dtype": "float16"}
+    for purpose in ("infer", "predict"):
+        with pytest.raises(ConfigError) as excinfo:
+            build(base, purpose=purpose)
+        assert [p.key for p in excinfo.value.problems] == ["infer_dtype"]
+        assert "no fast float16" in str(excinfo.value)
+    export = build({**base, "export_dir": "x"}, purpose="export")
+    assert export.infer.infer_dtype == "float16"  # export writes float16 weights
+    hardware(gpu=True)
+    assert build(base, purpose="predict").infer.infer_dtype == "float16"

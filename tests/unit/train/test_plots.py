@@ -54,3 +54,14 @@ def test_default_smoothing_weight_grows_with_the_number_of_points() -> None:
     long = smooth([4.0] + [0.0] * 199)
     assert short[4] < 0.1  # 16 points: light smoothing follows a falling curve
     assert long[4] > 0.5  # 200 points: heavy smoothing
+
+
+def test_stage_figures_get_one_png_each_and_unlogged_ones_none(tmp_path: Path) -> None:
+    from tunelab.train.plots import plot_metrics
+
+    log = tmp_path / "run.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0, "rewards/accuracies": s / 10}) + "\n"
+                           for s in range(1, 6)), encoding="utf-8")
+    written = plot_metrics(log, tmp_path, ("rewards/accuracies", "rewards/margins"))
+    assert written == [tmp_path / "training_rewards_accuracies.png"]
+    assert written[0].stat().st_size > 1000

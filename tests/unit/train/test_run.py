@@ -1,4 +1,4 @@
-"""Run orchestration pieces that need no training: the gradient-checkpointing rule."""
+"""Run orchestration pieces that need no training: what the backward pass recomputes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tunelab.config.load import build
-from tunelab.train.run import use_gradient_checkpointing
+from tunelab.train.run import recompute_mode
 
 
 def config(**flat: Any) -> Any:
@@ -15,11 +15,12 @@ def config(**flat: Any) -> Any:
 
 
 @pytest.mark.parametrize(("flat", "parameters", "expected"), [
-    ({}, 135_000_000, False),
-    ({}, 1_000_000_000, True),
-    ({"gradient_checkpointing": True}, 1000, True),
-    ({"gradient_checkpointing": False}, 7_000_000_000, False),
-    ({"disable_gradient_checkpointing": True}, 7_000_000_000, False),
+    ({}, 135_000_000, "none"),
+    ({}, 1_000_000_000, "full"),
+    ({"gradient_checkpointing": True}, 1000, "full"),
+    ({"gradient_checkpointing": "cheap"}, 7_000_000_000, "cheap"),
+    ({"gradient_checkpointing": False}, 7_000_000_000, "none"),
+    ({"disable_gradient_checkpointing": True}, 7_000_000_000, "none"),
 ])
-def test_use_gradient_checkpointing(flat: dict[str, Any], parameters: int, expected: bool) -> None:
-    assert use_gradient_checkpointing(config(**flat), parameters) is expected
+def test_recompute_mode(flat: dict[str, Any], parameters: int, expected: str) -> None:
+    assert recompute_mode(config(**flat), parameters) == expected

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from tunelab.model import transformers_private as private
 from tunelab.model.precision import Precision
 from tunelab.train import speed
 
 CPU_BF16 = Precision(True, False, True, "bfloat16", "bf16 on the CPU")
 GPU_BF16 = Precision(True, False, False, "bfloat16", "bf16 on the GPU")
+
+
+@pytest.fixture(autouse=True)
+def transformers_rotary() -> Iterator[None]:
+    """Each test starts and ends with transformers' own rotary functions (the fused one is process-wide)."""
+    for name in private.ROTARY_MODULES:
+        private.restore_rotary(private.rotary_module(name))
+    yield
+    for name in private.ROTARY_MODULES:
+        private.restore_rotary(private.rotary_module(name))
 
 
 def lora(model: Any) -> Any:
@@ -17,16 +31,33 @@ def lora(model: Any) -> Any:
     return get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
 
 
-def test_cpu_lora_gets_fused_linears(make_tiny_llama: Any) -> None:
+def test_cpu_lora_gets_fused_linears_norms_and_rotary(make_tiny_llama: Any) -> None:
     model = lora(make_tiny_llama())
     notes = speed.apply(model, CPU_BF16)
-    assert len(notes) == 1 and "4 layers" in notes[0]
+    assert len(notes) == 3 and "4 layers" in notes[0]
+    assert "RMSNorm" in notes[1] and "5 modules" in notes[1]  # 2 layers x 2 + the final norm
+    assert notes[2] == "fused rotary embeddings (modeling_llama)"
     assert speed.apply(model, CPU_BF16) == []  # already applied
 
 
-def test_nothing_to_do_without_lora_or_off_the_cpu(make_tiny_llama: Any) -> None:
-    assert speed.apply(make_tiny_llama(), CPU_BF16) == []
+def test_full_fine_tuning_gets_the_kernels_and_the_gpu_nothing(make_tiny_llama: Any) -> None:
+    assert len(speed.apply(make_tiny_llama(), CPU_BF16)) == 2  # no LoRA layers to fuse
+    private.restore_rotary(private.rotary_module(private.ROTARY_MODULES[0]))
     assert speed.apply(lora(make_tiny_llama()), GPU_BF16) == []
+
+
+def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
+    from tunelab.model import kernels
+
+    module = private.rotary_module(private.ROTARY_MODULES[0])
+    assert len(speed.apply(make_tiny_llama(), CPU_BF16, "sft")) == 2
+    assert private.original_rotary(module) is not getattr(module, "apply_rotary_pos_emb")  # fused, process-wide
+    model = lora(make_tiny_llama())
+    notes = speed.apply(model, CPU_BF16, "dpo")
+    assert len(notes) == 1 and "LoRA" in notes[0]  # the LoRA GEMM only: no fused norms, rotary put back
+    assert private.original_rotary(module) is getattr(module, "apply_rotary_pos_emb")
+    assert not any("forward" in vars(m) for m in model.modules() if private.is_rms_norm(m))
+    kernels.unfuse_rotary(model)
 
 
 def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:

@@ -188,3 +188,13 @@ def test_neftune_noise_reaches_the_training_forward_only(tmp_path: Path, tiny_mo
                     for folder in (out, tmp_path / "plain" / "out")]
     assert first_losses[0] != first_losses[1]  # noise on the training embeddings
     assert abs(noisy["eval_loss"] - plain["eval_loss"]) < 1e-4  # none at evaluation
+
+
+def test_cheap_recomputation_trains_to_the_same_losses(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                       data_dir: Path) -> None:
+    make_dataset(QA, name="qa", file_name="qa.json")
+    losses = {}
+    for setting in ("false", "cheap"):
+        _, out = run(tmp_path / setting, tiny_model_dir, data_dir, dataset="qa", gradient_checkpointing=setting)
+        losses[setting] = [record["loss"] for record in read_log(out / "run.jsonl") if "loss" in record]
+    assert len(losses["cheap"]) == 3 and losses["cheap"] == losses["false"]

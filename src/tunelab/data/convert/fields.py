@@ -113,7 +113,7 @@ def check_function_call(content: str, field: str) -> None:
 
 
 def kto_flag(row: Row, column: str | None) -> bool:
-    """The kto_tag cell: true for a desirable answer, false for an undesirable one."""
+    """The kto_tag cell: true for a desirable answer, false for an undesirable one (JSON booleans only)."""
     if column is None:
         raise DataError("stage kto needs a kto_tag column (true for a desirable answer, false for an undesirable one)",
                         field="columns.kto_tag", fix='add "kto_tag": "label" (your column) to the entry\'s columns',
@@ -122,6 +122,27 @@ def kto_flag(row: Row, column: str | None) -> bool:
     if value is None:
         raise missing_column(column, row=row)
     if not isinstance(value, bool):
-        raise DataError(f"expected true or false, got {type(value).__name__} {value!r:.60}", field=column,
-                        fix="write the tag as a JSON boolean", kind="kto_tag is not a boolean")
+        raise DataError(f"expected true or false, got {type(value).__name__} {value!r:.60}; {not_a_bool(value)}",
+                        field=column, fix=f"write the tag as a JSON boolean: {bool_spelling(value)}",
+                        kind="kto_tag is not a boolean")
     return value
+
+
+def not_a_bool(value: object) -> str:
+    """Why a near-boolean kto_tag is refused: LLaMA-Factory reads only JSON booleans and drops other rows silently."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return "a string is not a boolean (LLaMA-Factory would silently drop the row)"
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return "a number is not a boolean (LLaMA-Factory would silently drop the row)"
+    return "the tag says whether the answer is desirable (true) or undesirable (false)"
+
+
+def bool_spelling(value: object) -> str:
+    """The JSON boolean a near-boolean value most likely means, as the fix spells it."""
+    truthy = isinstance(value, str) and value.strip().lower() in ("true", "yes", "1") or \
+        isinstance(value, (int, float)) and value == 1
+    falsy = isinstance(value, str) and value.strip().lower() in ("false", "no", "0") or \
+        isinstance(value, (int, float)) and value == 0
+    if truthy or falsy:
+        return f"{'true' if truthy else 'false'} (no quotes) instead of {json.dumps(value)}"
+    return "true or false (no quotes)"

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from tunelab.data.errors import DataError
 from tunelab.data.read import Row, read_rows
+from tunelab.runtime.atomic import write_text_atomic
 from tunelab.runtime.suggest import suggest
 
 WRITABLE = (".json", ".jsonl", ".csv")
@@ -41,7 +42,7 @@ def write_rows(path: Path, rows: list[Row]) -> None:
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     else:
         text = csv_text(rows)
-    path.write_text(text, encoding="utf-8", newline="" if suffix == ".csv" else None)
+    write_text_atomic(path, text, newline="" if suffix == ".csv" else None)
 
 
 def csv_text(rows: list[Row]) -> str:

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunelab.config.schema import DataSection, RunConfig
-from tunelab.data.convert.media import DROP_FIX, media_problem, media_rows
-from tunelab.data.errors import DataError
-from tunelab.data.gather import load_records
 from tunelab.data.bundle import DataBundle
-from tunelab.data.pipeline import build_data, tokenize_records
-from tunelab.data.report import DataReport
+from tunelab.data.convert.media import DROP_FIX, media_problem, media_rows
 from tunelab.data.encode.cutoff import IGNORE_INDEX
-from tunelab.data.examples import TextExample
+from tunelab.data.errors import DataError
+from tunelab.data.examples import Supervised, TextExample
+from tunelab.data.gather import load_records
 from tunelab.data.kinds import kind_of
 from tunelab.data.packing import data_cutoff_len, pretrain_block_counts, pretrain_eos_token
+from tunelab.data.pipeline import build_data, tokenize_records
+from tunelab.data.report import DataReport
+from tunelab.runtime.atomic import atomic_file
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -40,43 +41,17 @@ def build(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> DataBundle:
 
 def write_tokenized(bundle: DataBundle, out: Path) -> int:
     """One JSON line per example (train, then eval, or eval_NAME per eval dataset): every column the collator
-    receives."""
+    receives, under LLaMA-Factory's names (chosen_input_ids ... for pairs; kl_input_ids, kto_tags for KTO)."""
     count = 0
     evals = bundle.eval if isinstance(bundle.eval, dict) else {"": bundle.eval} if bundle.eval is not None else {}
     parts = [("train", bundle.train)] + [(f"eval_{name}" if name else "eval", part) for name, part in evals.items()]
-    with out.open("w", encoding="utf-8") as handle:
+    with atomic_file(out) as handle:
         for split, dataset in parts:
             for row in dataset:
-                handle.write(json.dumps({"split": split, **{k: list(v) for k, v in row.items()}}) + "\n")
+                columns = {k: v if isinstance(v, bool) else list(v) for k, v in row.items()}  # kto_tags: a flag
+                handle.write(json.dumps({"split": split, **columns}) + "\n")
                 count += 1
     return count
-
-
-def trained_spans(input_ids: list[int], labels: list[int]) -> list[tuple[bool, list[int]]]:
-    """Runs of consecutive tokens that are (True) or are not (False) trained."""
-    spans: list[tuple[bool, list[int]]] = []
-    for token, label in zip(input_ids, labels):
-        trained = label != IGNORE_INDEX
-        if spans and spans[-1][0] == trained:
-            spans[-1][1].append(token)
-        else:
-            spans.append((trained, [token]))
-    return spans
-
-
-def preview_text(tokenizer: PreTrainedTokenizerBase, input_ids: list[int], labels: list[int], markup: bool) -> str:
-    """The decoded example; trained spans in green (markup) or between ⟦ ⟧."""
-    from rich.markup import escape
-
-    parts = []
-    for trained, ids in trained_spans(input_ids, labels):
-        text = tokenizer.decode(ids, skip_special_tokens=False)
-        if markup:
-            text = f"[bold green]{escape(text)}[/]" if trained else escape(text)
-        elif trained:
-            text = f"⟦{text}⟧"
-        parts.append(text)
-    return "".join(parts)
 
 
 def report_lines(report: DataReport, examples: bool = True) -> list[str]:
@@ -176,12 +151,30 @@ def length_stats(config: RunConfig, tokenizer: PreTrainedTokenizerBase) -> Lengt
     require_dataset(config)
     data = config.data.model_copy(update={"cutoff_len": 10**9})
     records, report = load_records(data, config.method.stage, config.train.seed)
-    if kind_of(config.method.stage).example is TextExample:
+    kind = kind_of(config.method.stage)
+    if kind.example is TextExample:
         return text_length_stats([record.text for record in records], tokenizer, config.data)
+    if kind.example is not Supervised:  # pairs, KTO examples, prompts: the kind's own columns (never packed)
+        lengths = [row_lengths(kind.name, row) for row in kind.build(records, tokenizer, data, report, "train")]
+        return LengthStats([p for p, _ in lengths], [r for _, r in lengths], config.data.cutoff_len)
     columns = tokenize_records(records, tokenizer, data, report)
     response = [sum(1 for label in labels if label != IGNORE_INDEX) for labels in columns["labels"]]
     prompt = [len(ids) - r for ids, r in zip(columns["input_ids"], response)]
     return LengthStats(prompt, response, config.data.cutoff_len)
+
+
+def row_lengths(kind: str, row: dict[str, list[int] | bool]) -> tuple[int, int]:
+    """(prompt, response) tokens of one encoded row: for a pair its longer answer (the cutoff rule sizes both answers
+    by it), for a prompt its reference answer, else the trained tokens."""
+    if kind == "pair":
+        chosen, rejected = list(row["chosen_labels"]), list(row["rejected_labels"])
+        prompt = chosen.count(IGNORE_INDEX)
+        return prompt, max(len(chosen), len(rejected)) - prompt
+    if kind == "prompt":
+        return len(row["input_ids"]), len(row["labels"])
+    labels = list(row["labels"])
+    trained = sum(1 for label in labels if label != IGNORE_INDEX)
+    return len(labels) - trained, trained
 
 
 def text_length_stats(texts: list[str], tokenizer: PreTrainedTokenizerBase, data: DataSection) -> TextLengthStats:
@@ -231,7 +224,10 @@ def validate(config: RunConfig) -> tuple[DataReport, list[str]]:
     require_dataset(config)
     data = config.data.model_copy(update={"on_bad_row": "skip"})
     records, report = load_records(data, config.method.stage, config.train.seed)
-    problems = [f"{issue.dataset} row {issue.row}: {issue.reason}" for d in report.datasets for issue in d.skipped_rows]
+    problems = [f"{issue.dataset} ({d.file}) row {issue.row}: {issue.reason}" for d in report.datasets
+                for issue in d.skipped_rows]
+    problems += [f"{d.name} ({d.file}): no rows; add rows, or remove the dataset from the config"
+                 for d in report.datasets if d.rows_read == 0]
     for dataset, counts in ({} if data.drop_media else media_rows(records)).items():
         converted = sum(d.rows_converted for d in report.datasets if d.name == dataset)
         rows = f"{counts['rows']:,} of {converted:,} rows carry"

@@ -8,17 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from pydantic import JsonValue, ValidationError
 
+from tunelab.data.convert import convert_row
 from tunelab.data.errors import DataError
+from tunelab.data.examples import Feedback, Pair, Supervised, TextExample
+from tunelab.data.kinds import stages_of
 from tunelab.data.read import Row
 from tunelab.data.registry import (REGISTRY_FILE, Columns, DatasetEntry, RawEntry, Tags, entry_error, read_registry,
                                    reused_column, sha1_of)
 from tunelab.data.tools.files import listing, load_rows
+from tunelab.runtime.atomic import write_text_atomic
 from tunelab.runtime.suggest import suggest
 
 FORMATTINGS = ("alpaca", "sharegpt", "openai")
 # LLaMA-Factory reads OpenAI-style messages with these tags; written into the entry so any reader agrees
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "system_tag": "system"}
+EMPTY_ANSWER = "the response is empty"  # the conversion's kind for a row whose answer is empty
 SETTINGS = ("formatting", "columns", "tags", "ranking")  # what split's parts take over from their source's entry
 OPTIONAL_FIELDS = {"alpaca": ("system", "history"), "sharegpt": ("system", "tools"), "openai": ("system", "tools")}
 
@@ -166,6 +171,27 @@ def check_messages(rows: list[Row], entry: DatasetEntry, file: Path) -> None:
                                 "assistant_tag=... to match the file")
 
 
+def check_rows_as_training(rows: list[Row], entry: DatasetEntry, name: str, file: Path,
+                           keep_empty: bool = False) -> None:
+    """Every row goes through the conversion a run does for the entry's kind (ranking: pairs with a missing, empty or
+    identical side; KTO: a kto_tag that is not a boolean; otherwise supervised rows, or texts for an entry without
+    a response column), so a file that passes register also converts in training. keep_empty: rows whose answer is
+    empty were kept on purpose (`data convert --keep-empty`, prompts to answer) and are let through."""
+    supervised = entry.formatting != "alpaca" or entry.columns.response is not None
+    example = (Pair if entry.ranking else Feedback if entry.columns.kto_tag is not None
+               else Supervised if supervised else TextExample)
+    stage = stages_of(example)[0]
+    problems = RowProblems()
+    for number, row in enumerate(rows, start=1):
+        try:
+            convert_row(row, entry, name, number, None, stage, drop_media=True)
+        except DataError as exc:
+            if not (keep_empty and exc.kind == EMPTY_ANSWER):
+                problems.add(f"{exc.field}: {exc.kind}" if exc.field else exc.kind, number)
+    problems.raise_if_any(file, f"fix those rows (`tunelab data validate` on a stage {stage} config shows each with "
+                                "its fix); nothing was registered")
+
+
 def check_given_columns(rows: list[Row], given: dict[str, str], file: Path) -> None:
     """Columns the entry names must exist in at least one row."""
     seen = dict.fromkeys(key for row in rows for key in row)
@@ -184,7 +210,8 @@ def unused_fields(rows: list[Row], entry: DatasetEntry, formatting: str) -> list
             for name in OPTIONAL_FIELDS[formatting] if name in first and name not in used]
 
 
-def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: Path) -> list[str]:
+def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: Path,
+             keep_empty: bool = False) -> list[str]:
     """Check the rows fit the entry; returns hints about unused fields."""
     try:
         typed = DatasetEntry(**entry)
@@ -198,12 +225,14 @@ def validate(file: Path, rows: list[Row], entry: RawEntry, name: str, registry: 
         check_alpaca(rows, typed, file)
     else:
         check_messages(rows, typed, file)
+    check_rows_as_training(rows, typed, name, file, keep_empty)
     return unused_fields(rows, typed, typed.formatting)
 
 
 def register(file: Path, name: str, *, formatting: str | None = None, columns: dict[str, str] | None = None,
              tags: dict[str, str] | None = None, ranking: bool | None = None, dataset_dir: Path | None = None,
-             force: bool = False, fresh: bool = False, settings: RawEntry | None = None) -> Registration:
+             force: bool = False, fresh: bool = False, settings: RawEntry | None = None,
+             keep_empty: bool = False) -> Registration:
     """Validate the file, then add or update the entry NAME in DATASET_DIR/dataset_info.json; settings not given
     are kept from the existing entry of the same file, unless fresh; settings (another entry) replaces its
     formatting, columns, tags and ranking as they stand (split's parts copy their source's)."""
@@ -230,11 +259,11 @@ def register(file: Path, name: str, *, formatting: str | None = None, columns: d
     fields = dict.fromkeys(key for row in rows for key in row)
     entry = build_entry(file_name, old, formatting, columns, tags, ranking, fields)
     inferred = inferred_columns(entry, old, columns)
-    hints = validate(file, rows, entry, name, registry)
+    hints = validate(file, rows, entry, name, registry, keep_empty)
     entry["file_sha1"] = sha1_of(file)
     raw[name] = entry
     folder.mkdir(parents=True, exist_ok=True)
-    registry.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text_atomic(registry, json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     return Registration(name, registry, entry, previous, hints, inferred)
 
 

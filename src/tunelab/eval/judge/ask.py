@@ -138,9 +138,10 @@ def ask_endpoint(task: JudgeTask, where: str, session: Session, jobs: list[Job])
 
 
 def ask_local(config: RunConfig, task: JudgeTask, session: Session, jobs: list[Job]) -> Outcome:
-    """Every job (and the re-asks they need) through a local model, in batches of judge_concurrency."""
+    """Every job (and the re-asks they need) through a local model: judge_concurrency rows decode together, longest
+    prompts first, and a finished row's slot goes to the next job at once."""
     from tunelab.data.render import generation_prompt
-    from tunelab.infer.batch_generate import GenRequest, generate, stop_token_ids
+    from tunelab.infer.batch_generate import GenRequest, generate_each, stop_token_ids
     from tunelab.infer.load import load_for_inference
     from tunelab.infer.partial_char import whole_text
 
@@ -155,18 +156,18 @@ def ask_local(config: RunConfig, task: JudgeTask, session: Session, jobs: list[J
     sampling = {"do_sample": True, "temperature": task.judge_temperature} if task.judge_temperature > 0 else {}
     outcome = Outcome(Usage(), price(task))
     while jobs:
-        for start in range(0, len(jobs), task.judge_concurrency):
-            chunk = jobs[start:start + task.judge_concurrency]
-            prompts = [generation_prompt(tokenizer, job.messages)[1] for job in chunk]
-            requests = [GenRequest(input_ids=ids, max_new_tokens=task.judge_max_tokens, stop_token_ids=stop,
-                                   **sampling) for ids in prompts]
-            for job, ids, result in zip(chunk, prompts, generate(bundle.model, requests, pad if pad is not None
-                                                                 else 0)):
-                outcome.usage.requests += 1
-                outcome.usage.prompt_tokens += len(ids)
-                outcome.usage.completion_tokens += len(result.token_ids)
-                session.receive(job, Reply(whole_text(tokenizer, result.token_ids).strip(), result.finish_reason,
-                                           len(ids), len(result.token_ids), 1))
+        prompts = [generation_prompt(tokenizer, job.messages)[1] for job in jobs]
+        order = sorted(range(len(jobs)), key=lambda i: len(prompts[i]), reverse=True)
+        requests = [GenRequest(input_ids=prompts[i], max_new_tokens=task.judge_max_tokens, stop_token_ids=stop,
+                               **sampling) for i in order]
+        for index, result in generate_each(bundle.model, requests, pad if pad is not None else 0,
+                                           max_batch=task.judge_concurrency):
+            job, ids = jobs[order[index]], prompts[order[index]]
+            outcome.usage.requests += 1
+            outcome.usage.prompt_tokens += len(ids)
+            outcome.usage.completion_tokens += len(result.token_ids)
+            session.receive(job, Reply(whole_text(tokenizer, result.token_ids).strip(), result.finish_reason,
+                                       len(ids), len(result.token_ids), 1))
         jobs = session.next_round()
     return outcome
 

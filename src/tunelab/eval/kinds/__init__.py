@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from tunelab.config.eval_tasks import EvalTaskSpec, register_task_kinds
 from tunelab.eval.kinds import (
-    choice, choice_logits, classification, extraction, generation, judge, length, perplexity, ranking, retrieval,
+    choice, choice_logits, classification, extraction, generation, judge, length, perplexity, preference, ranking,
+    retrieval,
 )
 from tunelab.eval.kinds.base import TaskKind
 
@@ -24,6 +25,7 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
     perplexity.KIND,
     length.KIND,
     judge.KIND,
+    preference.KIND,
 )}
 register_task_kinds(KINDS)
 

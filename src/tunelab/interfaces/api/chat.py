@@ -21,7 +21,7 @@ from tunelab.interfaces.api.state import Server
 
 async def chat_completion(server: Server, body: ChatRequest, request: Request) -> Response:
     """Answer a chat request, whole or as a stream."""
-    server.check_model(body.model)
+    route = server.route(body.model)
     body.refuse_unsupported()
     found = tool_format(server.tokenizer, body)
     ids = render(server.tokenizer, body)
@@ -29,15 +29,15 @@ async def chat_completion(server: Server, body: ChatRequest, request: Request) -
     length = answer_length(len(ids), body.length_limit(), server.settings.max_new_tokens, server.limits,
                            "messages", length_param)
     run = start(server.engine, server.tokenizer, [Prompt(ids, length)], body.n,
-                sampling_fields(body, server.settings), body.stop_list(), server.stop_ids, body.seed)
+                sampling_fields(body, server.settings), body.stop_list(), server.stop_ids, body.seed, route.adapter)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = stream_chat(server.model_id, run, body.n, len(ids), found, include_usage)
+        chunks = stream_chat(route.model_id, run, body.n, len(ids), found, include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream")
     answers = await collect(run, request)
     choices = [choice(i, answer, found) for i, answer in enumerate(answers)]
     return JSONResponse({"id": new_id("chatcmpl"), "object": "chat.completion", "created": run.created,
-                         "model": server.model_id, "system_fingerprint": None, "choices": choices,
+                         "model": route.model_id, "system_fingerprint": None, "choices": choices,
                          "usage": usage(len(ids), sum(a.tokens for a in answers))})
 
 
@@ -86,7 +86,7 @@ async def stream_chat(model_id: str, run: Run, n: int, prompt_tokens: int, found
     async for event in events(run):
         i = event.choice
         if isinstance(event, ErrorEvent):
-            yield sse(error_body(500, event.message, code="generation_failed"))
+            yield sse(error_body(event.status, event.message, code=event.code))
             return
         if isinstance(event, TextEvent):
             text = splitters[i].feed(event.text) if splitters[i] else event.text

@@ -32,21 +32,21 @@ def prompts_of(server: Server, body: CompletionRequest) -> list[Prompt]:
 
 async def completion(server: Server, body: CompletionRequest, request: Request) -> Response:
     """Continue the prompt(s): n choices each, whole or as a stream."""
-    server.check_model(body.model)
+    route = server.route(body.model)
     body.refuse_unsupported()
     prompts = prompts_of(server, body)
     run = start(server.engine, server.tokenizer, prompts, body.n, sampling_fields(body, server.settings),
-                body.stop_list(), server.stop_ids, body.seed)
+                body.stop_list(), server.stop_ids, body.seed, route.adapter)
     prompt_tokens = sum(len(p.ids) for p in prompts)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(stream_completion(server.model_id, run, prompt_tokens, include_usage),
+        return StreamingResponse(stream_completion(route.model_id, run, prompt_tokens, include_usage),
                                  media_type="text/event-stream")
     answers = await collect(run, request)
     choices = [{"index": i, "text": a.text, "logprobs": None, "finish_reason": a.finish_reason}
                for i, a in enumerate(answers)]
     return JSONResponse({"id": new_id("cmpl"), "object": "text_completion", "created": run.created,
-                         "model": server.model_id, "system_fingerprint": None, "choices": choices,
+                         "model": route.model_id, "system_fingerprint": None, "choices": choices,
                          "usage": usage(prompt_tokens, sum(a.tokens for a in answers))})
 
 
@@ -57,7 +57,7 @@ async def stream_completion(model_id: str, run: Run, prompt_tokens: int, include
     completion_tokens = 0
     async for event in events(run):
         if isinstance(event, ErrorEvent):
-            yield sse(error_body(500, event.message, code="generation_failed"))
+            yield sse(error_body(event.status, event.message, code=event.code))
             return
         if isinstance(event, TextEvent):
             yield chunk([{"index": event.choice, "text": event.text, "logprobs": None, "finish_reason": None}])

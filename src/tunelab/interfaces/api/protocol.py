@@ -146,3 +146,12 @@ class CompletionRequest(Sampling):
 def unsupported(param: str, message: str) -> APIError:
     """A 400 unsupported_parameter error naming param."""
     return APIError(400, message, param=param, code="unsupported_parameter")
+
+
+class ScoreRequest(Body):
+    """LLaMA-Factory's ScoreEvaluationRequest: texts already rendered with the chat template, to score with a
+    reward model. The model name is echoed back, not checked (LLaMA-Factory's own PPO client sends 'model')."""
+
+    model: str | None = None
+    messages: list[str]
+    max_length: int | None = Field(None, ge=1)

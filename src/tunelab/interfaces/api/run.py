@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from tunelab.infer.batch_generate import GenRequest, SamplingFields
-from tunelab.infer.engine import DoneEvent, Emit, Engine, ErrorEvent, Event, Job, TextEvent, new_job
+from tunelab.infer.engine import DoneEvent, Emit, Engine, ErrorEvent, Event, Job, QueueFull, TextEvent, new_job
 from tunelab.infer.protocols import Tokenizer
 from tunelab.interfaces.api.errors import APIError
 from tunelab.interfaces.api.sampling import choice_seed
@@ -69,40 +69,51 @@ def emitter(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event]) -> Em
 
 
 def start(engine: Engine, tokenizer: Tokenizer, prompts: list[Prompt], n: int, fields: SamplingFields,
-          stops: list[str], stop_ids: frozenset[int], seed: int | None) -> Run:
-    """Queue n choices per prompt (choice index = prompt index x n + i) and return their Run."""
+          stops: list[str], stop_ids: frozenset[int], seed: int | None, adapter: str | None = None) -> Run:
+    """Queue n choices per prompt (choice index = prompt index x n + i), answered by adapter (None: the model as
+    loaded; '': the base model; a name: that loaded adapter), and return their Run."""
     events: asyncio.Queue[Event] = asyncio.Queue()
     emit = emitter(asyncio.get_running_loop(), events)
     jobs = []
     for p, prompt in enumerate(prompts):
         for i in range(n):
             request = GenRequest(input_ids=prompt.ids, max_new_tokens=prompt.max_new_tokens,
-                                 stop_token_ids=stop_ids, seed=choice_seed(seed, i), **fields)
+                                 stop_token_ids=stop_ids, seed=choice_seed(seed, i), adapter=adapter,
+                                 **fields)
             jobs.append(new_job(tokenizer, request, p * n + i, emit, stops))
-    engine.submit(jobs)
+    try:
+        engine.submit(jobs)
+    except QueueFull as full:
+        raise APIError(429, f"the server is busy: {full.waiting} requests are waiting for a slot already (its "
+                            f"--max-queue is {engine.max_queue}); retry after {full.retry_after} s",
+                       code="rate_limit_exceeded", headers={"Retry-After": str(full.retry_after)}) from None
     return Run(jobs=jobs, events=events)
 
 
 async def collect(run: Run, request: Request) -> list[Answer]:
-    """Wait for every choice to finish; a client that leaves meanwhile cancels the jobs."""
+    """Wait for every choice to finish; a client that leaves meanwhile cancels the jobs (checked every
+    DISCONNECT_POLL_SECONDS, also while tokens keep arriving)."""
     answers = [Answer() for _ in run.jobs]
     pending = len(run.jobs)
+    check_at = time.monotonic() + DISCONNECT_POLL_SECONDS
     while pending:
         try:
-            event = await asyncio.wait_for(run.events.get(), DISCONNECT_POLL_SECONDS)
+            event = await asyncio.wait_for(run.events.get(), max(0.0, check_at - time.monotonic()))
+            pending -= apply(event, answers)
         except asyncio.TimeoutError:
+            pass
+        if pending and time.monotonic() >= check_at:
+            check_at = time.monotonic() + DISCONNECT_POLL_SECONDS
             if await request.is_disconnected():
                 run.cancel()
                 raise APIError(499, "the client closed the request") from None
-            continue
-        pending -= apply(event, answers)
     return answers
 
 
 def apply(event: Event, answers: list[Answer]) -> int:
     """Record one event in the answers; 1 when it finished a choice."""
     if isinstance(event, ErrorEvent):
-        raise APIError(500, event.message, code="generation_failed")
+        raise APIError(event.status, event.message, code=event.code)
     if isinstance(event, TextEvent):
         answers[event.choice].text += event.text
         return 0

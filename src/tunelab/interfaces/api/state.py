@@ -8,7 +8,7 @@ from tunelab.config.schema import InferSection
 from tunelab.infer.batch_generate import stop_token_ids
 from tunelab.infer.engine import Engine, GenerateFn
 from tunelab.infer.protocols import CausalLM, Tokenizer
-from tunelab.interfaces.api.errors import APIError
+from tunelab.interfaces.api.models import ModelRoutes, Route, single_model
 from tunelab.interfaces.api.sampling import Limits, model_context
 
 
@@ -23,20 +23,27 @@ class Server:
     limits: Limits
     stop_ids: frozenset[int]
     api_key: str | None = None
+    routes: ModelRoutes | None = None  # None: model_id alone, the model as loaded
 
-    def check_model(self, name: str | None) -> None:
-        """404 model_not_found unless name is the served model (or left out)."""
-        if name is not None and name != self.model_id:
-            raise APIError(404, f"The model '{name}' does not exist: this server serves '{self.model_id}' "
-                                f"(GET /v1/models lists it)", param="model", code="model_not_found")
+    def served(self) -> ModelRoutes:
+        """The ids this server answers to and the adapter each picks."""
+        return self.routes or single_model(self.model_id)
+
+    def route(self, name: str | None) -> Route:
+        """The id and adapter a request's `model` picks; 404 model_not_found for an id not served."""
+        return self.served().route(name)
 
 
 def build_server(tokenizer: Tokenizer, model: CausalLM, settings: InferSection, model_id: str, cutoff_len: int,
-                 max_batch: int, api_key: str | None = None, generate_fn: GenerateFn | None = None) -> Server:
-    """A Server around a loaded tokenizer and model (the engine thread starts with the app)."""
+                 max_batch: int, api_key: str | None = None, generate_fn: GenerateFn | None = None,
+                 max_queue: int | None = None, request_timeout: float | None = None,
+                 routes: ModelRoutes | None = None) -> Server:
+    """A Server around a loaded tokenizer and model (the engine thread starts with the app); at most max_queue
+    requests wait for a slot, and none runs longer than request_timeout seconds (None: no limit)."""
     stops = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     model.eval()
-    engine = Engine(model, pad_id, max_batch, generate_fn)
+    engine = Engine(model, pad_id, max_batch, generate_fn, max_queue=max_queue, request_timeout=request_timeout)
     return Server(tokenizer=tokenizer, engine=engine, settings=settings, model_id=model_id,
-                  limits=Limits(model_context(model), cutoff_len), stop_ids=stops, api_key=api_key)
+                  limits=Limits(model_context(model), cutoff_len), stop_ids=stops, api_key=api_key,
+                  routes=routes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from tunelab.train.stages import sft
+from tunelab.train.stages import dpo, grpo, kto, ppo, rm, sft
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainingArguments
@@ -23,4 +23,6 @@ class StageBuilder(Protocol):
         ...
 
 
-BUILDERS: dict[str, StageBuilder] = {"pt": sft.build_trainer, "sft": sft.build_trainer}
+BUILDERS: dict[str, StageBuilder] = {"pt": sft.build_trainer, "sft": sft.build_trainer, "rm": rm.build_trainer,
+                                      "dpo": dpo.build_trainer, "kto": kto.build_trainer, "ppo": ppo.build_trainer,
+                                      "grpo": grpo.build_trainer}

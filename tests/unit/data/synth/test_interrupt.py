@@ -22,6 +22,14 @@ from .conftest import write_config
 TOPICS = [f"主题{number}" for number in range(12)]
 
 
+def interruptible() -> None:
+    """In the child before exec: SIGINT as a terminal's Ctrl-C delivers it. A SIGINT ignored or blocked in the test
+    process (something an earlier test in the same session loads does that) would otherwise be inherited, and
+    Python then never raises KeyboardInterrupt (nohup semantics)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_sigint_mid_run_then_rerun_completes_without_asking_twice(folder: Path) -> None:
     slow = {"seconds": 0.25}
 
@@ -36,7 +44,8 @@ def test_sigint_mid_run_then_rerun_completes_without_asking_twice(folder: Path) 
         log = folder / "out" / "synth.synth.jsonl"
         env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(Path(tunelab.__file__).parents[1])}
         process = subprocess.Popen([sys.executable, "-m", "tunelab", "data", "synth", str(path)], cwd=folder,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=interruptible)
         deadline = time.monotonic() + 60
         while not (log.exists() and len(log.read_text().splitlines()) >= 4):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()

@@ -48,13 +48,15 @@ GREEDY = InferSection(do_sample=False, max_new_tokens=8)
 
 @pytest.fixture
 def make_client(tiny_tokenizer: Any, tiny_llama: Any) -> Iterator[Callable[..., TestClient]]:
-    """make_client(api_key=..., settings=..., cutoff_len=..., generate_fn=..., tokenizer=...): a started TestClient."""
+    """make_client(api_key=..., settings=..., cutoff_len=..., generate_fn=..., tokenizer=..., max_batch=...,
+    max_queue=..., request_timeout=...): a started TestClient."""
     clients: list[TestClient] = []
 
     def make(api_key: str | None = None, settings: InferSection = GREEDY, cutoff_len: int = 2048,
-             generate_fn: Any = None, tokenizer: Any = None, max_batch: int = 8) -> TestClient:
+             generate_fn: Any = None, tokenizer: Any = None, max_batch: int = 8, max_queue: int | None = None,
+             request_timeout: float | None = None) -> TestClient:
         server = build_server(tokenizer or tiny_tokenizer, tiny_llama, settings, MODEL_ID, cutoff_len, max_batch,
-                              api_key, generate_fn)
+                              api_key, generate_fn, max_queue=max_queue, request_timeout=request_timeout)
         client = TestClient(create_app(server))
         client.__enter__()
         clients.append(client)

@@ -12,6 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Field, JsonValue, NonNegativeFloat,
                       PositiveInt, ValidationError, model_validator)
 
 from tunelab.config.errors import ConfigError, Problem, location, pydantic_problems
+from tunelab.runtime.strict_yaml import load_unique
 from tunelab.runtime.suggest import suggest
 
 # what a key written into the YAML looks like: OpenAI/DeepSeek/Anthropic-style prefixes, bearer tokens
@@ -220,8 +221,8 @@ def load_synth_config(path: Path) -> SynthConfig:
         raise ConfigError([Problem(str(path), "no such file; give the path of a synthesis YAML "
                                               "(see examples/synth.yaml)")])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        data = load_unique(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:  # a key set twice (DuplicateYamlKey) names both lines
         raise ConfigError([Problem(str(path), f"not valid YAML ({exc})")]) from None
     if not isinstance(data, dict):
         raise ConfigError([Problem(str(path), "the file must be a mapping of sections (endpoint, seeds, prompt, "

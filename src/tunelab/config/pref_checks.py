@@ -1,0 +1,165 @@
+"""Checks of the preference and RL keys (section pref) against the stage and method, before anything loads.
+
+LLaMA-Factory 0.9.5 refuses most of these in FinetuningArguments.__post_init__ (ppo without reward_model, a lora
+reward model on a full run, label smoothing with another loss, PiSSA with a reference model); tunelab also says
+where a reward model folder lacks its value head, where a key would be ignored, and where quantization has no GPU.
+A reward model folder (the output_dir of `stage: rm`) holds the adapter (adapter_config.json and its weights) or
+the whole model, plus the value head: value_head.safetensors (or LLaMA-Factory's older value_head.bin).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tunelab.config.errors import Problem
+from tunelab.config.schema import LoraSection, MethodSection, PrefSection
+from tunelab.runtime import env
+
+# model/value_head.py writes and reads these names; config cannot import model, so they are repeated here
+VALUE_HEAD_FILES = ("value_head.safetensors", "value_head.bin")
+NO_REFERENCE_LOSSES = ("orpo", "simpo")
+
+
+def uses_reference(method: MethodSection, pref: PrefSection) -> bool:
+    """Whether the stage compares the policy with a reference model (LLaMA-Factory's use_ref_model, plus kto and
+    ppo, which always keep one)."""
+    if method.stage == "dpo":
+        return pref.pref_loss not in NO_REFERENCE_LOSSES
+    return method.stage in ("kto", "ppo")
+
+
+def is_url(text: str) -> bool:
+    """An http(s) URL with a host."""
+    parsed = urlparse(text)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def reward_model_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
+    """ppo needs a reward model of a type that suits the run: a lora one on a LoRA run, an http(s) URL for api, a
+    folder with a value head for lora and full."""
+    if method.stage != "ppo":
+        return []
+    if not pref.reward_model:
+        return [Problem("reward_model", "stage ppo scores its answers with a reward model: set reward_model to the "
+                                        "output_dir of a `stage: rm` run (or, with reward_model_type: api, the URL "
+                                        "of a score endpoint)")]
+    if pref.reward_model_type == "api":
+        return api_problems(pref)
+    problems = []
+    if pref.reward_model_type == "lora" and method.finetuning_type != "lora":
+        problems.append(Problem("reward_model_type", f"lora puts the reward adapter on the policy's own base model, "
+                                                     f"which needs finetuning_type lora (this run is "
+                                                     f"{method.finetuning_type}); set reward_model_type: full with "
+                                                     "a whole reward model, or finetuning_type: lora"))
+    if pref.reward_model_adapters and pref.reward_model_type == "lora":
+        problems.append(Problem("reward_model_adapters", "only used with reward_model_type full (the adapters of a "
+                                                         "separate reward model); with lora, reward_model is the "
+                                                         "adapter: remove reward_model_adapters"))
+    if is_url(pref.reward_model):
+        return problems + [Problem("reward_model", f"{pref.reward_model} is a URL; to score through an endpoint "
+                                                   "set reward_model_type: api")]
+    return problems + reward_folder_problems(pref)
+
+
+def api_problems(pref: PrefSection) -> list[Problem]:
+    """reward_model_type api: an http(s) URL, and no adapters or quantization (nothing is loaded)."""
+    problems = []
+    if not is_url(str(pref.reward_model)):
+        problems.append(Problem("reward_model", f"{pref.reward_model!r} is not an http(s) URL; with "
+                                                "reward_model_type api give the endpoint, e.g. "
+                                                "http://localhost:8000 (`tunelab api` on a reward model serves "
+                                                "POST /v1/score/evaluation), or set reward_model_type: lora or full"))
+    for key in ("reward_model_adapters", "reward_model_quantization_bit"):
+        if getattr(pref, key) is not None:
+            problems.append(Problem(key, "reward_model_type api loads no reward model here (the endpoint scores): "
+                                         f"remove {key}"))
+    return problems
+
+
+def reward_folder_problems(pref: PrefSection) -> list[Problem]:
+    """The reward model folder (or, for full with adapters, the last adapter folder) exists and holds a value
+    head: what `stage: rm` writes."""
+    folder = Path(str(pref.reward_model))
+    if not folder.is_dir():
+        return [Problem("reward_model", f"{folder}: no such folder (paths are relative to the folder tunelab runs "
+                                        "in); give the output_dir of a `stage: rm` run")]
+    listed = pref.reward_model_adapters if pref.reward_model_type == "full" else None  # lora: reward_model is one
+    adapters = [name.strip() for name in (listed or "").split(",") if name.strip()]
+    key, head_folder = ("reward_model_adapters", Path(adapters[-1])) if adapters else ("reward_model", folder)
+    if not head_folder.is_dir():
+        return [Problem(key, f"{head_folder}: no such folder; give the adapters of the reward model")]
+    if any((head_folder / name).is_file() for name in VALUE_HEAD_FILES):
+        return []
+    holds = "an adapter (adapter_config.json)" if (head_folder / "adapter_config.json").is_file() else \
+        "a model (config.json)" if (head_folder / "config.json").is_file() else "neither an adapter nor a model"
+    return [Problem(key, f"{head_folder} holds {holds} but no value head ({' or '.join(VALUE_HEAD_FILES)}), so it is "
+                         "not a reward model; train one with stage: rm and give its output_dir")]
+
+
+def ref_model_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
+    """The reference keys only where a reference is used; adapters only with a ref_model to put them on."""
+    problems = []
+    if method.stage == "dpo" and pref.pref_loss in NO_REFERENCE_LOSSES:
+        for key in ("ref_model", "ref_model_adapters"):
+            if getattr(pref, key):
+                problems.append(Problem(key, f"pref_loss {pref.pref_loss} uses no reference model (it compares the "
+                                             f"answers' own log-probabilities): remove {key}, or use a loss with "
+                                             "a reference (sigmoid, hinge, ipo, kto_pair)"))
+    if pref.ref_model_adapters and not pref.ref_model:
+        problems.append(Problem("ref_model_adapters", "adapters of ref_model, which is not set: set ref_model to "
+                                                      "their base model, or remove ref_model_adapters"))
+    if method.stage == "dpo" and pref.dpo_label_smoothing > 0 and pref.pref_loss != "sigmoid":
+        problems.append(Problem("dpo_label_smoothing", f"only the sigmoid loss is smoothed (robust DPO), not "
+                                                       f"pref_loss {pref.pref_loss} (LLaMA-Factory refuses it too): "
+                                                       "set dpo_label_smoothing: 0, or pref_loss: sigmoid"))
+    return problems
+
+
+def quantization_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
+    """4/8-bit reference or reward models: only a separate model is quantized, and it needs a CUDA GPU and
+    bitsandbytes."""
+    problems = []
+    if pref.ref_model_quantization_bit is not None and not pref.ref_model:
+        problems.append(Problem("ref_model_quantization_bit", "quantizes ref_model, which is not set (the reference "
+                                                              "is then the policy itself, or a copy of it): remove "
+                                                              "it, or set ref_model"))
+    if pref.reward_model_quantization_bit is not None and pref.reward_model_type == "lora":
+        problems.append(Problem("reward_model_quantization_bit", "a lora reward model is an adapter on the policy, "
+                                                                 "so nothing separate is quantized: remove it, or "
+                                                                 "use reward_model_type: full"))
+    loaded = {"ref_model_quantization_bit": bool(pref.ref_model),
+              "reward_model_quantization_bit": method.stage == "ppo" and pref.reward_model_type == "full"}
+    keys = [key for key, separate in loaded.items() if separate and getattr(pref, key) is not None]
+    missing = bitsandbytes_missing() if keys else []
+    return problems + [Problem(key, f"4/8-bit loading needs {' and '.join(missing)} on this machine; remove {key} "
+                                    "to load that model unquantized") for key in keys if missing]
+
+
+def bitsandbytes_missing() -> list[str]:
+    """What 4/8-bit loading needs that this machine lacks."""
+    missing = []
+    if not env.cuda_available():
+        missing.append("a CUDA GPU (none is visible)")
+    if env.package_version("bitsandbytes") is None:
+        missing.append("the bitsandbytes package")
+    return missing
+
+
+def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> list[Problem]:
+    """PiSSA rewrites the base weights with the adapter's principal part taken out, so the adapter-disabled model is
+    no longer the reference kto, ppo and dpo with a reference need (LLaMA-Factory refuses the combination)."""
+    if not lora.pissa_init or not uses_reference(method, pref):
+        return []
+    what = f"pref_loss {pref.pref_loss}" if method.stage == "dpo" else f"stage {method.stage}"
+    return [Problem("pissa_init", f"{what} compares the policy with the model as it was, which PiSSA changes (it "
+                                  "moves the principal part of the weights into the adapter; LLaMA-Factory refuses "
+                                  "it too): remove pissa_init, or use pref_loss orpo or simpo, which need no "
+                                  "reference")]
+
+
+def preference_checks(method: MethodSection, pref: PrefSection, lora: LoraSection | None = None) -> list[Problem]:
+    """Every problem of the pref keys for this stage and method (pissa_init's only when the lora section
+    validated)."""
+    problems = reward_model_check(method, pref) + ref_model_check(method, pref) + quantization_check(method, pref)
+    return problems + (pissa_check(method, lora, pref) if lora is not None else [])

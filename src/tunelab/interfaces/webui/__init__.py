@@ -1,0 +1,1 @@
+"""`tunelab webui`: the workbench in the browser, on the CLI's own code paths (see docs/webui.md)."""

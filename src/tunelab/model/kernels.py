@@ -1,0 +1,183 @@
+"""RMSNorm and rotary embeddings as autograd Functions with fewer passes over the activations.
+
+transformers' RMSNorm casts the input to float32, squares it, takes the mean, multiplies, casts back and
+multiplies by the weight: six passes forward, about ten backward, and float32 copies of the activations kept for
+the backward pass. `RMSNormFunction` reads the bf16 input once for the norm (fp32 accumulation), writes the
+normalised values in one multiply with fp32 math and one rounding (the same rounding as transformers'), then the
+weight product; it keeps only the input and one float32 number per token. Its backward is five passes.
+The rotary embedding `q * cos + rotate_half(q) * sin` (a negation, a concatenation, two products, a sum) becomes
+one product and two half-width fused multiply-adds, and keeps only cos and sin for the backward pass.
+Which transformers classes and functions these replace, and how they are checked: model/transformers_private.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+from tunelab.model import transformers_private as private
+
+
+class SavedContext(Protocol):
+    """What the Functions below keep on autograd's context between forward and backward."""
+
+    saved_tensors: tuple[torch.Tensor, ...]
+    eps: float
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None:
+        """Keep tensors for the backward pass."""
+        ...
+
+
+def inverse_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 / sqrt(mean(x^2) + eps) over the last dimension, float32, shape [..., 1]: one read of x."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+    return torch.rsqrt(norm.square_().div_(x.shape[-1]).add_(eps))
+
+
+def normalised(x: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    """x * rstd computed in float32, rounded once to x's dtype."""
+    return torch.mul(x, rstd, out=torch.empty_like(x)) if x.dtype != rstd.dtype else x * rstd
+
+
+class RMSNormFunction(torch.autograd.Function):
+    """weight * (x * rsqrt(mean(x^2) + eps)).to(x.dtype), the statistics in float32 (transformers' LlamaRMSNorm)."""
+
+    @staticmethod
+    def forward(ctx: SavedContext, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        rstd = inverse_rms(x, eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return weight * normalised(x, rstd)
+
+    @staticmethod
+    def backward(ctx: SavedContext, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x, weight, rstd = ctx.saved_tensors
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = (grad * normalised(x, rstd)).sum_to_size(weight.shape).to(weight.dtype)
+        if not ctx.needs_input_grad[0]:
+            return None, grad_weight, None
+        # d/dx of x * rstd: rstd * (g - x * rstd^2 * mean(g * x)), g the gradient of the normalised values
+        g = torch.mul(grad, weight, out=torch.empty(grad.shape, dtype=torch.float32, device=grad.device))
+        coefficient = (g * x).sum(-1, keepdim=True).mul_(rstd.pow(3)).div_(x.shape[-1])
+        g.mul_(rstd).addcmul_(x, coefficient, value=-1)
+        return g.to(x.dtype), grad_weight, None
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm as transformers' LLaMA family computes it, through RMSNormFunction."""
+    return RMSNormFunction.apply(x, weight, eps)
+
+
+class RMSNormHolder(Protocol):
+    """What the fused forward reads from a transformers RMSNorm module."""
+
+    weight: torch.nn.Parameter
+    variance_epsilon: float
+
+
+def fused_rms_norm_forward(self: RMSNormHolder, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The forward given to transformers' RMSNorm modules."""
+    return rms_norm(hidden_states, self.weight, self.variance_epsilon)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
+    """x * cos + sign * rotate_half(x) * sin, rotate_half(x) = [-x2, x1], without materialising rotate_half."""
+    half = x.shape[-1] // 2
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-sign)
+    out[..., half:].addcmul_(x[..., :half], sin[..., half:], value=sign)
+    return out
+
+
+class RotaryFunction(torch.autograd.Function):
+    """x * cos + rotate_half(x) * sin; the backward is the rotation by -angle: g * cos - rotate_half(g * sin)."""
+
+    @staticmethod
+    def forward(ctx: SavedContext, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return rotate(x, cos, sin, 1.0)
+
+    @staticmethod
+    def backward(ctx: SavedContext, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        half = grad.shape[-1] // 2
+        out = grad * cos
+        out[..., :half].addcmul_(grad[..., half:], sin[..., half:])
+        out[..., half:].addcmul_(grad[..., :half], sin[..., :half], value=-1)
+        return out, None, None
+
+
+def fused_rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int,
+                 original: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """apply_rotary_pos_emb through RotaryFunction where a backward pass follows; transformers' own elsewhere
+    (inference keeps its exact numerics), and where cos/sin need gradients or the head dimension is odd."""
+    training = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
+    if (not training or cos.requires_grad or sin.requires_grad or q.shape[-1] % 2
+            or q.shape[-1] != cos.shape[-1]):
+        return original(q, k, cos, sin, unsqueeze_dim)
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    return RotaryFunction.apply(q, cos, sin), RotaryFunction.apply(k, cos, sin)
+
+
+def same_values(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal within the rounding of the dtype (a replacement that computes something else fails this)."""
+    tolerance = 1e-5 if want.dtype == torch.float32 else 2e-2
+    return torch.allclose(got.float(), want.float(), rtol=tolerance, atol=tolerance)
+
+
+def rms_norm_matches(module: torch.nn.Module) -> bool:
+    """The fused RMSNorm gives the module's own forward's values on a random input of its width."""
+    weight = module.weight
+    x = torch.randn(3, weight.shape[-1], generator=torch.Generator().manual_seed(0)).to(weight.device, weight.dtype)
+    with torch.no_grad():
+        return same_values(rms_norm(x, weight, module.variance_epsilon), module.forward(x))
+
+
+def rotary_matches(original: Callable[..., tuple[torch.Tensor, torch.Tensor]], head_dim: int) -> bool:
+    """The fused rotary embedding gives transformers' values on random input in its layout."""
+    generator = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 3, 5, head_dim, generator=generator), torch.randn(1, 2, 5, head_dim, generator=generator)
+    angles = torch.rand(1, 5, head_dim, generator=generator) * 6
+    args = (q.requires_grad_(), k.requires_grad_(), angles.cos(), angles.sin(), 1)
+    with torch.enable_grad():
+        pairs = list(zip(fused_rotary(*args, original), original(*args)))
+    return all(same_values(got.detach(), want.detach()) for got, want in pairs)
+
+
+def fuse_rms_norms(model: torch.nn.Module) -> int:
+    """Give every transformers LLaMA-family RMSNorm of the model the fused forward; returns the modules changed."""
+    checked: dict[type, bool] = {}
+    changed = 0
+    for module in model.modules():
+        if not private.is_rms_norm(module) or "forward" in vars(module):
+            continue
+        if type(module) not in checked:
+            checked[type(module)] = rms_norm_matches(module)
+        if checked[type(module)]:
+            module.forward = fused_rms_norm_forward.__get__(module)
+            changed += 1
+    return changed
+
+
+def fuse_rotary(model: torch.nn.Module) -> list[str]:
+    """Give the modelling modules of the model's LLaMA-family attention layers the fused rotary embedding;
+    returns the modules changed (process-wide: their attention layers look the function up by name)."""
+    names = {type(module).__module__ for module in model.modules()} & set(private.ROTARY_MODULES)
+    changed = []
+    for name in sorted(names):
+        module = private.rotary_module(name)
+        head_dim = next((m.head_dim for m in model.modules()
+                         if type(m).__module__ == name and isinstance(getattr(m, "head_dim", None), int)), 64)
+        if rotary_matches(private.original_rotary(module), head_dim) and private.replace_rotary(module, fused_rotary):
+            changed.append(name.rsplit(".", 1)[-1])
+    return changed
+
+
+def unfuse_rotary(model: torch.nn.Module) -> None:
+    """Put transformers' own rotary embedding back for the model's attention layers (fuse_rotary is process-wide,
+    so a stage that must not use it undoes what an earlier run in the same process did)."""
+    for name in {type(module).__module__ for module in model.modules()} & set(private.ROTARY_MODULES):
+        private.restore_rotary(private.rotary_module(name))

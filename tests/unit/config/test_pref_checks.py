@@ -1,0 +1,205 @@
+"""config/pref_checks.py: the preference and RL keys against the stage and method, each problem naming its key(s)
+and the fix, before any model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunelab.config import pref_checks
+from tunelab.config.errors import ConfigError
+from tunelab.config.load import build
+
+MINIMAL = {"model_name_or_path": "tiny", "dataset": "demo", "output_dir": "out"}
+
+
+def problems(**flat: object) -> dict[str, str]:
+    """The problems of a training config, by key (none: an empty dict)."""
+    try:
+        build({**MINIMAL, **flat}, "train")
+    except ConfigError as exc:
+        return {p.key: p.message for p in exc.problems}
+    return {}
+
+
+def reward_folder(tmp_path: Path, *files: str) -> Path:
+    """A folder as `stage: rm` writes it, with the given files."""
+    folder = tmp_path / "rm"
+    folder.mkdir(exist_ok=True)
+    for name in files:
+        (folder / name).write_bytes(b"{}")
+    return folder
+
+
+@pytest.fixture()
+def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with a CUDA GPU and bitsandbytes."""
+    monkeypatch.setattr(pref_checks.env, "cuda_available", lambda: True)
+    monkeypatch.setattr(pref_checks.env, "package_version", lambda name: "0.45.0")
+
+
+@pytest.fixture()
+def cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without a GPU or bitsandbytes."""
+    monkeypatch.setattr(pref_checks.env, "cuda_available", lambda: False)
+    monkeypatch.setattr(pref_checks.env, "package_version", lambda name: None)
+
+
+def test_ppo_needs_a_reward_model() -> None:
+    message = problems(stage="ppo")["reward_model"]
+    assert message.startswith("stage ppo scores its answers with a reward model: set reward_model to the output_dir")
+
+
+def test_a_lora_reward_model_needs_a_lora_run(tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
+    found = problems(stage="ppo", reward_model=str(folder), finetuning_type="full")
+    assert set(found) == {"reward_model_type"} and "needs finetuning_type lora (this run is full)" in \
+        found["reward_model_type"]
+    assert problems(stage="ppo", reward_model=str(folder)) == {}
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://host/score", "http://", "rm-folder"])
+def test_an_api_reward_model_needs_an_http_url(url: str) -> None:
+    message = problems(stage="ppo", reward_model=url, reward_model_type="api")["reward_model"]
+    assert message.startswith(f"{url!r} is not an http(s) URL; with reward_model_type api give the endpoint")
+
+
+def test_an_api_reward_model_loads_nothing_to_adapt_or_quantize() -> None:
+    assert problems(stage="ppo", reward_model="https://rm.example.com", reward_model_type="api") == {}
+    found = problems(stage="ppo", reward_model="http://localhost:8000", reward_model_type="api",
+                     reward_model_adapters="a", reward_model_quantization_bit=4)
+    assert set(found) == {"reward_model_adapters", "reward_model_quantization_bit"}
+    assert "reward_model_type api loads no reward model here" in found["reward_model_adapters"]
+
+
+def test_a_url_with_a_local_reward_model_type_says_api() -> None:
+    found = problems(stage="ppo", reward_model="http://localhost:8000")
+    assert found == {"reward_model": "http://localhost:8000 is a URL; to score through an endpoint set "
+                                     "reward_model_type: api"}
+
+
+def test_a_missing_reward_model_folder(tmp_path: Path) -> None:
+    message = problems(stage="ppo", reward_model=str(tmp_path / "nope"))["reward_model"]
+    assert message.startswith(f"{tmp_path / 'nope'}: no such folder") and "`stage: rm` run" in message
+
+
+@pytest.mark.parametrize(("files", "holds"), [
+    (("adapter_config.json", "adapter_model.safetensors"), "an adapter (adapter_config.json)"),
+    (("config.json", "model.safetensors"), "a model (config.json)"),
+    ((), "neither an adapter nor a model"),
+])
+def test_a_reward_model_without_a_value_head_is_not_a_reward_model(files: tuple[str, ...], holds: str,
+                                                                   tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, *files)
+    message = problems(stage="ppo", reward_model=str(folder), reward_model_type="full")["reward_model"]
+    assert message == (f"{folder} holds {holds} but no value head (value_head.safetensors or value_head.bin), so it "
+                       "is not a reward model; train one with stage: rm and give its output_dir")
+
+
+@pytest.mark.parametrize("head", ["value_head.safetensors", "value_head.bin"])
+def test_a_reward_model_folder_with_its_value_head(head: str, tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "config.json", head)
+    assert problems(stage="ppo", reward_model=str(folder), reward_model_type="full") == {}
+
+
+def test_a_full_reward_model_with_adapters_keeps_its_head_in_the_last_adapter(tmp_path: Path) -> None:
+    base = reward_folder(tmp_path, "config.json")
+    adapter = tmp_path / "rm-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    found = problems(stage="ppo", reward_model=str(base), reward_model_type="full", reward_model_adapters=str(adapter))
+    assert set(found) == {"reward_model_adapters"} and "holds an adapter (adapter_config.json) but no value head" in \
+        found["reward_model_adapters"]
+    (adapter / "value_head.safetensors").write_bytes(b"")
+    assert problems(stage="ppo", reward_model=str(base), reward_model_type="full",
+                    reward_model_adapters=str(adapter)) == {}
+
+
+def test_lora_reward_model_takes_no_adapters(tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
+    found = problems(stage="ppo", reward_model=str(folder), reward_model_adapters="x")
+    assert set(found) == {"reward_model_adapters"} and "only used with reward_model_type full" in \
+        found["reward_model_adapters"]
+
+
+def test_reward_keys_are_not_checked_outside_ppo() -> None:
+    assert problems(stage="dpo", reward_model="not-a-folder") == {}
+
+
+@pytest.mark.parametrize("loss", ["hinge", "ipo", "kto_pair", "orpo", "simpo"])
+def test_label_smoothing_is_only_for_sigmoid(loss: str) -> None:
+    found = problems(stage="dpo", pref_loss=loss, dpo_label_smoothing=0.1)
+    assert found == {"dpo_label_smoothing": f"only the sigmoid loss is smoothed (robust DPO), not pref_loss {loss} "
+                                            "(LLaMA-Factory refuses it too): set dpo_label_smoothing: 0, or "
+                                            "pref_loss: sigmoid"}
+    assert problems(stage="dpo", pref_loss="sigmoid", dpo_label_smoothing=0.1) == {}
+
+
+@pytest.mark.parametrize("loss", ["orpo", "simpo"])
+def test_orpo_and_simpo_use_no_reference(loss: str) -> None:
+    found = problems(stage="dpo", pref_loss=loss, ref_model="base", ref_model_adapters="sft-adapter")
+    assert set(found) == {"ref_model", "ref_model_adapters"}
+    assert found["ref_model"].startswith(f"pref_loss {loss} uses no reference model")
+    assert problems(stage="dpo", pref_loss="sigmoid", ref_model="base", ref_model_adapters="sft-adapter") == {}
+
+
+def test_ref_model_adapters_need_a_ref_model() -> None:
+    assert problems(stage="kto", ref_model_adapters="sft-adapter") == {
+        "ref_model_adapters": "adapters of ref_model, which is not set: set ref_model to their base model, or remove "
+                              "ref_model_adapters"}
+
+
+def test_quantized_reference_without_gpu_or_bitsandbytes(cpu: None) -> None:
+    found = problems(stage="dpo", ref_model="base", ref_model_quantization_bit=4)
+    assert found == {"ref_model_quantization_bit": "4/8-bit loading needs a CUDA GPU (none is visible) and the "
+                                                   "bitsandbytes package on this machine; remove "
+                                                   "ref_model_quantization_bit to load that model unquantized"}
+
+
+def test_quantized_reference_and_reward_models_with_a_gpu(gpu: None, tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "config.json", "value_head.safetensors")
+    assert problems(stage="ppo", ref_model="base", ref_model_quantization_bit=8, reward_model=str(folder),
+                    reward_model_type="full", reward_model_quantization_bit=4) == {}
+
+
+def test_quantized_reward_model_without_gpu(cpu: None, tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "config.json", "value_head.safetensors")
+    found = problems(stage="ppo", reward_model=str(folder), reward_model_type="full", reward_model_quantization_bit=8)
+    assert set(found) == {"reward_model_quantization_bit"} and "needs a CUDA GPU" in found[
+        "reward_model_quantization_bit"]
+
+
+def test_quantization_of_a_model_that_is_not_loaded(gpu: None, tmp_path: Path) -> None:
+    assert set(problems(stage="dpo", ref_model_quantization_bit=4)) == {"ref_model_quantization_bit"}
+    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
+    found = problems(stage="ppo", reward_model=str(folder), reward_model_quantization_bit=4)
+    assert set(found) == {"reward_model_quantization_bit"} and "a lora reward model is an adapter" in found[
+        "reward_model_quantization_bit"]
+
+
+@pytest.mark.parametrize(("flat", "what"), [
+    ({"stage": "kto"}, "stage kto"),
+    ({"stage": "dpo"}, "pref_loss sigmoid"),
+    ({"stage": "dpo", "pref_loss": "ipo"}, "pref_loss ipo"),
+])
+def test_pissa_with_a_reference(flat: dict[str, object], what: str) -> None:
+    message = problems(pissa_init=True, **flat)["pissa_init"]
+    assert message.startswith(f"{what} compares the policy with the model as it was, which PiSSA changes")
+
+
+def test_pissa_with_ppo(tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
+    assert set(problems(stage="ppo", reward_model=str(folder), pissa_init=True)) == {"pissa_init"}
+
+
+@pytest.mark.parametrize("flat", [{"stage": "dpo", "pref_loss": "orpo"}, {"stage": "dpo", "pref_loss": "simpo"},
+                                  {"stage": "rm"}, {"stage": "sft"}, {"stage": "grpo"}])
+def test_pissa_without_a_reference_is_fine(flat: dict[str, object]) -> None:
+    assert "pissa_init" not in problems(pissa_init=True, **flat)
+
+
+def test_all_problems_are_reported_together(cpu: None) -> None:
+    found = problems(stage="dpo", pref_loss="simpo", dpo_label_smoothing=0.2, ref_model_adapters="a",
+                     ref_model_quantization_bit=4)
+    assert set(found) == {"dpo_label_smoothing", "ref_model_adapters", "ref_model_quantization_bit"}

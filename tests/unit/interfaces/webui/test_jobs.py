@@ -1,0 +1,66 @@
+"""Web UI jobs with a tiny fake command: start, one at a time, re-attach from a fresh UI, abort, exit states."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tunelab.interfaces.webui.jobs import Job, JobError, Jobs, alive, error_text, log_tail, read_job, state
+
+SLEEPER = [sys.executable, "-c", "import time\nprint('step 1', flush=True)\ntime.sleep(60)"]
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_start_attach_from_a_fresh_ui_and_abort(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    job = jobs.start(tmp_path / "saves" / "a", SLEEPER)
+    try:
+        assert alive(job) and state(job) == "running"
+        wait_for(lambda: "step 1" in log_tail(job))
+        with pytest.raises(JobError, match="already active: .*saves/a"):
+            jobs.start(tmp_path / "saves" / "b", SLEEPER)
+        restarted = Jobs(tmp_path)  # a UI started again in the same working folder
+        found = restarted.active()
+        assert found is not None and found.pid == job.pid and found.folder == str(tmp_path / "saves" / "a")
+        restarted.abort(found)
+        wait_for(lambda: not alive(found))
+        assert state(read_job(tmp_path / "saves" / "a")) == "aborted"
+        assert jobs.active() is None
+    finally:
+        if alive(job):
+            import os
+            import signal
+            os.killpg(job.pid, signal.SIGKILL)
+
+
+def test_a_failed_run_shows_its_error_text_and_a_finished_one_its_state(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path)
+    failing = [sys.executable, "-c", "import sys\nprint('loading')\nprint('tunelab: error: dataset x: row 3 is bad',"
+               " file=sys.stderr)\nsys.exit(1)"]
+    job = jobs.start(tmp_path / "f", failing)
+    wait_for(lambda: state(jobs.find(tmp_path / "f")) != "running")
+    found = jobs.find(tmp_path / "f")
+    assert found.returncode == 1 and state(found) == "failed"
+    assert error_text(found) == "tunelab: error: dataset x: row 3 is bad"
+    ok = jobs.start(tmp_path / "g", [sys.executable, "-c", "print('done')"])
+    wait_for(lambda: state(jobs.find(tmp_path / "g")) != "running")
+    assert state(jobs.find(tmp_path / "g")) == "finished" and ok.pid != job.pid
+    assert [Path(j.folder).name for j in jobs.all()] == ["g", "f"]
+
+
+def test_a_reused_pid_is_not_taken_for_the_job(tmp_path: Path) -> None:
+    import os
+
+    me = Job(folder=str(tmp_path), command=["x"], pid=os.getpid(), started=1.0)  # this process, other start time
+    assert not alive(me)
+    assert state(me) == "failed"  # ended without a summary or exit code: the log is what is left to read
