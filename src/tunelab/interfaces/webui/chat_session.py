@@ -7,8 +7,9 @@ import argparse
 import contextlib
 import gc
 import threading
+from pathlib import Path
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -30,6 +31,7 @@ class LoadForm:
     finetuning_type: str | None
     run_dir: str | None
     extra_adapters: str | None = None
+    workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
 
 
 def settings_from(base: InferSection, max_new_tokens: float, temperature: float, top_p: float,
@@ -64,12 +66,12 @@ class ChatSession:
         from tunelab.runtime.logging import quiet_libraries
 
         def handler(_: argparse.Namespace) -> int:
-            folder = run_folder(form.run_dir, required=False)
+            folder = run_folder(form.run_dir, required=False, workdir=form.workdir)
             keys = {**model_keys(form.model, form.template, form.finetuning_type), **settings.model_dump()}
             if folder is not None:
                 keys["output_dir"] = str(folder)
             if form.extra_adapters and form.extra_adapters.strip():
-                keys["adapter_name_or_path"] = adapter_list(folder, form.extra_adapters)
+                keys["adapter_name_or_path"] = adapter_list(folder, form.extra_adapters, form.workdir)
             config = build(keys, "infer")
             quiet_libraries()
             self.unload()

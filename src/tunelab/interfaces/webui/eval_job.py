@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +102,11 @@ class EvalForm:
     output_dir: str
     tasks_yaml: str
     max_new_tokens: int
+    workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
 
     def keys(self) -> dict[str, object]:
         """The eval config's flat keys: base vs the run (its adapter, or its whole model for freeze/full)."""
-        run = run_folder(self.run_dir, required=True)
+        run = run_folder(self.run_dir, required=True, workdir=self.workdir)
         keys = {**model_keys(self.model, self.template, self.finetuning_type), "dataset_dir": self.dataset_dir,
                 "output_dir": self.output_dir, "max_new_tokens": self.max_new_tokens, "do_sample": False,
                 "eval_tasks": parse_tasks(self.tasks_yaml)}

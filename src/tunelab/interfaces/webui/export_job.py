@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -87,10 +87,11 @@ class ExportForm:
     finetuning_type: str | None
     run_dir: str | None
     values: dict[str, object]
+    workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
 
     def config_keys(self) -> dict[str, object]:
         """The config file's keys: the model and the run (its adapter or its whole model)."""
-        run = run_folder(self.run_dir, required=True)
+        run = run_folder(self.run_dir, required=True, workdir=self.workdir)
         return {**model_keys(self.model, self.template, self.finetuning_type), "output_dir": str(run)}
 
 

@@ -6,13 +6,13 @@ preview shows as `tunelab train ...`, so a run started here can be repeated from
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.load import build, read_yaml
 from tunelab.interfaces.webui import form
+from tunelab.interfaces.webui.command_run import tunelab_argv
 from tunelab.interfaces.webui.jobs import YAML_FILE, Job, Jobs, error_text, log_tail, state
 from tunelab.interfaces.webui.safe_paths import check_config_paths, checked_path
 from tunelab.runtime import paths
@@ -52,18 +52,13 @@ def plan(values: dict[str, form.UiValue], workdir: Path) -> Plan:
                 command=form.train_command(shown))
 
 
-def process_argv(command: list[str]) -> list[str]:
-    """The argument list that runs a shown `tunelab ...` command with this Python (the same install)."""
-    return [sys.executable, "-m", "tunelab", *command[1:]]
-
-
 def start(values: dict[str, form.UiValue], workdir: Path, jobs: Jobs) -> Job:
     """Write the form's YAML into its run folder and start training on it."""
     planned = plan(values, workdir)
     jobs.check_idle()  # before the YAML of the active run's folder could be replaced
     planned.folder.mkdir(parents=True, exist_ok=True)
     planned.yaml_path.write_text(planned.yaml, encoding="utf-8")
-    return jobs.start(planned.folder, process_argv(planned.command), {"shown": form.command_text(planned.command)})
+    return jobs.start(planned.folder, tunelab_argv(*planned.command[1:]), {"shown": form.command_text(planned.command)})
 
 
 def resume(folder_text: str, workdir: Path, jobs: Jobs) -> Job:
@@ -75,7 +70,7 @@ def resume(folder_text: str, workdir: Path, jobs: Jobs) -> Job:
                                    "resumed here; start it with Start instead")])
     shown = yaml_path.relative_to(workdir) if yaml_path.is_relative_to(workdir) else yaml_path
     command = form.train_command(shown, RESUME)
-    return jobs.start(folder, process_argv(command), {"shown": form.command_text(command)})
+    return jobs.start(folder, tunelab_argv(*command[1:]), {"shown": form.command_text(command)})
 
 
 def load_yaml(path_text: str, workdir: Path) -> dict[str, form.UiValue]:

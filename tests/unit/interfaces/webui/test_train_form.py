@@ -14,6 +14,7 @@ from tunelab.config.load import load_config
 from tunelab.config.schema import key_owners
 from tunelab.interfaces import cli
 from tunelab.interfaces.webui import form, train_actions
+from tunelab.interfaces.webui.command_run import shown_command
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -90,7 +91,7 @@ def test_command_preview_parses_with_the_real_cli_and_loads_the_same_config(tmp_
     config = load_config(tmp_path / args.config, args.overrides, purpose="train")
     assert config.train.max_steps == 3 and config.train.learning_rate == 2e-4
     assert config.data.dataset == "identity" and config.train.output_dir == "saves/r1"
-    assert train_actions.process_argv(planned.command)[1:] == ["-m", "tunelab", *planned.command[1:]]
+    assert shown_command(train_actions.tunelab_argv(*planned.command[1:])) == shown  # the process runs what is shown
 
 
 def test_plan_reports_config_problems_before_anything_starts(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def build(ui: UI) -> None:
         chosen = settings_from(start, new, temp, p, sample)
         if isinstance(chosen, str):
             return chosen
-        return output_text(session.load(LoadForm(model, template, method, run_dir, extra), chosen)).strip()
+        return output_text(session.load(LoadForm(model, template, method, run_dir, extra, ui.workdir), chosen)).strip()
 
     def on_send(lang: Lang, text: str, tuned: list[Message], base: list[Message], both: bool, system: str | None,
                 new: float, temp: float, p: float, sample: bool) -> Iterator[Shown]:

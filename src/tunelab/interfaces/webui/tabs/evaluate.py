@@ -98,7 +98,8 @@ def build(ui: UI) -> None:
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
                  folder: str, out: str, tasks_text: str, new: float, both: bool) -> Iterator[Progress]:
-        form = eval_job.EvalForm(model, template, method, run_dir, folder, out, tasks_text, int(new or 1))
+        form = eval_job.EvalForm(model, template, method, run_dir, folder, out, tasks_text, int(new or 1),
+                                  ui.workdir)
         yield from run_eval(lang, form, both)
 
     start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, dataset_dir,

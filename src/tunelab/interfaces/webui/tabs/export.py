@@ -70,7 +70,7 @@ def build(ui: UI) -> None:
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
                  *values: object) -> Iterator[tuple[str, str, str]]:
-        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)))
+        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)), ui.workdir)
         yield from run_export(lang, form)
 
     start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir] + list(fields.values()),
