@@ -34,6 +34,9 @@ __all__ = ["DoneEvent", "Emit", "Engine", "ErrorEvent", "Event", "GenerateFn", "
 
 # How long an idle worker waits for more requests after the first one: clients that start together prefill together.
 GATHER_SECONDS = 0.01
+# How long the engine must stay idle before its freed memory goes back to the OS: a client that sends its next
+# request right after an answer finds the heap still warm (trimming and faulting pages in again cost it latency).
+TRIM_AFTER_IDLE_SECONDS = 1.0
 
 
 class QueueFull(Exception):
@@ -132,6 +135,7 @@ class Engine:
         self.keys = 0
         self.stats = EngineStats()
         self.thread: threading.Thread | None = None
+        self.untrimmed = False  # memory was freed since the last trim
 
     @property
     def batches(self) -> int:
@@ -202,15 +206,14 @@ class Engine:
                 self.admit(joining)
             if len(self.batch):
                 self.step()
-                if not len(self.batch) and not self.waiting_jobs:
-                    release_free_memory()  # idle again: the batch's cache goes back to the OS, not kept at peak
+                self.untrimmed = self.untrimmed or not len(self.batch)
 
     def take(self) -> list[Job] | None:
         """The waiting jobs that join now; blocks while nothing runs; None when the engine is stopping and idle."""
         with self.condition:
             if not len(self.batch):
                 while not self.waiting_jobs and not self.stopping:
-                    self.condition.wait()
+                    self.idle_wait()
                 if not self.waiting_jobs:
                     return None
                 # clients that start together prefill together: wait a moment for more
@@ -218,6 +221,15 @@ class Engine:
                 while len(self.waiting_jobs) < self.max_batch and (left := until - time.monotonic()) > 0:
                     self.condition.wait(left)
             return self.pop_admissible()
+
+    def idle_wait(self) -> None:
+        """Wait for jobs with nothing running; after TRIM_AFTER_IDLE_SECONDS of that, give freed memory back to the
+        OS (the last batch's cache), so an idle server is not kept at its peak size."""
+        if not self.untrimmed:
+            self.condition.wait()
+        elif not self.condition.wait(TRIM_AFTER_IDLE_SECONDS):
+            release_free_memory()
+            self.untrimmed = False
 
     def pop_admissible(self) -> list[Job]:
         """Waiting jobs for the free slots, in order (cancelled and timed-out ones leave the queue here)."""

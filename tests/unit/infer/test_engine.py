@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 from tunelab.infer.batch_generate import GenRequest, GenResult
+from tunelab.infer import engine as engine_module
 from tunelab.infer.engine import DoneEvent, Engine, ErrorEvent, Event, TextEvent, new_job
 
 
@@ -55,3 +57,28 @@ def test_jobs_that_arrive_together_share_a_batch_and_a_failure_reaches_each(tiny
     assert all(isinstance(e, ErrorEvent) and "RuntimeError: out of memory" in e.message for e in failed)
     engine.stop()
     assert engine.thread is None and engine.largest_batch == 3
+
+
+def test_freed_memory_goes_back_to_the_os_only_after_the_engine_stays_idle(tiny_tokenizer: Any,
+                                                                          monkeypatch: Any) -> None:
+    trims: list[float] = []
+    monkeypatch.setattr(engine_module, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    monkeypatch.setattr(engine_module, "TRIM_AFTER_IDLE_SECONDS", 0.3)
+
+    def generate(model: Any, requests: list[GenRequest], pad_id: int, on_token: Any = None) -> list[GenResult]:
+        return [GenResult([], "stop") for _ in requests]
+
+    engine = Engine(model=None, pad_id=0, max_batch=4, generate_fn=generate, name="test")  # type: ignore[arg-type]
+    events: queue.Queue[Event] = queue.Queue()
+    engine.start()
+    for i in range(3):  # requests back to back: the heap stays warm between them
+        engine.submit([new_job(tiny_tokenizer, GenRequest([1], 2), i, events.put, [])])
+        events.get(timeout=5)
+        time.sleep(0.05)
+    assert trims == []
+    last_answer = time.monotonic()
+    time.sleep(0.6)
+    assert len(trims) == 1 and trims[0] - last_answer >= 0.2  # once, after the idle time (0.3 s since the answer)
+    time.sleep(0.4)
+    assert len(trims) == 1  # nothing freed since: no second trim
+    engine.stop()
