@@ -1,5 +1,6 @@
-"""YAML + overrides + `tunelab sweep` flags -> a SweepPlan, every problem reported at once; each trial's config is
-checked before anything runs (a combination that is not valid becomes a failed trial, the others run)."""
+"""YAML + overrides + `tunelab sweep` flags -> a SweepPlan, every problem reported at once; the training config is
+checked with the first valid combination and the eval config before anything runs (a combination that is not a valid
+config fails as a trial, with the config's message, and the others run)."""
 
 from __future__ import annotations
 
@@ -38,19 +39,6 @@ def sample_values(grid: dict[str, list[Scalar]], params: dict[str, ParamSpec]) -
     for key, spec in params.items():
         values[key] = spec.choices[0] if spec.kind == "cat" else int(spec.low) if spec.kind == "int" else spec.low
     return values
-
-
-def trial_problems(plan: SweepPlan, source: str | None) -> dict[str, list[Problem]]:
-    """Trial name -> the problems of its config, for every combination a grid visits (a search: its first one)."""
-    combos = plan.combinations() if plan.sampler == "grid" else [sample_values(plan.grid, plan.params)]
-    found = {}
-    for values in combos:
-        name = trial_name(values)
-        try:
-            build(plan.trial_flat(values, plan.folder / name), "train", source)
-        except ConfigError as exc:
-            found[name] = exc.problems
-    return found
 
 
 def validated_section(raw: dict[str, object], source: str | None) -> SweepSection:
