@@ -14,7 +14,7 @@ from tunelab.config.schema import RunConfig
 from tunelab.sweep.naming import trial_name
 from tunelab.sweep.params import ParamSpec, Scalar
 from tunelab.sweep.spec import (SweepPlan, SweepSection, combinations, default_direction, key_problems, mode_problems,
-                                objective_problems, read_grid, read_params, split_section)
+                                objective_problems, read_grid, read_params, split_section, storage_problems)
 
 DEFAULT_TRIALS = 10
 
@@ -60,6 +60,7 @@ def load_plan(path: str | Path | None, overrides: list[str], flags: dict[str, ob
     params, param_problems = read_params(section.params)
     problems += grid_problems + param_problems + key_problems(list(grid), "sweep.grid")
     problems += key_problems(list(params), "sweep.params") + mode_problems(section, grid, params)
+    problems += storage_problems(section.storage)
     if not base.get("output_dir"):
         problems.append(Problem("output_dir", "the sweep folder: set it (e.g. output_dir: saves/sweeps/identity); "
                                               "each trial trains into a folder under it"))
