@@ -160,8 +160,9 @@ def add_sweep_parsers(commands: argparse._SubParsersAction, add_config_args: Add
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(func=cmd_runs)
 
-    compare = commands.add_parser("runs-compare", help="(tunelab runs compare) one table and the loss curves of "
-                                  "several run folders")
+    # no help=: argparse lists only subcommands given one, so `tunelab --help` shows `runs` alone
+    compare = commands.add_parser("runs-compare", prog="tunelab runs compare", description="One table and the loss "
+                                  "curves of several run folders.")
     compare.add_argument("folders", nargs="+", help="run folders")
     compare.add_argument("--out", default="runs_compare.png", help="the loss-curve figure (default "
                          "runs_compare.png)")

@@ -1,5 +1,6 @@
-"""YAML + overrides + `tunelab sweep` flags -> a SweepPlan, every problem reported at once; each trial's config is
-checked before anything runs (a combination that is not valid becomes a failed trial, the others run)."""
+"""YAML + overrides + `tunelab sweep` flags -> a SweepPlan, every problem reported at once; the training config is
+checked with the first valid combination and the eval config before anything runs (a combination that is not a valid
+config fails as a trial, with the config's message, and the others run)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tunelab.config.schema import RunConfig
 from tunelab.sweep.naming import trial_name
 from tunelab.sweep.params import ParamSpec, Scalar
 from tunelab.sweep.spec import (SweepPlan, SweepSection, combinations, default_direction, key_problems, mode_problems,
-                                objective_problems, read_grid, read_params, split_section)
+                                objective_problems, read_grid, read_params, split_section, storage_problems)
 
 DEFAULT_TRIALS = 10
 
@@ -40,19 +41,6 @@ def sample_values(grid: dict[str, list[Scalar]], params: dict[str, ParamSpec]) -
     return values
 
 
-def trial_problems(plan: SweepPlan, source: str | None) -> dict[str, list[Problem]]:
-    """Trial name -> the problems of its config, for every combination a grid visits (a search: its first one)."""
-    combos = plan.combinations() if plan.sampler == "grid" else [sample_values(plan.grid, plan.params)]
-    found = {}
-    for values in combos:
-        name = trial_name(values)
-        try:
-            build(plan.trial_flat(values, plan.folder / name), "train", source)
-        except ConfigError as exc:
-            found[name] = exc.problems
-    return found
-
-
 def validated_section(raw: dict[str, object], source: str | None) -> SweepSection:
     """The section's keys typed; pydantic's problems named sweep.KEY."""
     try:
@@ -72,6 +60,7 @@ def load_plan(path: str | Path | None, overrides: list[str], flags: dict[str, ob
     params, param_problems = read_params(section.params)
     problems += grid_problems + param_problems + key_problems(list(grid), "sweep.grid")
     problems += key_problems(list(params), "sweep.params") + mode_problems(section, grid, params)
+    problems += storage_problems(section.storage)
     if not base.get("output_dir"):
         problems.append(Problem("output_dir", "the sweep folder: set it (e.g. output_dir: saves/sweeps/identity); "
                                               "each trial trains into a folder under it"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from tunelab.config.aliases import RENAMED
@@ -20,6 +21,8 @@ SECTION = "sweep"
 EVAL_LOSS = "eval_loss"
 # metrics where a smaller number is better (the rest: larger is better); `direction` overrides
 LOWER_IS_BETTER = ("loss", "mae", "mre", "perplexity", "std")
+# the optional extra that installs the driver SQLAlchemy uses for postgresql:// (psycopg, version 3)
+POSTGRES_EXTRA = "pip install 'tunelab[postgres]'"
 # keys a sweep sets itself in every trial: varying them would break the sweep's folders or resume
 RESERVED = frozenset({"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "eval_tasks"})
 
@@ -49,7 +52,8 @@ class SweepSection(BaseModel):
     parallel: PositiveInt = Field(1, description="Trials run at once on this machine (one device each when "
                                   "there are several).")
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite sweep.db in the sweep "
-                                "folder); a PostgreSQL URL lets several machines work on one study.")
+                                "folder); a PostgreSQL URL (postgresql://USER@HOST/DB; needs pip install "
+                                "'tunelab[postgres]') lets several machines work on one study.")
     study_name: str = Field("sweep", description="The study's name in the storage.")
     seed: int | None = Field(None, description="Seed of the random and TPE samplers (default: the config's seed).")
 
@@ -203,3 +207,34 @@ def objective_problems(section: SweepSection, config: RunConfig | None, flat: di
         problems.append(Problem("sweep.pruner", "pruning reads the eval loss logged during training; it needs "
                                                 "metric: eval_loss"))
     return problems
+
+
+def storage_problems(url: str | None) -> list[Problem]:
+    """A storage URL SQLAlchemy cannot read, or whose database driver is not installed (checked now: otherwise
+    the sweep would stop with an ImportError when it opens the study)."""
+    if url is None:
+        return []
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return [Problem("sweep.storage", "not a database URL; write sqlite:///PATH/sweep.db or "
+                                         "postgresql://USER@HOST/DB (or leave it out: sweep.db in the sweep folder)")]
+    try:
+        dialect = parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        return [Problem("sweep.storage", f"{parsed.drivername}://: not a database SQLAlchemy knows; write "
+                                         "sqlite:///PATH/sweep.db or postgresql://USER@HOST/DB")]
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        missing = getattr(exc, "name", None) or str(exc)
+        if parsed.get_backend_name() != "postgresql":
+            fix = f"install the Python module {missing} (the driver of {parsed.drivername}://)"
+        elif parsed.get_driver_name() == "psycopg":
+            fix = POSTGRES_EXTRA
+        else:
+            fix = f"install {missing}, or {POSTGRES_EXTRA} and write the URL as postgresql+psycopg://..."
+        return [Problem("sweep.storage", f"{shown}: its database driver is not installed (no module {missing}); "
+                                         f"{fix}")]
+    return []

@@ -131,9 +131,21 @@ class Sweep:
             if taken is not None:
                 if old is not None and end_orphan(old):
                     info(f"trial {name}: stopped its training process, left running by the sweep that was killed")
+                if old is not None and old.number is not None:
+                    self.fail_left(old.number)
                 info(f"trial {name}: resuming (attempt {taken.attempts})")
                 return self.start(name, taken.values, taken.attempts)
         return None
+
+    def fail_left(self, number: int) -> None:
+        """End the Optuna trial of a killed attempt as FAIL: left RUNNING, Optuna's tools would show it running
+        for ever next to the attempt that resumes it."""
+        study_id = self.storage.get_study_id_from_name(self.plan.study_name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        if self.storage.get_trial(trial_id).state == TrialState.RUNNING:
+            self.storage.set_trial_user_attr(trial_id, "error", "its sweep was killed; the trial resumed as a new "
+                                                                "Optuna trial")
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     def next_grid(self) -> Job | None:
         """The next combination nobody has taken."""

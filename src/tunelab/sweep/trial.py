@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from tunelab.runtime import env, paths
+from tunelab.runtime.processes import tunelab_argv
 
 TRIAL_YAML = "trial.yaml"
 EVAL_YAML = "eval.yaml"
@@ -145,11 +145,6 @@ def end(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def tunelab_argv(command: str, config: Path) -> list[str]:
-    """The argument list of a tunelab command run by this Python."""
-    return [sys.executable, "-m", "tunelab", command, str(config)]
-
-
 def objective(folder: Path, metric: str) -> float:
     """The objective from a finished trial's files: an eval loss from run_summary.json, or TASK:METRIC from the
     eval report. A missing figure is a ValueError naming the file."""
@@ -187,7 +182,7 @@ class TrialRun:
         log = self.folder / TRIAL_LOG
         write_yaml(self.folder / TRIAL_YAML, self.flat)
         if not (self.folder / paths.METRICS).is_file():  # a run finished before the sweep was killed is kept
-            code = run_command(tunelab_argv("train", self.folder / TRIAL_YAML), log, self.device, self.stop,
+            code = run_command(tunelab_argv("train", str(self.folder / TRIAL_YAML)), log, self.device, self.stop,
                                self.watch(prune=True), self.started)
             if code is None:
                 return Outcome("pruned", seconds=time.time() - started)
@@ -195,7 +190,7 @@ class TrialRun:
                 return Outcome("failed", error=last_error(log), seconds=time.time() - started)
         if self.flat.get("eval_tasks"):
             write_yaml(self.folder / EVAL_YAML, eval_flat(self.flat, self.folder))
-            code = run_command(tunelab_argv("eval", self.folder / EVAL_YAML), log, self.device, self.stop,
+            code = run_command(tunelab_argv("eval", str(self.folder / EVAL_YAML)), log, self.device, self.stop,
                                self.watch(prune=False), self.started)
             if code != 0:
                 return Outcome("failed", error="eval: " + last_error(log), seconds=time.time() - started)

@@ -134,3 +134,29 @@ def test_training_a_sweep_file_says_to_run_it_with_tunelab_sweep(tmp_path: Path)
     assert [str(p) for p in caught.value.problems] == [
         "sweep: the sweep section is read by `tunelab sweep`; run tunelab sweep with this file, or remove the section "
         "to train once"]
+
+
+def test_a_storage_url_without_its_driver_says_what_to_install(tmp_path: Path, monkeypatch, capsys) -> None:
+    import sys
+
+    from tunelab.interfaces.cli import main
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # absent even where installed: `import psycopg` fails
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    grid = {"grid": {"learning_rate": "1e-4,3e-4"}}
+    assert problems(write(tmp_path, ""), {**grid, "storage": "postgresql+psycopg://me:secret@db/sweeps"}) == [
+        "sweep.storage: postgresql+psycopg://me:***@db/sweeps: its database driver is not installed (no module "
+        "psycopg); pip install 'tunelab[postgres]'"]
+    assert problems(write(tmp_path, ""), {**grid, "storage": "postgresql+psycopg2://db/sweeps"})[0].endswith(
+        "install psycopg2, or pip install 'tunelab[postgres]' and write the URL as postgresql+psycopg://...")
+    assert problems(write(tmp_path, ""), {**grid, "storage": "postgres://db/sweeps"}) == [
+        "sweep.storage: postgres://: not a database SQLAlchemy knows; write sqlite:///PATH/sweep.db or "
+        "postgresql://USER@HOST/DB"]
+    assert problems(write(tmp_path, ""), {**grid, "storage": "sweeps.db"})[0].startswith(
+        "sweep.storage: not a database URL; write sqlite:///PATH/sweep.db")
+    assert load_plan(write(tmp_path, ""), [], {**grid, "storage": f"sqlite:///{tmp_path / 'x.db'}"}).storage
+    assert main(["sweep", str(write(tmp_path, "")), "--grid", "learning_rate=1e-4,3e-4", "--storage",
+                 "postgresql://db/sweeps"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.storage: postgresql://db/sweeps: its database driver is not installed" in err
+    assert "pip install 'tunelab[postgres]'" in err and "Traceback" not in err

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tunelab.interfaces.cli import main
@@ -86,6 +87,16 @@ def test_the_runs_commands(tmp_path: Path, capsys) -> None:
     assert main(["runs", "compare", str(a), str(tmp_path / "nothing")]) == 2
     assert f"{tmp_path / 'nothing'}: not a run folder" in capsys.readouterr().err
     assert main(["runs", str(tmp_path / "missing")]) == 2
+
+
+def test_runs_compare_is_a_form_of_runs_not_a_command_of_its_own(capsys) -> None:
+    from tunelab.interfaces.cli import build_parser
+
+    top = build_parser().format_help()
+    assert "runs-compare" not in top and "tunelab runs compare A B" in top
+    with pytest.raises(SystemExit) as done:
+        main(["runs", "compare", "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: tunelab runs compare [-h]")
 
 
 def test_the_sweep_command_reports_bad_flags_by_name(tmp_path: Path, capsys) -> None:

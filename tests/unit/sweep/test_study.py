@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from tunelab.config.errors import ConfigError
 from tunelab.sweep import study as study_module
@@ -94,6 +96,9 @@ def test_a_killed_sweep_resumes_only_the_trial_it_left(tmp_path: Path, calls) ->
     assert [row["trial"] for row in summary["trials"]] == NAMES
     assert [row["attempts"] for row in summary["trials"]] == [1, 1, 2, 1]
     assert all(row["status"] == "done" for row in summary["trials"])
+    trials = optuna.load_study(study_name="sweep", storage=make_plan(tmp_path, GRID).storage_url()).trials
+    assert [t.state for t in trials if t.user_attrs["name"] == NAMES[2]] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]  # no ghost of the killed attempt
 
 
 def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, calls) -> None:

@@ -80,3 +80,24 @@ def test_the_eval_config_of_a_trained_trial(tmp_path: Path) -> None:
                                          "output_dir": str(tmp_path / "eval")}
     full = eval_flat({**flat, "finetuning_type": "full", "adapter_name_or_path": "x"}, tmp_path)
     assert full["model_name_or_path"] == str(tmp_path) and "adapter_name_or_path" not in full
+
+
+def test_a_trial_runs_train_then_eval_as_unbuffered_tunelab_commands(tmp_path: Path, monkeypatch) -> None:
+    from tunelab.sweep import trial
+
+    commands: list[list[str]] = []
+
+    def fake_run(argv: list[str], *args: object, **kwargs: object) -> int:
+        commands.append(argv)
+        if argv[-2] == "eval":
+            (tmp_path / "eval").mkdir()
+            (tmp_path / "eval" / "eval_results.json").write_text(json.dumps(
+                {"results": {"model": {"length": {"metrics": {"mae": 4.5}}}}}))
+        return 0
+
+    monkeypatch.setattr(trial, "run_command", fake_run)
+    flat = {"model_name_or_path": "base", "eval_tasks": [{"name": "length"}], "output_dir": str(tmp_path)}
+    outcome = trial.TrialRun(tmp_path, flat, "length:mae", None, threading.Event()).run()
+    assert outcome.state == "complete" and outcome.value == 4.5
+    assert commands == [[sys.executable, "-u", "-m", "tunelab", "train", str(tmp_path / "trial.yaml")],
+                        [sys.executable, "-u", "-m", "tunelab", "eval", str(tmp_path / "eval.yaml")]]

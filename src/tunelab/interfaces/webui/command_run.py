@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunelab.runtime.processes import PYTHON_FLAGS
+
 TAIL_LINES = 200
 
 
-def tunelab_argv(*words: str) -> list[str]:
-    """`tunelab WORDS...` run by this Python (unbuffered, so that progress arrives while it happens)."""
-    return [sys.executable, "-u", "-m", "tunelab", *words]
-
-
 def shown_command(argv: list[str]) -> str:
-    """The command as a user would type it (`tunelab eval ...`), arguments with spaces quoted."""
+    """The command as a user would type it (`tunelab eval ...`), arguments with spaces quoted; `argv` as
+    runtime.processes.tunelab_argv builds it."""
     import shlex
 
-    words = ["tunelab", *argv[4:]] if argv[1:4] == ["-u", "-m", "tunelab"] else argv
+    after = 1 + len(PYTHON_FLAGS)
+    words = ["tunelab", *argv[after:]] if tuple(argv[1:after]) == PYTHON_FLAGS else argv
     return shlex.join(words)
 
 

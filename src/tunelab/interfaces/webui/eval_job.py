@@ -14,8 +14,8 @@ import yaml
 
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
-from tunelab.interfaces.webui.command_run import tunelab_argv
 from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
+from tunelab.runtime.processes import tunelab_argv
 
 CONFIG_NAME = "webui_eval.yaml"
 RESULTS_MD = "eval_results.md"

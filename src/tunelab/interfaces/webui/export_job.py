@@ -15,8 +15,8 @@ from pydantic.fields import FieldInfo
 
 from tunelab.config.schema import GGUF_TYPES, ExportSection
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
-from tunelab.interfaces.webui.command_run import tunelab_argv
 from tunelab.interfaces.webui.top_config import model_keys, run_folder
+from tunelab.runtime.processes import tunelab_argv
 
 CONFIG_NAME = "webui_export.yaml"
 UNSET = ""  # a dropdown's "leave it to the default" choice

@@ -12,10 +12,10 @@ from pathlib import Path
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.load import build, read_yaml
 from tunelab.interfaces.webui import form
-from tunelab.interfaces.webui.command_run import tunelab_argv
 from tunelab.interfaces.webui.jobs import YAML_FILE, Job, Jobs, error_text, log_tail, state
 from tunelab.interfaces.webui.safe_paths import check_config_paths, checked_path
 from tunelab.runtime import paths
+from tunelab.runtime.processes import tunelab_argv
 from tunelab.sweep.runs import loss_curves, read_records
 
 RESUME = ("overwrite_output_dir=false",)  # an unfinished run of the same config resumes from its last checkpoint
