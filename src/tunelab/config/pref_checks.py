@@ -2,7 +2,8 @@
 
 LLaMA-Factory 0.9.5 refuses most of these in FinetuningArguments.__post_init__ (ppo without reward_model, a lora
 reward model on a full run, label smoothing with another loss, PiSSA with a reference model); tunelab also says
-where a reward model folder lacks its value head, where a key would be ignored, and where quantization has no GPU.
+where a reward model folder lacks its value head and where a key would be ignored, and refuses quantized reference
+and reward models (which it does not load).
 A reward model folder (the output_dir of `stage: rm`) holds the adapter (adapter_config.json and its weights) or
 the whole model, plus the value head: value_head.safetensors (or LLaMA-Factory's older value_head.bin).
 """
@@ -14,7 +15,6 @@ from urllib.parse import urlparse
 
 from tunelab.config.errors import Problem
 from tunelab.config.schema import LoraSection, MethodSection, PrefSection
-from tunelab.runtime import env
 
 # model/value_head.py writes and reads these names; config cannot import model, so they are repeated here
 VALUE_HEAD_FILES = ("value_head.safetensors", "value_head.bin")
@@ -63,17 +63,16 @@ def reward_model_check(method: MethodSection, pref: PrefSection) -> list[Problem
 
 
 def api_problems(pref: PrefSection) -> list[Problem]:
-    """reward_model_type api: an http(s) URL, and no adapters or quantization (nothing is loaded)."""
+    """reward_model_type api: an http(s) URL, and no adapters (nothing is loaded)."""
     problems = []
     if not is_url(str(pref.reward_model)):
         problems.append(Problem("reward_model", f"{pref.reward_model!r} is not an http(s) URL; with "
                                                 "reward_model_type api give the endpoint, e.g. "
                                                 "http://localhost:8000 (`tunelab api` on a reward model serves "
                                                 "POST /v1/score/evaluation), or set reward_model_type: lora or full"))
-    for key in ("reward_model_adapters", "reward_model_quantization_bit"):
-        if getattr(pref, key) is not None:
-            problems.append(Problem(key, "reward_model_type api loads no reward model here (the endpoint scores): "
-                                         f"remove {key}"))
+    if pref.reward_model_adapters is not None:
+        problems.append(Problem("reward_model_adapters", "reward_model_type api loads no reward model here (the "
+                                                         "endpoint scores): remove reward_model_adapters"))
     return problems
 
 
@@ -116,34 +115,23 @@ def ref_model_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
     return problems
 
 
-def quantization_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
-    """4/8-bit reference or reward models: only a separate model is quantized, and it needs a CUDA GPU and
-    bitsandbytes."""
-    problems = []
-    if pref.ref_model_quantization_bit is not None and not pref.ref_model:
-        problems.append(Problem("ref_model_quantization_bit", "quantizes ref_model, which is not set (the reference "
-                                                              "is then the policy itself, or a copy of it): remove "
-                                                              "it, or set ref_model"))
-    if pref.reward_model_quantization_bit is not None and pref.reward_model_type == "lora":
-        problems.append(Problem("reward_model_quantization_bit", "a lora reward model is an adapter on the policy, "
-                                                                 "so nothing separate is quantized: remove it, or "
-                                                                 "use reward_model_type: full"))
-    loaded = {"ref_model_quantization_bit": bool(pref.ref_model),
-              "reward_model_quantization_bit": method.stage == "ppo" and pref.reward_model_type == "full"}
-    keys = [key for key, separate in loaded.items() if separate and getattr(pref, key) is not None]
-    missing = bitsandbytes_missing() if keys else []
-    return problems + [Problem(key, f"4/8-bit loading needs {' and '.join(missing)} on this machine; remove {key} "
-                                    "to load that model unquantized") for key in keys if missing]
+# LLaMA-Factory quantizes these with bitsandbytes; tunelab loads neither quantized, so both are refused for every
+# stage, before anything loads (the loaders would fail on them, or ignore them)
+QUANTIZED_MODEL_FIXES = {
+    "ref_model_quantization_bit": "quantized reference models are not supported by tunelab: remove "
+                                  "ref_model_quantization_bit; the reference then loads unquantized, in the training "
+                                  "dtype (with finetuning_type lora and no ref_model it is the policy's own weights "
+                                  "with the adapter disabled: no second model in memory)",
+    "reward_model_quantization_bit": "quantized reward models are not supported by tunelab: remove "
+                                     "reward_model_quantization_bit; a full reward model then loads unquantized, in "
+                                     "the policy's dtype (reward_model_type lora keeps no second model: the reward "
+                                     "adapter is switched in on the policy's own base)",
+}
 
 
-def bitsandbytes_missing() -> list[str]:
-    """What 4/8-bit loading needs that this machine lacks."""
-    missing = []
-    if not env.cuda_available():
-        missing.append("a CUDA GPU (none is visible)")
-    if env.package_version("bitsandbytes") is None:
-        missing.append("the bitsandbytes package")
-    return missing
+def quantization_check(pref: PrefSection) -> list[Problem]:
+    """ref_model_quantization_bit and reward_model_quantization_bit, refused whatever the stage."""
+    return [Problem(key, fix) for key, fix in QUANTIZED_MODEL_FIXES.items() if getattr(pref, key) is not None]
 
 
 def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> list[Problem]:
@@ -161,5 +149,5 @@ def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> 
 def preference_checks(method: MethodSection, pref: PrefSection, lora: LoraSection | None = None) -> list[Problem]:
     """Every problem of the pref keys for this stage and method (pissa_init's only when the lora section
     validated)."""
-    problems = reward_model_check(method, pref) + ref_model_check(method, pref) + quantization_check(method, pref)
+    problems = reward_model_check(method, pref) + ref_model_check(method, pref) + quantization_check(pref)
     return problems + (pissa_check(method, lora, pref) if lora is not None else [])

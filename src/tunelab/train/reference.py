@@ -21,7 +21,6 @@ from tunelab.model.load import ModelBundle, load_model, resolve
 from tunelab.model.precision import Precision
 from tunelab.runtime.logging import info
 from tunelab.train.logps import labelled_logps, sequence_logps
-from tunelab.train.outdir import RunError
 from tunelab.train.pref_loss import REFERENCE_FREE
 
 if TYPE_CHECKING:
@@ -86,10 +85,7 @@ def build_reference(config: RunConfig, precision: Precision, bundle: ModelBundle
     """The reference of this run, loaded by the model layer and handed to the trainer (None: the loss uses none)."""
     if not needs_reference(config):
         return None
-    pref = config.pref
-    if pref.ref_model_quantization_bit is not None:
-        raise RunError("ref_model_quantization_bit: quantized reference models are not supported by this build of "
-                       "tunelab; remove the key (the reference is then kept in the training dtype)")
+    pref = config.pref  # ref_model_quantization_bit is refused with the config (config/pref_checks.py)
     if pref.ref_model is not None:
         return Reference(load_ref_model(config, getattr(torch, precision.weights)))
     if config.method.finetuning_type == "lora":

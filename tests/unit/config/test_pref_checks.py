@@ -32,20 +32,6 @@ def reward_folder(tmp_path: Path, *files: str) -> Path:
     return folder
 
 
-@pytest.fixture()
-def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A machine with a CUDA GPU and bitsandbytes."""
-    monkeypatch.setattr(pref_checks.env, "cuda_available", lambda: True)
-    monkeypatch.setattr(pref_checks.env, "package_version", lambda name: "0.45.0")
-
-
-@pytest.fixture()
-def cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A machine without a GPU or bitsandbytes."""
-    monkeypatch.setattr(pref_checks.env, "cuda_available", lambda: False)
-    monkeypatch.setattr(pref_checks.env, "package_version", lambda name: None)
-
-
 def test_ppo_needs_a_reward_model() -> None:
     message = problems(stage="ppo")["reward_model"]
     assert message.startswith("stage ppo scores its answers with a reward model: set reward_model to the output_dir")
@@ -65,11 +51,11 @@ def test_an_api_reward_model_needs_an_http_url(url: str) -> None:
     assert message.startswith(f"{url!r} is not an http(s) URL; with reward_model_type api give the endpoint")
 
 
-def test_an_api_reward_model_loads_nothing_to_adapt_or_quantize() -> None:
+def test_an_api_reward_model_loads_nothing_to_adapt() -> None:
     assert problems(stage="ppo", reward_model="https://rm.example.com", reward_model_type="api") == {}
     found = problems(stage="ppo", reward_model="http://localhost:8000", reward_model_type="api",
-                     reward_model_adapters="a", reward_model_quantization_bit=4)
-    assert set(found) == {"reward_model_adapters", "reward_model_quantization_bit"}
+                     reward_model_adapters="a")
+    assert set(found) == {"reward_model_adapters"}
     assert "reward_model_type api loads no reward model here" in found["reward_model_adapters"]
 
 
@@ -150,32 +136,26 @@ def test_ref_model_adapters_need_a_ref_model() -> None:
                               "ref_model_adapters"}
 
 
-def test_quantized_reference_without_gpu_or_bitsandbytes(cpu: None) -> None:
-    found = problems(stage="dpo", ref_model="base", ref_model_quantization_bit=4)
-    assert found == {"ref_model_quantization_bit": "4/8-bit loading needs a CUDA GPU (none is visible) and the "
-                                                   "bitsandbytes package on this machine; remove "
-                                                   "ref_model_quantization_bit to load that model unquantized"}
+@pytest.mark.parametrize("flat", [
+    {"stage": "dpo", "ref_model": "base"}, {"stage": "dpo"}, {"stage": "kto", "ref_model": "base"},
+    {"stage": "ppo", "ref_model": "base"}, {"stage": "grpo", "reward_funcs": "format"}, {"stage": "sft"},
+])
+def test_a_quantized_reference_is_refused_for_every_stage(flat: dict[str, object]) -> None:
+    message = problems(ref_model_quantization_bit=4, **flat)["ref_model_quantization_bit"]
+    assert message.startswith("quantized reference models are not supported by tunelab: remove "
+                              "ref_model_quantization_bit; the reference then loads unquantized")
 
 
-def test_quantized_reference_and_reward_models_with_a_gpu(gpu: None, tmp_path: Path) -> None:
-    folder = reward_folder(tmp_path, "config.json", "value_head.safetensors")
-    assert problems(stage="ppo", ref_model="base", ref_model_quantization_bit=8, reward_model=str(folder),
-                    reward_model_type="full", reward_model_quantization_bit=4) == {}
-
-
-def test_quantized_reward_model_without_gpu(cpu: None, tmp_path: Path) -> None:
-    folder = reward_folder(tmp_path, "config.json", "value_head.safetensors")
-    found = problems(stage="ppo", reward_model=str(folder), reward_model_type="full", reward_model_quantization_bit=8)
-    assert set(found) == {"reward_model_quantization_bit"} and "needs a CUDA GPU" in found[
-        "reward_model_quantization_bit"]
-
-
-def test_quantization_of_a_model_that_is_not_loaded(gpu: None, tmp_path: Path) -> None:
-    assert set(problems(stage="dpo", ref_model_quantization_bit=4)) == {"ref_model_quantization_bit"}
-    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
-    found = problems(stage="ppo", reward_model=str(folder), reward_model_quantization_bit=4)
-    assert set(found) == {"reward_model_quantization_bit"} and "a lora reward model is an adapter" in found[
-        "reward_model_quantization_bit"]
+@pytest.mark.parametrize("reward_type", ["full", "lora", "api"])
+def test_a_quantized_reward_model_is_refused_whatever_its_type(reward_type: str, tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "config.json", "adapter_config.json", "value_head.safetensors")
+    reward_model = "http://localhost:8000" if reward_type == "api" else str(folder)
+    found = problems(stage="ppo", reward_model=reward_model, reward_model_type=reward_type,
+                     reward_model_quantization_bit=8)
+    assert set(found) == {"reward_model_quantization_bit"}
+    assert found["reward_model_quantization_bit"].startswith("quantized reward models are not supported by tunelab: "
+                                                             "remove reward_model_quantization_bit")
+    assert set(problems(stage="dpo", reward_model_quantization_bit=4)) == {"reward_model_quantization_bit"}
 
 
 @pytest.mark.parametrize(("flat", "what"), [
@@ -199,7 +179,7 @@ def test_pissa_without_a_reference_is_fine(flat: dict[str, object]) -> None:
     assert "pissa_init" not in problems(pissa_init=True, **flat)
 
 
-def test_all_problems_are_reported_together(cpu: None) -> None:
+def test_all_problems_are_reported_together() -> None:
     found = problems(stage="dpo", pref_loss="simpo", dpo_label_smoothing=0.2, ref_model_adapters="a",
                      ref_model_quantization_bit=4)
     assert set(found) == {"dpo_label_smoothing", "ref_model_adapters", "ref_model_quantization_bit"}
