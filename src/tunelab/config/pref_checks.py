@@ -19,6 +19,7 @@ from tunelab.config.schema import LoraSection, MethodSection, PrefSection
 # model/value_head.py writes and reads these names; config cannot import model, so they are repeated here
 VALUE_HEAD_FILES = ("value_head.safetensors", "value_head.bin")
 NO_REFERENCE_LOSSES = ("orpo", "simpo")
+REFERENCE_STAGES = ("dpo", "kto", "ppo", "grpo")  # the stages that can compare the policy with a reference model
 
 
 def uses_reference(method: MethodSection, pref: PrefSection) -> bool:
@@ -96,23 +97,39 @@ def reward_folder_problems(pref: PrefSection) -> list[Problem]:
                          "not a reward model; train one with stage: rm and give its output_dir")]
 
 
+def no_reference(method: MethodSection, pref: PrefSection) -> tuple[str, str] | None:
+    """Why this run uses no reference model, and the alternative to removing the key (None: it uses one)."""
+    if method.stage == "dpo" and pref.pref_loss in NO_REFERENCE_LOSSES:
+        return (f"pref_loss {pref.pref_loss} uses no reference model (it compares the answers' own "
+                "log-probabilities)", "use a loss with a reference (sigmoid, hinge, ipo, kto_pair)")
+    if method.stage == "grpo" and pref.grpo_beta == 0:
+        return "grpo_beta 0 uses no reference model (no KL penalty)", "set grpo_beta above 0 (e.g. 0.04)"
+    if method.stage not in REFERENCE_STAGES:
+        return (f"stage {method.stage} uses no reference model",
+                f"use a stage that has one ({', '.join(REFERENCE_STAGES)})")
+    return None
+
+
 def ref_model_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
     """The reference keys only where a reference is used; adapters only with a ref_model to put them on."""
-    problems = []
-    if method.stage == "dpo" and pref.pref_loss in NO_REFERENCE_LOSSES:
-        for key in ("ref_model", "ref_model_adapters"):
-            if getattr(pref, key):
-                problems.append(Problem(key, f"pref_loss {pref.pref_loss} uses no reference model (it compares the "
-                                             f"answers' own log-probabilities): remove {key}, or use a loss with "
-                                             "a reference (sigmoid, hinge, ipo, kto_pair)"))
+    unused = no_reference(method, pref)
+    if unused is not None:
+        why, alternative = unused
+        return [Problem(key, f"{why}: remove {key}, or {alternative}")
+                for key in ("ref_model", "ref_model_adapters") if getattr(pref, key)]
     if pref.ref_model_adapters and not pref.ref_model:
-        problems.append(Problem("ref_model_adapters", "adapters of ref_model, which is not set: set ref_model to "
-                                                      "their base model, or remove ref_model_adapters"))
+        return [Problem("ref_model_adapters", "adapters of ref_model, which is not set: set ref_model to their base "
+                                              "model, or remove ref_model_adapters")]
+    return []
+
+
+def label_smoothing_check(method: MethodSection, pref: PrefSection) -> list[Problem]:
+    """dpo_label_smoothing smooths the sigmoid loss only."""
     if method.stage == "dpo" and pref.dpo_label_smoothing > 0 and pref.pref_loss != "sigmoid":
-        problems.append(Problem("dpo_label_smoothing", f"only the sigmoid loss is smoothed (robust DPO), not "
-                                                       f"pref_loss {pref.pref_loss} (LLaMA-Factory refuses it too): "
-                                                       "set dpo_label_smoothing: 0, or pref_loss: sigmoid"))
-    return problems
+        return [Problem("dpo_label_smoothing", f"only the sigmoid loss is smoothed (robust DPO), not pref_loss "
+                                               f"{pref.pref_loss} (LLaMA-Factory refuses it too): set "
+                                               "dpo_label_smoothing: 0, or pref_loss: sigmoid")]
+    return []
 
 
 # LLaMA-Factory quantizes these with bitsandbytes; tunelab loads neither quantized, so both are refused for every
@@ -149,5 +166,6 @@ def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> 
 def preference_checks(method: MethodSection, pref: PrefSection, lora: LoraSection | None = None) -> list[Problem]:
     """Every problem of the pref keys for this stage and method (pissa_init's only when the lora section
     validated)."""
-    problems = reward_model_check(method, pref) + ref_model_check(method, pref) + quantization_check(pref)
+    problems = (reward_model_check(method, pref) + ref_model_check(method, pref) + label_smoothing_check(method, pref)
+                + quantization_check(pref))
     return problems + (pissa_check(method, lora, pref) if lora is not None else [])

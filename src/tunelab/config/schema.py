@@ -392,7 +392,7 @@ class PrefSection(Section):
     ld_alpha: float | None = Field(None, ge=0.0, le=1.0, description="dpo: LD-DPO's alpha, the weight of the "
                                    "log-probabilities of the longer answer's tokens past the shorter one's length "
                                    "(none: plain sums).")
-    ref_model: str | None = Field(None, description="dpo, kto, ppo: reference model (default: with LoRA, the "
+    ref_model: str | None = Field(None, description="dpo, kto, ppo, grpo: reference model (default: with LoRA, the "
                                   "same weights with the adapter disabled; otherwise a frozen copy of the model).")
     ref_model_adapters: str | None = Field(None, description="Adapters of ref_model (comma-separated).")
     ref_model_quantization_bit: Literal[4, 8] | None = Field(

@@ -1,4 +1,4 @@
-"""The reference model of the preference stages (dpo, kto; grpo builds its own the same way) and its log-probabilities.
+"""The reference model of the preference stages (dpo, kto, grpo) and its log-probabilities.
 
 With LoRA the reference is the policy itself with its adapter disabled (PEFT's disable_adapter): never a second copy
 in memory. Otherwise it is ref_model (+ ref_model_adapters, merged into its weights), or a frozen copy of the
@@ -55,9 +55,11 @@ class Reference:
 
 
 def needs_reference(config: RunConfig) -> bool:
-    """kto always, dpo unless its loss is reference-free (orpo, simpo)."""
-    stage = config.method.stage
-    return stage == "kto" or (stage == "dpo" and config.pref.pref_loss not in REFERENCE_FREE)
+    """kto always, dpo unless its loss is reference-free (orpo, simpo), grpo unless grpo_beta is 0 (ppo builds its
+    own in train/ppo/reference.py)."""
+    stage, pref = config.method.stage, config.pref
+    return (stage == "kto" or (stage == "dpo" and pref.pref_loss not in REFERENCE_FREE)
+            or (stage == "grpo" and pref.grpo_beta != 0.0))
 
 
 def frozen(model: torch.nn.Module) -> torch.nn.Module:

@@ -130,6 +130,20 @@ def test_orpo_and_simpo_use_no_reference(loss: str) -> None:
     assert problems(stage="dpo", pref_loss="sigmoid", ref_model="base", ref_model_adapters="sft-adapter") == {}
 
 
+@pytest.mark.parametrize("stage", ["rm", "sft", "pt"])
+def test_stages_without_a_reference_refuse_the_reference_keys(stage: str) -> None:
+    found = problems(stage=stage, ref_model="base", ref_model_adapters="sft-adapter")
+    assert found == {key: f"stage {stage} uses no reference model: remove {key}, or use a stage that has one (dpo, "
+                          "kto, ppo, grpo)" for key in ("ref_model", "ref_model_adapters")}
+
+
+def test_grpo_takes_a_ref_model_unless_grpo_beta_is_0() -> None:
+    assert problems(stage="grpo", reward_funcs="accuracy", ref_model="base", ref_model_adapters="sft-adapter") == {}
+    found = problems(stage="grpo", reward_funcs="accuracy", grpo_beta=0, ref_model="base")
+    assert found == {"ref_model": "grpo_beta 0 uses no reference model (no KL penalty): remove ref_model, or set "
+                                  "grpo_beta above 0 (e.g. 0.04)"}
+
+
 def test_ref_model_adapters_need_a_ref_model() -> None:
     assert problems(stage="kto", ref_model_adapters="sft-adapter") == {
         "ref_model_adapters": "adapters of ref_model, which is not set: set ref_model to their base model, or remove "
@@ -138,7 +152,7 @@ def test_ref_model_adapters_need_a_ref_model() -> None:
 
 @pytest.mark.parametrize("flat", [
     {"stage": "dpo", "ref_model": "base"}, {"stage": "dpo"}, {"stage": "kto", "ref_model": "base"},
-    {"stage": "ppo", "ref_model": "base"}, {"stage": "grpo", "reward_funcs": "format"}, {"stage": "sft"},
+    {"stage": "ppo", "ref_model": "base"}, {"stage": "grpo", "reward_funcs": "accuracy"}, {"stage": "sft"},
 ])
 def test_a_quantized_reference_is_refused_for_every_stage(flat: dict[str, object]) -> None:
     message = problems(ref_model_quantization_bit=4, **flat)["ref_model_quantization_bit"]
