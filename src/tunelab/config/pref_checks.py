@@ -2,8 +2,10 @@
 
 LLaMA-Factory 0.9.5 refuses most of these in FinetuningArguments.__post_init__ (ppo without reward_model, a lora
 reward model on a full run, label smoothing with another loss, PiSSA with a reference model); tunelab also says
-where a reward model folder lacks its value head and where a key would be ignored, and refuses quantized reference
-and reward models (which it does not load).
+where a reward model folder lacks its value head (or, for reward_model_type lora, its adapter) and where a key would
+be ignored, refuses quantized reference and reward models (which it does not load), and refuses what the rm and ppo
+trainers do not do (DeepSpeed, FSDP; for ppo several processes and evaluation), so none of it surfaces after the
+model has loaded.
 A reward model folder (the output_dir of `stage: rm`) holds the adapter (adapter_config.json and its weights) or
 the whole model, plus the value head: value_head.safetensors (or LLaMA-Factory's older value_head.bin).
 """
@@ -14,7 +16,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tunelab.config.errors import Problem
-from tunelab.config.schema import LoraSection, MethodSection, PrefSection
+from tunelab.config.launch_plan import planned_processes
+from tunelab.config.schema import DataSection, EvalSection, LaunchSection, LoraSection, MethodSection, PrefSection
+from tunelab.runtime import env
 
 # model/value_head.py writes and reads these names; config cannot import model, so they are repeated here
 VALUE_HEAD_FILES = ("value_head.safetensors", "value_head.bin")
@@ -90,11 +94,20 @@ def reward_folder_problems(pref: PrefSection) -> list[Problem]:
     if not head_folder.is_dir():
         return [Problem(key, f"{head_folder}: no such folder; give the adapters of the reward model")]
     if any((head_folder / name).is_file() for name in VALUE_HEAD_FILES):
-        return []
+        return lora_adapter_problems(pref, folder)
     holds = "an adapter (adapter_config.json)" if (head_folder / "adapter_config.json").is_file() else \
         "a model (config.json)" if (head_folder / "config.json").is_file() else "neither an adapter nor a model"
     return [Problem(key, f"{head_folder} holds {holds} but no value head ({' or '.join(VALUE_HEAD_FILES)}), so it is "
                          "not a reward model; train one with stage: rm and give its output_dir")]
+
+
+def lora_adapter_problems(pref: PrefSection, folder: Path) -> list[Problem]:
+    """reward_model_type lora switches the folder's adapter in on the policy: the folder must hold one."""
+    if pref.reward_model_type != "lora" or (folder / "adapter_config.json").is_file():
+        return []
+    return [Problem("reward_model", f"{folder} holds no LoRA adapter (adapter_config.json), which reward_model_type: "
+                                    "lora needs; give the output_dir of a LoRA stage: rm run, or set "
+                                    "reward_model_type: full for a full or freeze one")]
 
 
 def no_reference(method: MethodSection, pref: PrefSection) -> tuple[str, str] | None:
@@ -149,6 +162,34 @@ QUANTIZED_MODEL_FIXES = {
 def quantization_check(pref: PrefSection) -> list[Problem]:
     """ref_model_quantization_bit and reward_model_quantization_bit, refused whatever the stage."""
     return [Problem(key, fix) for key, fix in QUANTIZED_MODEL_FIXES.items() if getattr(pref, key) is not None]
+
+
+def sharding_problems(method: MethodSection, launch: LaunchSection) -> list[Problem]:
+    """rm and ppo train without DeepSpeed or FSDP: rm saves its value head unsharded, ppo runs in one process."""
+    why = {"rm": "stage rm trains with plain data parallelism (the value head is not saved from shards)",
+           "ppo": "stage ppo runs in one process"}.get(method.stage)
+    if why is None:
+        return []
+    fix = "; nproc_per_node: N alone trains data-parallel" if method.stage == "rm" else ""
+    return [Problem(key, f"{why}: remove {key}{fix}") for key in ("deepspeed", "fsdp") if getattr(launch, key)]
+
+
+def stage_launch_check(data: DataSection, method: MethodSection, launch: LaunchSection,
+                       evaluation: EvalSection) -> list[Problem]:
+    """What the rm and ppo trainers do not do, refused before the model loads: rm shards nothing (no DeepSpeed or
+    FSDP); ppo runs in one process and does not evaluate (as in LLaMA-Factory)."""
+    problems = sharding_problems(method, launch)
+    if method.stage != "ppo":
+        return problems
+    processes, source = planned_processes(launch, env.variables())
+    if processes > 1:
+        fix = ("launch `tunelab train` without torchrun" if source == "WORLD_SIZE" else
+               f"unset {source}" if source.isupper() else f"set {source}: 1")
+        problems.append(Problem(source, f"{processes} processes, but stage ppo runs in one process: {fix}"))
+    evaluating = {"val_size": data.val_size > 0, "eval_dataset": bool(data.eval_dataset),
+                  "eval_strategy": evaluation.eval_strategy != "no"}
+    return problems + [Problem(key, f"stage ppo does not evaluate (as in LLaMA-Factory): remove {key}")
+                       for key, set_ in evaluating.items() if set_]
 
 
 def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> list[Problem]:

@@ -14,13 +14,18 @@ from tunelab.config.load import build
 MINIMAL = {"model_name_or_path": "tiny", "dataset": "demo", "output_dir": "out"}
 
 
-def problems(**flat: object) -> dict[str, str]:
-    """The problems of a training config, by key (none: an empty dict)."""
+def problem_list(**flat: object) -> list[tuple[str, str]]:
+    """Every (key, message) of a training config, in order (none: an empty list)."""
     try:
         build({**MINIMAL, **flat}, "train")
     except ConfigError as exc:
-        return {p.key: p.message for p in exc.problems}
-    return {}
+        return [(p.key, p.message) for p in exc.problems]
+    return []
+
+
+def problems(**flat: object) -> dict[str, str]:
+    """The problems of a training config, by key (none: an empty dict)."""
+    return dict(problem_list(**flat))
 
 
 def reward_folder(tmp_path: Path, *files: str) -> Path:
@@ -63,6 +68,15 @@ def test_a_url_with_a_local_reward_model_type_says_api() -> None:
     found = problems(stage="ppo", reward_model="http://localhost:8000")
     assert found == {"reward_model": "http://localhost:8000 is a URL; to score through an endpoint set "
                                      "reward_model_type: api"}
+
+
+def test_a_lora_reward_model_folder_holds_an_adapter(tmp_path: Path) -> None:
+    folder = reward_folder(tmp_path, "config.json", "value_head.safetensors")  # a full reward model
+    assert problems(stage="ppo", reward_model=str(folder)) == {
+        "reward_model": f"{folder} holds no LoRA adapter (adapter_config.json), which reward_model_type: lora needs; "
+                        "give the output_dir of a LoRA stage: rm run, or set reward_model_type: full for a full or "
+                        "freeze one"}
+    assert problems(stage="ppo", reward_model=str(folder), reward_model_type="full") == {}
 
 
 def test_a_missing_reward_model_folder(tmp_path: Path) -> None:
@@ -197,3 +211,65 @@ def test_all_problems_are_reported_together() -> None:
     found = problems(stage="dpo", pref_loss="simpo", dpo_label_smoothing=0.2, ref_model_adapters="a",
                      ref_model_quantization_bit=4)
     assert set(found) == {"dpo_label_smoothing", "ref_model_adapters", "ref_model_quantization_bit"}
+
+
+@pytest.fixture()
+def one_process(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No launch variable set: a plain single-process run unless a test sets one."""
+    for name in ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "FORCE_TORCHRUN", "LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def ppo(tmp_path: Path, **flat: object) -> list[tuple[str, str]]:
+    """The problems of a ppo config with a valid lora reward model, plus flat."""
+    folder = reward_folder(tmp_path, "adapter_config.json", "value_head.safetensors")
+    return problem_list(stage="ppo", reward_model=str(folder), **flat)
+
+
+@pytest.mark.parametrize("key", ["deepspeed", "fsdp"])
+def test_rm_refuses_sharding_before_the_model_loads(key: str, one_process: pytest.MonkeyPatch) -> None:
+    message = ("stage rm trains with plain data parallelism (the value head is not saved from shards): remove "
+               f"{key}; nproc_per_node: N alone trains data-parallel")
+    value = "examples/deepspeed/ds_z2_config.json" if key == "deepspeed" else "full_shard auto_wrap"
+    assert (key, message) in problem_list(stage="rm", **{key: value})
+    assert (key, message) not in problem_list(stage="sft", **{key: value})
+
+
+@pytest.mark.parametrize("key", ["deepspeed", "fsdp"])
+def test_ppo_refuses_sharding(key: str, tmp_path: Path, one_process: pytest.MonkeyPatch) -> None:
+    value = "examples/deepspeed/ds_z2_config.json" if key == "deepspeed" else "full_shard auto_wrap"
+    assert (key, f"stage ppo runs in one process: remove {key}") in ppo(tmp_path, **{key: value})
+
+
+@pytest.mark.parametrize(("flat", "variables", "expected"), [
+    ({"nproc_per_node": 2}, {}, ("nproc_per_node", "2 processes, but stage ppo runs in one process: set "
+                                                   "nproc_per_node: 1")),
+    ({}, {"NPROC_PER_NODE": "4"}, ("NPROC_PER_NODE", "4 processes, but stage ppo runs in one process: unset "
+                                                     "NPROC_PER_NODE")),
+    ({"nnodes": 2, "master_addr": "10.0.0.1"}, {}, ("nnodes", "2 processes, but stage ppo runs in one process: set "
+                                                              "nnodes: 1")),
+    ({}, {"LOCAL_RANK": "0", "WORLD_SIZE": "2"}, ("WORLD_SIZE", "2 processes, but stage ppo runs in one process: "
+                                                                "launch `tunelab train` without torchrun")),
+])
+def test_ppo_refuses_several_processes(flat: dict[str, object], variables: dict[str, str],
+                                       expected: tuple[str, str], tmp_path: Path,
+                                       one_process: pytest.MonkeyPatch) -> None:
+    for name, value in variables.items():
+        one_process.setenv(name, value)
+    assert ppo(tmp_path, **flat) == [expected]
+
+
+def test_ppo_in_one_process_and_without_evaluation_is_fine(tmp_path: Path, one_process: pytest.MonkeyPatch) -> None:
+    assert ppo(tmp_path) == []
+    one_process.setenv("FORCE_TORCHRUN", "1")  # torchrun with a single process
+    assert ppo(tmp_path) == []
+
+
+def test_ppo_refuses_evaluation(tmp_path: Path, one_process: pytest.MonkeyPatch) -> None:
+    found = ppo(tmp_path, val_size=0.1, eval_strategy="steps", eval_steps=5)
+    assert found == [(key, f"stage ppo does not evaluate (as in LLaMA-Factory): remove {key}")
+                     for key in ("val_size", "eval_strategy")]
+    assert ppo(tmp_path, eval_dataset="demo") == [("eval_dataset", "stage ppo does not evaluate (as in "
+                                                                   "LLaMA-Factory): remove eval_dataset")]
+    assert problem_list(stage="sft", val_size=0.1) == []
