@@ -28,10 +28,8 @@ REFERENCE_STAGES = ("dpo", "kto", "ppo", "grpo")  # the stages that can compare 
 
 def uses_reference(method: MethodSection, pref: PrefSection) -> bool:
     """Whether the stage compares the policy with a reference model (LLaMA-Factory's use_ref_model, plus kto and
-    ppo, which always keep one)."""
-    if method.stage == "dpo":
-        return pref.pref_loss not in NO_REFERENCE_LOSSES
-    return method.stage in ("kto", "ppo")
+    ppo, which always keep one, and grpo with a KL penalty)."""
+    return no_reference(method, pref) is None
 
 
 def is_url(text: str) -> bool:
@@ -192,16 +190,20 @@ def stage_launch_check(data: DataSection, method: MethodSection, launch: LaunchS
                        for key, set_ in evaluating.items() if set_]
 
 
+PISSA_ALTERNATIVES = {"dpo": ", or use pref_loss orpo or simpo, which need no reference",
+                      "grpo": ", or set grpo_beta: 0 (no KL penalty, no reference)"}
+
+
 def pissa_check(method: MethodSection, lora: LoraSection, pref: PrefSection) -> list[Problem]:
     """PiSSA rewrites the base weights with the adapter's principal part taken out, so the adapter-disabled model is
-    no longer the reference kto, ppo and dpo with a reference need (LLaMA-Factory refuses the combination)."""
+    no longer the reference kto, ppo, grpo with a KL penalty and dpo with a reference need (LLaMA-Factory refuses
+    the combination)."""
     if not lora.pissa_init or not uses_reference(method, pref):
         return []
     what = f"pref_loss {pref.pref_loss}" if method.stage == "dpo" else f"stage {method.stage}"
     return [Problem("pissa_init", f"{what} compares the policy with the model as it was, which PiSSA changes (it "
                                   "moves the principal part of the weights into the adapter; LLaMA-Factory refuses "
-                                  "it too): remove pissa_init, or use pref_loss orpo or simpo, which need no "
-                                  "reference")]
+                                  f"it too): remove pissa_init{PISSA_ALTERNATIVES.get(method.stage, '')}")]
 
 
 def preference_checks(method: MethodSection, pref: PrefSection, lora: LoraSection | None = None) -> list[Problem]:

@@ -201,8 +201,14 @@ def test_pissa_with_ppo(tmp_path: Path) -> None:
     assert set(problems(stage="ppo", reward_model=str(folder), pissa_init=True)) == {"pissa_init"}
 
 
+def test_pissa_with_grpos_kl_penalty() -> None:
+    message = problems(stage="grpo", reward_funcs="accuracy", pissa_init=True)["pissa_init"]
+    assert message.startswith("stage grpo compares the policy with the model as it was, which PiSSA changes")
+    assert message.endswith("remove pissa_init, or set grpo_beta: 0 (no KL penalty, no reference)")
+
+
 @pytest.mark.parametrize("flat", [{"stage": "dpo", "pref_loss": "orpo"}, {"stage": "dpo", "pref_loss": "simpo"},
-                                  {"stage": "rm"}, {"stage": "sft"}, {"stage": "grpo"}])
+                                  {"stage": "rm"}, {"stage": "sft"}, {"stage": "grpo", "grpo_beta": 0}])
 def test_pissa_without_a_reference_is_fine(flat: dict[str, object]) -> None:
     assert "pissa_init" not in problems(pissa_init=True, **flat)
 
