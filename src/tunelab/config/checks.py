@@ -19,7 +19,7 @@ from tunelab.config.export_checks import (export_dir_check, gguf_type_check, leg
 from tunelab.config.infer_checks import infer_dtype_check, predict_launch_check
 from tunelab.config.launch_checks import launch_checks
 from tunelab.config.name_checks import dataset_names_check, predict_names_check, template_check
-from tunelab.config.pref_checks import preference_checks
+from tunelab.config.pref_checks import preference_checks, stage_launch_check
 from tunelab.config.reward_checks import grpo_sampling_check, reward_funcs_check
 from tunelab.config.schema import (TOOL_FORMAT_NAMES, DataSection, EvalSection, LoraSection, MethodSection,
                                    ModelSection, Section, TrainSection)
@@ -333,8 +333,8 @@ CHECKS: dict[Literal["all", "predict_only"] | Purpose, tuple[Check, ...]] = {
     "train": tuple(map(declare, (
         do_train_check, predict_check, required_for_training, precision_check, max_steps_check, val_size_check,
         eval_data_check, checkpointing_check, streaming_steps_check, eval_split_check, lora_only_check,
-        adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks, preference_checks,
-        reward_funcs_check, grpo_sampling_check, dataset_names_check))),
+        adapter_check, best_model_check, early_stopping_check, accuracy_check, launch_checks, stage_launch_check,
+        preference_checks, reward_funcs_check, grpo_sampling_check, dataset_names_check))),
     # `tunelab train` with do_predict and without do_train: the model is only loaded and asked, so the training
     # settings (schedule, evaluation during training, launch) do not apply
     "predict_only": tuple(map(declare, (predict_check, required_for_training, lora_only_check, adapter_check,

@@ -126,6 +126,18 @@ def multi_process(launch: LaunchSection, environ: Mapping[str, str]) -> bool:
     return wants_launch(read_settings(launch, environ)[0], environ)
 
 
+def planned_processes(launch: LaunchSection, environ: Mapping[str, str]) -> tuple[int, str]:
+    """How many training processes the run has over all nodes, and the setting that decides it: WORLD_SIZE inside a
+    worker, else nproc_per_node x nnodes (the key or variable each came from; 'nproc_per_node' by default)."""
+    if in_distributed_worker(environ):
+        raw = environ.get("WORLD_SIZE", "").strip()
+        return (int(raw) if raw.isdigit() else 1), "WORLD_SIZE"
+    settings = read_settings(launch, environ)[0]
+    processes, nnodes = settings["processes"], settings["nnodes"]
+    source = nnodes.source if (nnodes.value or 1) > 1 else processes.source
+    return (processes.value or 1) * (nnodes.value or 1), source if source != "default" else "nproc_per_node"
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (the operating system's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

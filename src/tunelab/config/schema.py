@@ -392,17 +392,19 @@ class PrefSection(Section):
     ld_alpha: float | None = Field(None, ge=0.0, le=1.0, description="dpo: LD-DPO's alpha, the weight of the "
                                    "log-probabilities of the longer answer's tokens past the shorter one's length "
                                    "(none: plain sums).")
-    ref_model: str | None = Field(None, description="dpo, kto, ppo: reference model (default: with LoRA, the "
+    ref_model: str | None = Field(None, description="dpo, kto, ppo, grpo: reference model (default: with LoRA, the "
                                   "same weights with the adapter disabled; otherwise a frozen copy of the model).")
     ref_model_adapters: str | None = Field(None, description="Adapters of ref_model (comma-separated).")
     ref_model_quantization_bit: Literal[4, 8] | None = Field(
-        None, description="Quantize the reference model to 4 or 8 bits (needs a GPU and bitsandbytes).")
+        None, description="LLaMA-Factory's 4/8-bit reference model: refused (tunelab loads the reference "
+        "unquantized).")
     reward_model: str | None = Field(None, description="ppo: the reward model: a `stage: rm` output folder "
                                      "(reward_model_type lora or full) or the URL of a score endpoint (api).")
     reward_model_adapters: str | None = Field(None, description="ppo: adapters of the reward model "
                                               "(comma-separated).")
     reward_model_quantization_bit: Literal[4, 8] | None = Field(
-        None, description="ppo: quantize the reward model to 4 or 8 bits (needs a GPU and bitsandbytes).")
+        None, description="LLaMA-Factory's 4/8-bit reward model: refused (tunelab loads the reward model "
+        "unquantized).")
     reward_model_type: Literal["lora", "full", "api"] = Field(
         "lora", description="ppo: lora (a LoRA reward adapter on the policy's own base model; needs "
         "finetuning_type lora), full (a separate reward model), api (an HTTP endpoint answering POST "

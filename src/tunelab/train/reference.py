@@ -1,4 +1,4 @@
-"""The reference model of the preference stages (dpo, kto; grpo builds its own the same way) and its log-probabilities.
+"""The reference model of the preference stages (dpo, kto, grpo) and its log-probabilities.
 
 With LoRA the reference is the policy itself with its adapter disabled (PEFT's disable_adapter): never a second copy
 in memory. Otherwise it is ref_model (+ ref_model_adapters, merged into its weights), or a frozen copy of the
@@ -21,7 +21,6 @@ from tunelab.model.load import ModelBundle, load_model, resolve
 from tunelab.model.precision import Precision
 from tunelab.runtime.logging import info
 from tunelab.train.logps import labelled_logps, sequence_logps
-from tunelab.train.outdir import RunError
 from tunelab.train.pref_loss import REFERENCE_FREE
 
 if TYPE_CHECKING:
@@ -56,9 +55,11 @@ class Reference:
 
 
 def needs_reference(config: RunConfig) -> bool:
-    """kto always, dpo unless its loss is reference-free (orpo, simpo)."""
-    stage = config.method.stage
-    return stage == "kto" or (stage == "dpo" and config.pref.pref_loss not in REFERENCE_FREE)
+    """kto always, dpo unless its loss is reference-free (orpo, simpo), grpo unless grpo_beta is 0 (ppo builds its
+    own in train/ppo/reference.py)."""
+    stage, pref = config.method.stage, config.pref
+    return (stage == "kto" or (stage == "dpo" and pref.pref_loss not in REFERENCE_FREE)
+            or (stage == "grpo" and pref.grpo_beta != 0.0))
 
 
 def frozen(model: torch.nn.Module) -> torch.nn.Module:
@@ -86,10 +87,7 @@ def build_reference(config: RunConfig, precision: Precision, bundle: ModelBundle
     """The reference of this run, loaded by the model layer and handed to the trainer (None: the loss uses none)."""
     if not needs_reference(config):
         return None
-    pref = config.pref
-    if pref.ref_model_quantization_bit is not None:
-        raise RunError("ref_model_quantization_bit: quantized reference models are not supported by this build of "
-                       "tunelab; remove the key (the reference is then kept in the training dtype)")
+    pref = config.pref  # ref_model_quantization_bit is refused with the config (config/pref_checks.py)
     if pref.ref_model is not None:
         return Reference(load_ref_model(config, getattr(torch, precision.weights)))
     if config.method.finetuning_type == "lora":

@@ -60,6 +60,24 @@ def test_a_full_rm_folder_scores_as_it_was_saved(full_rm: tuple[Path, Any]) -> N
     assert not scorer.model.training
 
 
+def test_a_llamafactory_legacy_value_head_bin_loads_and_scores(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """LLaMA-Factory 0.9.5 without safe_serialization: torch.save of {v_head.summary.weight, v_head.summary.bias}
+    as value_head.bin (fix_valuehead_checkpoint), read back by load_valuehead_params."""
+    import shutil
+
+    folder = tmp_path / "lf-rm"
+    shutil.copytree(tiny_model_dir, folder)
+    torch.manual_seed(3)
+    weight, bias = torch.randn(1, 32), torch.randn(1)
+    torch.save({"v_head.summary.weight": weight, "v_head.summary.bias": bias}, folder / "value_head.bin")
+    scorer = load_reward_scorer(str(folder), None, None)
+    ids, mask = pad_right([[5, 9, 17, 33, 2], [7, 8, 9, 10, 11, 12, 13]], 0)
+    with torch.no_grad():
+        hidden = scorer.model.pretrained_model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    expected = torch.stack([hidden[0, 4] @ weight[0] + bias[0], hidden[1, 6] @ weight[0] + bias[0]])
+    torch.testing.assert_close(scorer.score_ids(ids, mask), expected)
+
+
 def test_a_lora_rm_folder_scores_as_it_was_saved(tiny_model_dir: Path, lora_rm: tuple[Path, Any]) -> None:
     folder, head = lora_rm
     scorer = load_reward_scorer(str(tiny_model_dir), str(folder), None)

@@ -138,6 +138,17 @@ def test_a_lora_run_logs_the_figures_and_plots_them(tmp_path: Path, tiny_model_d
     assert (out / "checkpoint-2").is_dir()
 
 
+def test_ref_model_is_the_reference_of_the_kl_term(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
+                                                    data_dir: Path, make_tiny_llama: Any, tiny_tokenizer: Any) -> None:
+    make_dataset(QA, name="qa", file_name="qa.json")
+    other = tmp_path / "other-llama"
+    make_tiny_llama(seed=1).save_pretrained(other)  # other weights, the same vocabulary
+    tiny_tokenizer.save_pretrained(other)
+    _, out = run(tmp_path, tiny_model_dir, data_dir, max_steps=1, ref_model=str(other))
+    first = [r for r in read_log(out / "run.jsonl") if "loss" in r][0]
+    assert first["kl"] > 0.01  # the adapter starts as the base model, which is not ref_model
+
+
 def test_full_training_uses_a_frozen_copy_and_resumes(tmp_path: Path, tiny_model_dir: Path, make_dataset: Any,
                                                        data_dir: Path) -> None:
     make_dataset(QA, name="qa", file_name="qa.json")

@@ -4,14 +4,14 @@ GRPOTrainer, written on tunelab's trainer).
 Each step takes per_device_train_batch_size prompts (the batch counts prompts, not answers), samples
 num_generations answers per prompt with the engine's decoding loop (the infer keys: temperature, top_p, top_k,
 max_new_tokens), scores them with reward_funcs, normalises the rewards within each prompt's group, and takes one
-gradient step on the clipped policy loss plus grpo_beta x KL to the reference model (with LoRA: the same weights
-with the adapter disabled; otherwise a frozen copy taken before training; none when grpo_beta is 0).
+gradient step on the clipped policy loss plus grpo_beta x KL to the reference model (train/reference.py's, as dpo's:
+ref_model when set; else with LoRA the same weights with the adapter disabled, otherwise a frozen copy taken before
+training; none when grpo_beta is 0).
 Evaluation (eval_dataset / val_size) reports the cross-entropy of the reference answers, as sft does.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,6 +64,8 @@ class GrpoTrainer(TunelabTrainer):
         self.rewards = rewards
         self.settings = settings
         self.reference = reference
+        if reference is not None and reference.model is not None:  # the Trainer moves only the policy
+            reference.model.to(self.args.device)
         self.loss_is_scaled_for_ga = False  # a mean over the micro-batch: the Trainer divides by accumulation
         self.stops = stop_token_ids(self.processing_class, self.model)
         self.figures: dict[str, list[float]] = {}
@@ -180,7 +182,7 @@ def with_references(data_bundle: DataBundle, rewards: list[Reward], tokenizer: T
 
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
                   callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> GrpoTrainer:
-    """A GRPO trainer over already-loaded objects (the reference is the adapter-disabled model or a copy)."""
+    """A GRPO trainer over already-loaded objects (the reference, built by train/reference.py, comes in options)."""
     if options is None or options.run_config is None:
         raise RunError("stage grpo needs the run's config (TrainerOptions.run_config)")
     config = options.run_config
@@ -188,13 +190,11 @@ def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: Trai
     tokenizer = model_bundle.tokenizer
     rewards = build_rewards(pref.rewards(), lambda text: tokenizer.encode(text, add_special_tokens=False))
     train = with_references(data_bundle, rewards, tokenizer, config.data.on_bad_row == "skip")
-    model = model_bundle.model
-    reference = None
-    if pref.grpo_beta != 0.0:
-        reference = Reference(None if hasattr(model, "disable_adapter") else
-                                    copy.deepcopy(model).requires_grad_(False).eval())
+    if pref.grpo_beta != 0.0 and options.reference is None:
+        raise RunError("stage grpo with grpo_beta above 0 needs its reference model (TrainerOptions.reference, "
+                       "from train/reference.py's build_reference)")
     settings = GrpoSettings(group=pref.num_generations, beta=pref.grpo_beta, epsilon=pref.grpo_epsilon,
                             sampling=config.infer)
-    return GrpoTrainer(rewards=rewards, settings=settings, reference=reference, model=model, args=args,
-                       train_dataset=train, eval_dataset=data_bundle.eval, tokenizer=tokenizer, callbacks=callbacks,
-                       options=options)
+    return GrpoTrainer(rewards=rewards, settings=settings, reference=options.reference, model=model_bundle.model,
+                       args=args, train_dataset=train, eval_dataset=data_bundle.eval, tokenizer=tokenizer,
+                       callbacks=callbacks, options=options)

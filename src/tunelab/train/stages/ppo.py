@@ -14,7 +14,6 @@ from tunelab.infer.batch_generate import sampling_fields, stop_token_ids
 from tunelab.model.adapters import base_model
 from tunelab.model.load import ModelBundle
 from tunelab.model.value_head import ValueHeadModel
-from tunelab.runtime import env
 from tunelab.train.outdir import RunError
 from tunelab.train.ppo.reference import build_reference
 from tunelab.train.ppo.scorers import AdapterScorer, ApiScorer, ModelScorer, Scorer
@@ -25,19 +24,6 @@ if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainingArguments
 
 VALUE_HEAD_DROPOUT = 0.1  # TRL's summary_dropout_prob default, which LLaMA-Factory keeps
-
-
-def check_supported(config: RunConfig, data_bundle: DataBundle) -> None:
-    """What this build's PPO does not do, refused before anything heavy starts."""
-    if env.world_size() > 1 or config.launch.deepspeed or config.launch.fsdp:
-        raise RunError("stage ppo runs in one process here: launch it without torchrun, deepspeed or fsdp")
-    if data_bundle.eval is not None:
-        raise RunError("stage ppo does not evaluate (as in LLaMA-Factory): remove val_size and eval_dataset")
-    pref = config.pref  # reward_model's presence, kind and folder are checked with the config (config/pref_checks.py)
-    if pref.reward_model_type == "lora" and not (Path(str(pref.reward_model)) / "adapter_config.json").is_file():
-        raise RunError(f"reward_model: {pref.reward_model} holds no LoRA adapter (adapter_config.json), which "
-                       "reward_model_type: lora needs; give the output_dir of a LoRA stage: rm run, or set "
-                       "reward_model_type: full for a full or freeze one")
 
 
 def build_scorer(config: RunConfig, policy: ValueHeadModel, model_bundle: ModelBundle) -> Scorer:
@@ -79,11 +65,12 @@ def ppo_settings(config: RunConfig, model_bundle: ModelBundle) -> PpoSettings:
 
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
                   callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> PpoTrainer:
-    """A PpoTrainer over the loaded policy; the reward model and reference are loaded by model/ and infer/."""
+    """A PpoTrainer over the loaded policy; the reward model and reference are loaded by model/ and infer/. One
+    process, no evaluation and the reward model's kind and folder are checked with the config
+    (config/pref_checks.py)."""
     if options is None or options.run_config is None:
         raise RunError("stage ppo needs the run's config (TrainerOptions.run_config)")
     config = options.run_config
-    check_supported(config, data_bundle)
     settings = ppo_settings(config, model_bundle)
     model = model_bundle.model
     if args.gradient_checkpointing:  # the Trainer would call it on the value-head wrapper, which has none

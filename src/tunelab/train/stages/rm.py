@@ -155,10 +155,8 @@ def freeze_unused_output_head(model: PreTrainedModel | PeftModel) -> None:
 
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
                   callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> TunelabTrainer:
-    """A RewardTrainer over a value-head model wrapped around the bundle's (already prepared) model."""
-    if args.deepspeed or args.fsdp:
-        raise RunError("stage rm trains on one or more processes with plain data parallelism; remove deepspeed/fsdp "
-                       "from the config (sharded saving of the value head is not supported)")
+    """A RewardTrainer over a value-head model wrapped around the bundle's (already prepared) model (deepspeed and
+    fsdp are refused with the config: config/pref_checks.py)."""
     pretrained = model_bundle.model
     freeze_unused_output_head(pretrained)
     if args.gradient_checkpointing:  # the Trainer would ask the value-head wrapper, which has no such switch
