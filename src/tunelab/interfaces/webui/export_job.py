@@ -1,6 +1,7 @@
 """What the Export tab computes: its form fields from ExportSection (a key added to the schema appears as a field),
 the form's values as `key=value` overrides, the config it writes and checks as `tunelab export` would, the command
-it runs, and where the result is."""
+it runs, and where the result is. export_dir follows the web UI's path rule (safe_paths.checked_path): a relative
+folder is inside the working folder."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from pydantic.fields import FieldInfo
 
 from tunelab.config.schema import GGUF_TYPES, ExportSection
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
+from tunelab.config.errors import ConfigError, Problem
 from tunelab.interfaces.webui.command_run import tunelab_argv
-from tunelab.interfaces.webui.top_config import model_keys, run_folder
+from tunelab.interfaces.webui.safe_paths import checked_path, collect
+from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
 
 CONFIG_NAME = "webui_export.yaml"
 UNSET = ""  # a dropdown's "leave it to the default" choice
@@ -89,21 +92,34 @@ class ExportForm:
     values: dict[str, object]
     workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
 
-    def config_keys(self) -> dict[str, object]:
-        """The config file's keys: the model and the run (its adapter or its whole model)."""
-        run = run_folder(self.run_dir, required=True, workdir=self.workdir)
-        return {**model_keys(self.model, self.template, self.finetuning_type), "output_dir": str(run)}
+    def export_folder(self) -> Path | None:
+        """export_dir by the path rule (None when it is not given: `tunelab export` says it is required)."""
+        text = blank(str(self.values.get("export_dir") or ""))
+        return checked_path("export_dir", text, self.workdir) if text else None
+
+    def checked(self) -> tuple[dict[str, object], list[str]]:
+        """The config file's keys (the model and the run: its adapter or its whole model) and the export keys as
+        overrides, export_dir resolved; every problem of the form is reported together."""
+        problems: list[Problem] = []
+        model = collect(problems, lambda: model_keys(self.model, self.template, self.finetuning_type))
+        run = collect(problems, lambda: run_folder(self.run_dir, required=True, workdir=self.workdir))
+        folder = collect(problems, self.export_folder)
+        if problems:
+            raise ConfigError(problems)
+        values = {**self.values, **({"export_dir": str(folder)} if folder else {})}
+        return {**(model or {}), "output_dir": str(run)}, overrides(values)
 
 
 def write_config(form: ExportForm) -> tuple[Path | None, list[str], Captured]:
     """Write the model/run config into the run folder and check it with the export keys as `tunelab export` would."""
     written: list[Path] = []
-    keys = overrides(form.values)
+    keys: list[str] = []
 
     def handler(_: argparse.Namespace) -> int:
         from tunelab.config.load import load_config
 
-        config = form.config_keys()
+        config, export_keys = form.checked()
+        keys.extend(export_keys)
         path = Path(str(config["output_dir"])) / CONFIG_NAME
         path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
         load_config(path, keys, purpose="export")
@@ -119,9 +135,8 @@ def export_argv(config: Path, keys: list[str]) -> list[str]:
     return tunelab_argv("export", str(config), *keys)
 
 
-def result_files(export_dir: str) -> str:
+def result_files(folder: Path) -> str:
     """What the export folder holds, one file a line with its size."""
-    folder = Path(export_dir).expanduser()
     if not folder.is_dir():
         return ""
     files = sorted(p for p in folder.rglob("*") if p.is_file())

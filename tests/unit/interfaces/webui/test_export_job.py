@@ -63,11 +63,29 @@ def test_a_missing_run_folder_is_refused(tmp_path: Path) -> None:
     assert path is None and "no such folder; pick a run folder that exists" in done.err
 
 
+def test_export_dir_follows_the_path_rule(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "run").mkdir(parents=True)
+    form = export_job.ExportForm("m", None, "lora", "none", {"export_dir": "../out"}, work)
+    path, keys, done = export_job.write_config(form)
+    assert path is None and keys == []
+    assert done.err.startswith(f"tunelab: the config has 2 problems\n  output_dir: none: no such folder; pick a "
+                               f"run folder that exists\n  export_dir: ../out leads outside the working folder "
+                               f"{work.resolve()}")
+    inside = export_job.ExportForm("m", None, "lora", "run", {"export_dir": "exports/m"}, work)
+    path, keys, done = export_job.write_config(inside)
+    assert done.ok, done.text()
+    assert keys == [f"export_dir={work.resolve() / 'exports' / 'm'}"]
+    assert inside.export_folder() == work.resolve() / "exports" / "m"
+    outside = export_job.ExportForm("m", None, "lora", "run", {"export_dir": str(tmp_path / "out")}, work)
+    assert outside.export_folder() == tmp_path / "out"  # absolute: taken as typed
+
+
 def test_result_files_lists_the_export(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"0" * 2_000_000)
     (tmp_path / "README.md").write_text("card")
-    assert export_job.result_files(str(tmp_path)) == "README.md  0.00 MB\nmodel.safetensors  2.00 MB"
-    assert export_job.result_files(str(tmp_path / "none")) == ""
+    assert export_job.result_files(tmp_path) == "README.md  0.00 MB\nmodel.safetensors  2.00 MB"
+    assert export_job.result_files(tmp_path / "none") == ""
 
 
 def test_the_tab_has_a_field_and_strings_for_every_export_key() -> None:

@@ -32,11 +32,11 @@ def run_export(lang: Lang, form: export_job.ExportForm) -> Iterator[tuple[str, s
     if config is None:
         yield label("export.failed", lang), output_text(checked), ""
         return
-    folder = str(form.values.get("export_dir") or "")
+    folder = form.export_folder()  # checked by write_config
     for log in run_streamed(export_job.export_argv(config, keys)):
         if log.code is None:
             yield label("export.running", lang), log.text(), ""
-        elif log.code == 0:
+        elif log.code == 0 and folder is not None:
             yield f"{label('export.done', lang)}: {folder}", log.text(), export_job.result_files(folder)
         else:
             yield label("export.failed", lang), log.text(), ""
