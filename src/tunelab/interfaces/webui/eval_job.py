@@ -20,6 +20,7 @@ from tunelab.interfaces.webui.safe_paths import checked_path, collect
 from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
 
 CONFIG_NAME = "webui_eval.yaml"
+LOG_NAME = "webui_eval.log"  # the command's output, next to its config
 RESULTS_MD = "eval_results.md"
 Task = dict[str, object]  # one eval_tasks entry as the YAML holds it
 JsonRow = dict[str, Any]  # one line of rows/<task>.jsonl, as eval/report.py writes it (nested JSON)

@@ -22,6 +22,7 @@ from tunelab.interfaces.webui.safe_paths import checked_path, collect
 from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
 
 CONFIG_NAME = "webui_export.yaml"
+LOG_NAME = "webui_export.log"  # the command's output, next to its config
 UNSET = ""  # a dropdown's "leave it to the default" choice
 EXTRA_KEYS = ("overwrite_output_dir",)  # export_dir may be replaced only with this train key set
 

@@ -14,7 +14,7 @@ from tunelab.config.errors import ConfigError
 from tunelab.eval.report import write_report
 from tunelab.eval.results import TaskScore
 from tunelab.interfaces.webui import eval_job
-from tunelab.interfaces.webui.command_run import run_streamed, shown_command
+from tunelab.interfaces.webui.command_run import shown_command
 from tunelab.interfaces.webui.strings import LANGS, entry
 from tunelab.interfaces.webui.tabs import evaluate as evaluate_tab
 
@@ -118,12 +118,6 @@ def test_the_command_is_an_argument_list(tmp_path: Path) -> None:
     argv = eval_job.eval_argv(tmp_path / "a b.yaml")
     assert argv == [sys.executable, "-u", "-m", "tunelab", "eval", str(tmp_path / "a b.yaml"), "--compare"]
     assert shown_command(argv) == f"tunelab eval '{tmp_path / 'a b.yaml'}' --compare"
-
-
-def test_run_streamed_yields_output_then_the_exit_code() -> None:
-    logs = [(list(log.lines), log.code) for log in run_streamed([sys.executable, "-c", "print('a'); print('b')"])]
-    assert logs[-1] == (["a", "b"], 0)
-    assert all(code is None for _, code in logs[:-1])
 
 
 def scores(model: str, answers: list[str], correct: list[bool]) -> TaskScore:

@@ -1,5 +1,6 @@
 """The Evaluate & Predict tab: eval tasks from a YAML or the form, `tunelab eval --compare` (base vs the run) as a
-subprocess with its output live, then the CLI's table and charts and a row browser (eval_job.py computes them)."""
+detached subprocess with its output live (it runs on when the tab is closed), then the CLI's table and charts and a
+row browser (eval_job.py computes them)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def run_eval(lang: Lang, form: eval_job.EvalForm, compare: bool) -> Iterator[Pro
         yield label("evaluate.failed", lang), output_text(checked), "", None, [], gr.update(choices=[], value=None)
         return
     running = label("evaluate.running", lang)
-    for log in run_streamed(eval_job.eval_argv(config, compare)):
+    log_file = config.parent / eval_job.LOG_NAME
+    for log in run_streamed(eval_job.eval_argv(config, compare), log_file, form.workdir):
         if log.code is None:
             yield running, log.text(), "", None, [], gr.update()
         elif log.code == 0:
@@ -122,8 +124,8 @@ def build(ui: UI) -> None:
                            output_dir, tasks, max_new, compare], [status, log, table, chart, charts, row_task])
     show.click(lambda out: show_report(out, ui.workdir), [output_dir], [status, table, chart, charts, row_task])
     for trigger in (row_task, changed):
-        trigger.change(lambda out, task, only: browse_rows(out, ui.workdir, task, only), [output_dir, row_task, changed],
-                       [rows])
+        trigger.change(lambda out, task, only: browse_rows(out, ui.workdir, task, only),
+                       [output_dir, row_task, changed], [rows])
 
 
 def build_task_form(ui: UI) -> Callable[[gr.Code, gr.Textbox], None]:

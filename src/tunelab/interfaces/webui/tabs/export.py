@@ -1,5 +1,6 @@
-"""The Export tab: the export keys as a form generated from ExportSection, `tunelab export` as a subprocess with its
-output live, and the result's location and files (export_job.py computes them)."""
+"""The Export tab: the export keys as a form generated from ExportSection, `tunelab export` as a detached subprocess
+with its output live (it runs on when the tab is closed), and the result's location and files (export_job.py
+computes them)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def run_export(lang: Lang, form: export_job.ExportForm) -> Iterator[tuple[str, s
         yield label("export.failed", lang), output_text(checked), ""
         return
     folder = form.export_folder()  # checked by write_config
-    for log in run_streamed(export_job.export_argv(config, keys)):
+    log_file = config.parent / export_job.LOG_NAME
+    for log in run_streamed(export_job.export_argv(config, keys), log_file, form.workdir):
         if log.code is None:
             yield label("export.running", lang), log.text(), ""
         elif log.code == 0 and folder is not None:
