@@ -12,6 +12,7 @@ from tests.unit.interfaces.webui.tab_helpers import blocks_with
 from tunelab.config.schema import GGUF_TYPES, ExportSection
 from tunelab.interfaces import cli
 from tunelab.interfaces.webui import export_job
+from tunelab.interfaces.webui import strings
 from tunelab.interfaces.webui.strings import LANGS, entry
 from tunelab.interfaces.webui.tabs import export as export_tab
 
@@ -95,3 +96,13 @@ def test_the_tab_has_a_field_and_strings_for_every_export_key() -> None:
     used = keys + ["export.running", "export.done", "export.failed"]
     assert all(key.startswith("export.") for key in used)
     assert all(entry(key, lang)["label"] for key in used for lang in LANGS)
+
+
+def test_an_export_key_without_strings_is_labelled_from_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(strings.table(), "export.export_size")  # as for a key just added to ExportSection
+    _, ui = blocks_with(export_tab.build)
+    by_key = dict(ui.registered)
+    assert "export.export_size" not in by_key
+    field = by_key["config:export_size"]
+    assert (field.label, field.info) == ("export_size", ExportSection.model_fields["export_size"].description)
+    assert field.elem_id == "export-export_size"

@@ -11,7 +11,7 @@ import gradio as gr
 from tunelab.interfaces.webui import export_job
 from tunelab.interfaces.webui.command_run import run_streamed
 from tunelab.interfaces.webui.cli_capture import output_text
-from tunelab.interfaces.webui.strings import Lang, label
+from tunelab.interfaces.webui.strings import Lang, label, table
 from tunelab.interfaces.webui.ui import UI
 
 
@@ -25,6 +25,13 @@ def component(spec: export_job.FieldSpec) -> gr.components.Component:
     if spec.widget == "number":
         return gr.Number(value=spec.default, precision=0 if spec.integer else None, elem_id=elem_id)
     return gr.Textbox(value=str(spec.default), elem_id=elem_id)
+
+
+def add_field(ui: UI, spec: export_job.FieldSpec) -> gr.components.Component:
+    """The widget of an export key, labelled from strings.yaml's export.KEY, or from the config schema (the key's
+    name and description) for a key added to ExportSection without one."""
+    key = f"export.{spec.key}"
+    return ui.add(key, component(spec)) if key in table() else ui.add_key(spec.key, component(spec))
 
 
 def run_export(lang: Lang, form: export_job.ExportForm) -> Iterator[tuple[str, str, str]]:
@@ -52,17 +59,17 @@ def build(ui: UI) -> None:
     specs = export_job.field_specs()
     with gr.Row():
         for spec in specs[:4]:
-            fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+            fields[spec.key] = add_field(ui, spec)
     with gr.Accordion(open=False) as more:
         ui.add("export.more", more)
         with gr.Row():
             for spec in specs[4:]:
                 if spec.widget != "checkbox":
-                    fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+                    fields[spec.key] = add_field(ui, spec)
         with gr.Row():  # the switches on a line of their own, where their labels fit
             for spec in specs[4:]:
                 if spec.widget == "checkbox":
-                    fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+                    fields[spec.key] = add_field(ui, spec)
             fields["overwrite_output_dir"] = ui.add("export.overwrite_output_dir", gr.Checkbox(value=False))
     start = ui.add("export.start", gr.Button(variant="primary", elem_id="export-start"))
     status = ui.add("export.status", gr.Textbox(interactive=False, elem_id="export-status"))
