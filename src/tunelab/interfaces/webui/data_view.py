@@ -40,13 +40,15 @@ class DataForm:
     dataset_dir: str
     cutoff_len: int
     workdir: Path = field(default_factory=Path.cwd)  # a relative dataset folder is inside it
+    system: str | None = None  # the top bar's system prompt (default_system), for rows without one
 
     def overrides(self) -> list[str]:
         """The form as `tunelab data ... key=value` overrides (no YAML: the CLI accepts a config of overrides); a
         dataset folder outside the working folder is a ConfigError."""
         folder = checked_path("dataset_dir", self.dataset_dir, self.workdir)
         keys = {"model_name_or_path": self.model, "template": blank(self.template), "stage": self.stage,
-                "dataset": ",".join(self.dataset), "dataset_dir": str(folder), "cutoff_len": self.cutoff_len}
+                "dataset": ",".join(self.dataset), "dataset_dir": str(folder), "cutoff_len": self.cutoff_len,
+                "default_system": blank(self.system)}
         return [f"{key}={value}" for key, value in keys.items() if value not in (None, "")]
 
     def args(self, **extra: object) -> argparse.Namespace:

@@ -106,6 +106,7 @@ class EvalForm:
     tasks_yaml: str
     max_new_tokens: int
     workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
+    system: str | None = None  # the top bar's system prompt (default_system), for rows without one
 
     def report_dir(self) -> Path:
         """The report folder, by the path rule (a ConfigError naming output_dir when it is missing or escapes)."""
@@ -114,8 +115,8 @@ class EvalForm:
         return report_folder(self.output_dir, self.workdir)
 
     def keys(self) -> dict[str, object]:
-        """The eval config's flat keys: base vs the run (its adapter, or its whole model for freeze/full); every
-        problem of the form is reported together."""
+        """The eval config's flat keys: base vs the run (its adapter, or its whole model for freeze/full), the system
+        prompt; every problem of the form is reported together."""
         problems: list[Problem] = []
         model = collect(problems, lambda: model_keys(self.model, self.template, self.finetuning_type))
         run = collect(problems, lambda: run_folder(self.run_dir, required=True, workdir=self.workdir))
@@ -126,6 +127,8 @@ class EvalForm:
             raise ConfigError(problems)
         keys = {**(model or {}), "dataset_dir": str(data), "output_dir": str(report),
                 "max_new_tokens": self.max_new_tokens, "do_sample": False, "eval_tasks": tasks}
+        if blank(self.system):
+            keys["default_system"] = self.system
         if run is not None and (run / "adapter_config.json").is_file():
             keys["adapter_name_or_path"] = str(run)
         elif run is not None:

@@ -92,6 +92,7 @@ class ExportForm:
     run_dir: str | None
     values: dict[str, object]
     workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
+    system: str | None = None  # the top bar's system prompt (default_system): an ollama Modelfile's SYSTEM
 
     def export_folder(self) -> Path | None:
         """export_dir by the path rule (None when it is not given: `tunelab export` says it is required)."""
@@ -99,8 +100,8 @@ class ExportForm:
         return checked_path("export_dir", text, self.workdir) if text else None
 
     def checked(self) -> tuple[dict[str, object], list[str]]:
-        """The config file's keys (the model and the run: its adapter or its whole model) and the export keys as
-        overrides, export_dir resolved; every problem of the form is reported together."""
+        """The config file's keys (the model, the run: its adapter or its whole model, the system prompt) and the
+        export keys as overrides, export_dir resolved; every problem of the form is reported together."""
         problems: list[Problem] = []
         model = collect(problems, lambda: model_keys(self.model, self.template, self.finetuning_type))
         run = collect(problems, lambda: run_folder(self.run_dir, required=True, workdir=self.workdir))
@@ -108,7 +109,8 @@ class ExportForm:
         if problems:
             raise ConfigError(problems)
         values = {**self.values, **({"export_dir": str(folder)} if folder else {})}
-        return {**(model or {}), "output_dir": str(run)}, overrides(values)
+        system = {"default_system": self.system} if blank(self.system) else {}
+        return {**(model or {}), "output_dir": str(run), **system}, overrides(values)
 
 
 def write_config(form: ExportForm) -> tuple[Path | None, list[str], Captured]:

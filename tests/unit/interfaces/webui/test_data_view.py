@@ -49,6 +49,16 @@ def test_preview_highlights_the_trained_tokens(tiny_model_dir: Path, make_datase
     assert report.startswith("rows read 2, converted 2, skipped 0, truncated 0")
 
 
+def test_preview_uses_the_top_bars_system_prompt(tiny_model_dir: Path, make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(ROWS)
+    chosen = data_view.DataForm(str(tiny_model_dir), None, "sft", ["demo"], str(data_dir), 1024,
+                                system="Answer briefly.")
+    assert "default_system=Answer briefly." in chosen.overrides()
+    html, _ = data_view.preview(chosen, 1)
+    assert "&lt;|im_start|&gt;system\nAnswer briefly.&lt;|im_end|&gt;" in html
+    assert "Answer briefly." not in data_view.preview(form(tiny_model_dir, data_dir, ["demo"]), 1)[0]
+
+
 def test_preview_counts_truncation(tiny_model_dir: Path, make_dataset: Any, data_dir: Path) -> None:
     make_dataset(ROWS)
     _, report = data_view.preview(form(tiny_model_dir, data_dir, ["demo"], cutoff_len=8), 2)

@@ -107,6 +107,12 @@ def test_the_config_is_written_and_checked_as_tunelab_eval_checks_it(tmp_path: P
     assert done.ok, done.text()
     assert path == tmp_path / "out" / eval_job.CONFIG_NAME
     assert yaml.safe_load(path.read_text())["eval_tasks"] == [{"name": "a", "type": "generation", "dataset": "demo"}]
+    system = eval_job.EvalForm("m", None, "lora", str(run), str(data_dir), str(tmp_path / "sys"),
+                               "- {name: a, type: generation, dataset: demo}\n", 16, system="Answer briefly.")
+    path, done = eval_job.write_config(system)
+    assert done.ok, done.text()
+    assert yaml.safe_load(path.read_text())["default_system"] == "Answer briefly."  # the top bar's system prompt
+    assert "default_system" not in good.keys()
     bad = eval_job.EvalForm("m", None, "lora", str(run), str(data_dir), str(tmp_path / "out2"),
                             "- {name: a, type: nokind}\n", 16)
     path, done = eval_job.write_config(bad)

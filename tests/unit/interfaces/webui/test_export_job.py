@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.unit.interfaces.webui.tab_helpers import blocks_with
 from tunelab.config.schema import GGUF_TYPES, ExportSection
@@ -54,6 +55,11 @@ def test_the_config_is_checked_as_tunelab_export_checks_it(tmp_path: Path, capsy
     path, keys, done = export_job.write_config(good)
     assert done.ok, done.text()
     assert path == run / export_job.CONFIG_NAME and keys == [f"export_dir={tmp_path / 'x'}"]
+    assert "default_system" not in yaml.safe_load(path.read_text())
+    system = export_job.ExportForm("m", "chatml", "lora", str(run), {"export_dir": str(tmp_path / "x")},
+                                   system="Answer briefly.")
+    assert export_job.write_config(system)[2].ok
+    assert yaml.safe_load(path.read_text())["default_system"] == "Answer briefly."  # the top bar's system prompt
     assert export_job.export_argv(path, keys) == [sys.executable, "-u", "-m", "tunelab", "export", str(path),
                                                   f"export_dir={tmp_path / 'x'}"]
 

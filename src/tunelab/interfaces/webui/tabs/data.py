@@ -29,11 +29,11 @@ def browse(dataset_dir: str, workdir: Path) -> tuple[list[list[str]], dict[str, 
     return rows, gr.update(choices=names), message
 
 
-def form(ui: UI, model: str, template: str | None, stage: str, datasets: list[str] | None, dataset_dir: str,
-         cutoff_len: float) -> data_view.DataForm:
+def form(ui: UI, model: str, template: str | None, system: str | None, stage: str, datasets: list[str] | None,
+         dataset_dir: str, cutoff_len: float) -> data_view.DataForm:
     """The values every data command reads, from the top bar and the tab."""
     return data_view.DataForm(model or "", template, stage, list(datasets or []), dataset_dir, int(cutoff_len),
-                              ui.workdir)
+                              workdir=ui.workdir, system=system)
 
 
 def build(ui: UI) -> None:
@@ -58,24 +58,25 @@ def build(ui: UI) -> None:
     report = ui.add("data.report", gr.Textbox(interactive=False, lines=4))
     shown = ui.add("data.shown", gr.HTML())
     histogram = ui.add("data.histogram", gr.Image(type="filepath", interactive=False))
-    inputs = [top.model, top.template, stage, datasets, dataset_dir, cutoff]
+    inputs = [top.model, top.template, top.system, stage, datasets, dataset_dir, cutoff]
 
     browse_button.click(lambda folder: browse(folder, ui.workdir), [dataset_dir], [registry, datasets, message])
 
-    def on_preview(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                   cutoff_len: float, count: float) -> tuple[str, str]:
-        html, lines = data_view.preview(form(ui, model, template, stage_, names, folder, cutoff_len), int(count))
+    def on_preview(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                   folder: str, cutoff_len: float, count: float) -> tuple[str, str]:
+        chosen = form(ui, model, template, system, stage_, names, folder, cutoff_len)
+        html, lines = data_view.preview(chosen, int(count))
         return lines, html
 
-    def on_stats(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                 cutoff_len: float) -> tuple[str, str | None]:
-        png, text = data_view.stats(form(ui, model, template, stage_, names, folder, cutoff_len),
-                                    PNG_DIR / f"lengths-{uuid.uuid4().hex[:8]}.png")
+    def on_stats(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                 folder: str, cutoff_len: float) -> tuple[str, str | None]:
+        chosen = form(ui, model, template, system, stage_, names, folder, cutoff_len)
+        png, text = data_view.stats(chosen, PNG_DIR / f"lengths-{uuid.uuid4().hex[:8]}.png")
         return text, png
 
-    def on_validate(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                    cutoff_len: float) -> str:
-        return output_text(data_view.validate(form(ui, model, template, stage_, names, folder, cutoff_len)))
+    def on_validate(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                    folder: str, cutoff_len: float) -> str:
+        return output_text(data_view.validate(form(ui, model, template, system, stage_, names, folder, cutoff_len)))
 
     preview_button.click(on_preview, inputs + [rows], [report, shown])
     stats_button.click(on_stats, inputs, [report, histogram])

@@ -115,13 +115,15 @@ def build(ui: UI) -> None:
     connect_task_form(tasks, status)
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
-                 folder: str, out: str, tasks_text: str, new: float, both: bool) -> Iterator[Progress]:
+                 system: str | None, folder: str, out: str, tasks_text: str, new: float,
+                 both: bool) -> Iterator[Progress]:
         form = eval_job.EvalForm(model, template, method, run_dir, folder, out, tasks_text, int(new or 1),
-                                  ui.workdir)
+                                 workdir=ui.workdir, system=system)
         yield from run_eval(lang, form, both)
 
-    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, dataset_dir,
-                           output_dir, tasks, max_new, compare], [status, log, table, chart, charts, row_task])
+    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, top.system,
+                           dataset_dir, output_dir, tasks, max_new, compare],
+                [status, log, table, chart, charts, row_task])
     show.click(lambda out: show_report(out, ui.workdir), [output_dir], [status, table, chart, charts, row_task])
     for trigger in (row_task, changed):
         trigger.change(lambda out, task, only: browse_rows(out, ui.workdir, task, only),

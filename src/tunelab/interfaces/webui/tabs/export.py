@@ -78,9 +78,10 @@ def build(ui: UI) -> None:
     keys = list(fields)
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
-                 *values: object) -> Iterator[tuple[str, str, str]]:
-        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)), ui.workdir)
+                 system: str | None, *values: object) -> Iterator[tuple[str, str, str]]:
+        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)), workdir=ui.workdir,
+                                     system=system)
         yield from run_export(lang, form)
 
-    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir] + list(fields.values()),
-                [status, log, files])
+    top_inputs = [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, top.system]
+    start.click(on_start, top_inputs + list(fields.values()), [status, log, files])
