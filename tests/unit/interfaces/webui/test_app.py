@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 
 import pytest
 
 from tunelab.config.errors import ConfigError
-from tunelab.interfaces import cli
+from tunelab.interfaces import cli, webui
 from tunelab.interfaces.webui.app import TAB_MODULES, exposure_warning, missing_tabs, settings
 
 
@@ -58,3 +60,12 @@ def test_gradio_variables_are_read_in_runtime_env(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("GRADIO_SHARE", raising=False)
     assert gradio_env() == {"host": "0.0.0.0", "port": "8081"}
     assert settings(None, None, None, False, "en", gradio_env()).port == 8081
+
+
+def test_architecture_md_names_every_webui_module() -> None:
+    line = next(line for line in (Path(__file__).parents[4] / "docs" / "architecture.md").read_text().splitlines()
+                if "`webui/`" in line)
+    named = set(re.findall(r"`([a-z_]+\.py)`", line.split("`webui/`", 1)[1]))
+    folder = Path(webui.__file__).parent
+    modules = {p.name for p in [*folder.glob("*.py"), *(folder / "tabs").glob("*.py")] if p.name != "__init__.py"}
+    assert sorted(modules - named) == []
