@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 from pydantic.fields import FieldInfo
 
+from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.schema import GGUF_TYPES, ExportSection
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
-from tunelab.config.errors import ConfigError, Problem
 from tunelab.interfaces.webui.command_run import tunelab_argv
 from tunelab.interfaces.webui.safe_paths import checked_path, collect
 from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
