@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from tunelab.sweep.ledger import Entry
 from tunelab.sweep.plots import HISTORY_PNG, LOSSES_PNG, OBJECTIVE_PNG, plot_history, plot_losses, plot_objective

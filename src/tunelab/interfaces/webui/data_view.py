@@ -2,19 +2,23 @@
 them (HTML, trained spans highlighted), the length histogram, validation and convert + register.
 
 Every function takes form values and returns what the components show; errors come back as the CLI's own text.
+The dataset folder follows the web UI's path rule (safe_paths.checked_path): a relative folder is inside the working
+folder, an absolute one is taken as typed.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_convert_args, cmd_convert, cmd_stats, cmd_validate
-from tunelab.interfaces.webui.cli_capture import Captured, capture, run_cli
+from tunelab.interfaces.webui.cli_capture import Captured, Handler, capture, run_cli
+from tunelab.interfaces.webui.safe_paths import checked_path
 from tunelab.interfaces.webui.top_config import blank
 
 if TYPE_CHECKING:
@@ -35,11 +39,16 @@ class DataForm:
     dataset: list[str]
     dataset_dir: str
     cutoff_len: int
+    workdir: Path = field(default_factory=Path.cwd)  # a relative dataset folder is inside it
+    system: str | None = None  # the top bar's system prompt (default_system), for rows without one
 
     def overrides(self) -> list[str]:
-        """The form as `tunelab data ... key=value` overrides (no YAML: the CLI accepts a config of overrides)."""
+        """The form as `tunelab data ... key=value` overrides (no YAML: the CLI accepts a config of overrides); a
+        dataset folder outside the working folder is a ConfigError."""
+        folder = checked_path("dataset_dir", self.dataset_dir, self.workdir)
         keys = {"model_name_or_path": self.model, "template": blank(self.template), "stage": self.stage,
-                "dataset": ",".join(self.dataset), "dataset_dir": self.dataset_dir, "cutoff_len": self.cutoff_len}
+                "dataset": ",".join(self.dataset), "dataset_dir": str(folder), "cutoff_len": self.cutoff_len,
+                "default_system": blank(self.system)}
         return [f"{key}={value}" for key, value in keys.items() if value not in (None, "")]
 
     def args(self, **extra: object) -> argparse.Namespace:
@@ -47,19 +56,26 @@ class DataForm:
         return argparse.Namespace(config=None, overrides=self.overrides(), **extra)
 
 
-def registry_rows(dataset_dir: str) -> tuple[list[list[str]], list[str], str]:
+def run_data(handler: Handler, form: DataForm, **extra: object) -> Captured:
+    """A `tunelab data` handler run on the form's values, captured; a bad dataset folder is its error too."""
+    return capture(lambda _: handler(form.args(**extra)), argparse.Namespace())
+
+
+def registry_rows(dataset_dir: str, workdir: Path) -> tuple[list[list[str]], list[str], str]:
     """The entries of a folder's dataset_info.json as table rows, their names, and a message (the CLI's error)."""
     from tunelab.data.registry import read_registry
 
     found: list[tuple[str, object]] = []
+    folders: list[Path] = []
 
     def handler(_: argparse.Namespace) -> int:
-        found.extend(read_registry(Path(dataset_dir).expanduser()).items())
+        folders.append(checked_path("dataset_dir", dataset_dir, workdir))
+        found.extend(read_registry(folders[0]).items())
         return 0
 
     done = capture(handler, argparse.Namespace())
     rows = [registry_row(name, entry) for name, entry in found]
-    message = done.text() if not done.ok else f"{len(rows)} datasets in {Path(dataset_dir) / 'dataset_info.json'}"
+    message = done.text() if not done.ok else f"{len(rows)} datasets in {folders[0] / 'dataset_info.json'}"
     return rows, [name for name, _ in found], message
 
 
@@ -122,7 +138,7 @@ def preview(form: DataForm, rows: int) -> tuple[str, str]:
         lines.extend(report_lines(bundle.report))
         return 0
 
-    done = capture(handler, form.args())
+    done = run_data(handler, form)
     if not done.ok:
         return "", done.text()
     return PREVIEW_STYLE + "<div class='tl-preview'>" + "".join(shown) + "</div>", "\n".join(lines)
@@ -131,13 +147,13 @@ def preview(form: DataForm, rows: int) -> tuple[str, str]:
 def stats(form: DataForm, png: Path) -> tuple[str | None, str]:
     """`tunelab data stats`: the histogram PNG (None on an error) and the printed summary."""
     png.parent.mkdir(parents=True, exist_ok=True)
-    done = capture(cmd_stats, form.args(png=str(png)))
+    done = run_data(cmd_stats, form, png=str(png))
     return (str(png) if done.ok and png.is_file() else None), done.text()
 
 
 def validate(form: DataForm) -> Captured:
     """`tunelab data validate`: every bad row with its file, row and field (exit code 2 when any)."""
-    return capture(cmd_validate, form.args())
+    return run_data(cmd_validate, form)
 
 
 @dataclass(frozen=True)
@@ -152,10 +168,12 @@ class ConvertForm:
     sheet: str | None = None
     register_as: str | None = None
     keep_empty: bool = False
+    workdir: Path = field(default_factory=Path.cwd)  # a relative dataset folder is inside it
 
-    def argv(self) -> list[str]:
-        """`tunelab data convert` arguments (a list: no shell ever sees form values)."""
-        argv = [self.upload, "--to", self.to, "--out", str(Path(self.dataset_dir).expanduser() / self.out_name)]
+    def argv(self, folder: Path) -> list[str]:
+        """`tunelab data convert` arguments writing into the dataset folder (a list: no shell ever sees form
+        values)."""
+        argv = [self.upload, "--to", self.to, "--out", str(folder / self.out_name)]
         argv += ["--map", self.mapping] if blank(self.mapping) else []
         argv += ["--sheet", self.sheet] if blank(self.sheet) else []
         argv += ["--name", self.register_as] if blank(self.register_as) else ["--register"]
@@ -168,9 +186,13 @@ def convert(form: ConvertForm) -> Captured:
     if not blank(form.out_name) or name.name != form.out_name or name.suffix not in (".json", ".jsonl"):
         return Captured(2, "", "tunelab: error: output file name: give a file name ending .json or .jsonl, "
                                "without a folder (it is written into the dataset folder)")
-    if not Path(form.dataset_dir).expanduser().is_dir():
+    try:
+        folder = checked_path("dataset_dir", form.dataset_dir, form.workdir)
+    except ConfigError as exc:
+        return Captured(2, "", f"tunelab: {exc.render()}")
+    if not folder.is_dir():
         return Captured(2, "", f"tunelab: error: {form.dataset_dir}: no such folder; give the dataset folder")
-    return run_cli(add_convert_args, cmd_convert, form.argv(), "tunelab data convert")
+    return run_cli(add_convert_args, cmd_convert, form.argv(folder), "tunelab data convert")
 
 
 def upload_columns(upload: str | None, sheet: str | None) -> str:

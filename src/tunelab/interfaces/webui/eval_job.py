@@ -1,6 +1,7 @@
 """What the Evaluate & Predict tab computes: the eval_tasks list (from a YAML or the form), the eval YAML it writes
 and checks as `tunelab eval` would, the command it runs, and the report the CLI leaves in the output folder
-(table, charts, and rows/<task>.jsonl for the row browser)."""
+(table, charts, and rows/<task>.jsonl for the row browser). The tasks YAML, dataset folder and report folder follow
+the web UI's path rule (safe_paths.checked_path): relative paths are inside the working folder."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import yaml
 
 from tunelab.config.errors import ConfigError, Problem
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
+from tunelab.interfaces.webui.safe_paths import checked_path, collect
 from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
 from tunelab.runtime.processes import tunelab_argv
 
 CONFIG_NAME = "webui_eval.yaml"
+LOG_NAME = "webui_eval.log"  # the command's output, next to its config
 RESULTS_MD = "eval_results.md"
 Task = dict[str, object]  # one eval_tasks entry as the YAML holds it
 JsonRow = dict[str, Any]  # one line of rows/<task>.jsonl, as eval/report.py writes it (nested JSON)
@@ -72,14 +75,14 @@ def parse_tasks(tasks_yaml: str) -> list[object]:
     return tasks
 
 
-def tasks_from_file(path: str) -> tuple[str, Captured]:
+def tasks_from_file(path: str, workdir: Path) -> tuple[str, Captured]:
     """The eval_tasks of a YAML config (read as the CLI reads configs), as the tasks box's text."""
     from tunelab.config.load import read_yaml
 
     found: list[str] = []
 
     def handler(_: argparse.Namespace) -> int:
-        tasks = read_yaml(Path(path).expanduser()).get("eval_tasks")
+        tasks = read_yaml(checked_path("tasks YAML file", path, workdir)).get("eval_tasks")
         if not isinstance(tasks, list) or not tasks:
             raise ConfigError([Problem(f"{path}: eval_tasks", "the file lists no eval_tasks; add some or pick "
                                        "another file")])
@@ -103,13 +106,29 @@ class EvalForm:
     tasks_yaml: str
     max_new_tokens: int
     workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
+    system: str | None = None  # the top bar's system prompt (default_system), for rows without one
+
+    def report_dir(self) -> Path:
+        """The report folder, by the path rule (a ConfigError naming output_dir when it is missing or escapes)."""
+        if not blank(self.output_dir):
+            raise ConfigError([Problem("output_dir", "no output folder; give the folder the report goes to")])
+        return report_folder(self.output_dir, self.workdir)
 
     def keys(self) -> dict[str, object]:
-        """The eval config's flat keys: base vs the run (its adapter, or its whole model for freeze/full)."""
-        run = run_folder(self.run_dir, required=True, workdir=self.workdir)
-        keys = {**model_keys(self.model, self.template, self.finetuning_type), "dataset_dir": self.dataset_dir,
-                "output_dir": self.output_dir, "max_new_tokens": self.max_new_tokens, "do_sample": False,
-                "eval_tasks": parse_tasks(self.tasks_yaml)}
+        """The eval config's flat keys: base vs the run (its adapter, or its whole model for freeze/full), the system
+        prompt; every problem of the form is reported together."""
+        problems: list[Problem] = []
+        model = collect(problems, lambda: model_keys(self.model, self.template, self.finetuning_type))
+        run = collect(problems, lambda: run_folder(self.run_dir, required=True, workdir=self.workdir))
+        data = collect(problems, lambda: checked_path("dataset_dir", self.dataset_dir, self.workdir, must_exist=True))
+        report = collect(problems, self.report_dir)
+        tasks = collect(problems, lambda: parse_tasks(self.tasks_yaml))
+        if problems:
+            raise ConfigError(problems)
+        keys = {**(model or {}), "dataset_dir": str(data), "output_dir": str(report),
+                "max_new_tokens": self.max_new_tokens, "do_sample": False, "eval_tasks": tasks}
+        if blank(self.system):
+            keys["default_system"] = self.system
         if run is not None and (run / "adapter_config.json").is_file():
             keys["adapter_name_or_path"] = str(run)
         elif run is not None:
@@ -126,10 +145,8 @@ def write_config(form: EvalForm) -> tuple[Path | None, Captured]:
 
         from tunelab.config.load import load_config
 
-        if not blank(form.output_dir):
-            raise ConfigError([Problem("output_dir", "no output folder; give the folder the report goes to")])
         keys = form.keys()
-        out = Path(form.output_dir).expanduser()
+        out = Path(str(keys["output_dir"]))
         out.mkdir(parents=True, exist_ok=True)
         path = out / CONFIG_NAME
         path.write_text(yaml.safe_dump(keys, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -147,29 +164,33 @@ def eval_argv(config: Path, compare: bool = True) -> list[str]:
     return tunelab_argv("eval", str(config), *(["--compare"] if compare else []))
 
 
-def results_markdown(output_dir: str) -> str:
+def report_folder(text: str, workdir: Path) -> Path:
+    """A report folder typed into the tab, by the path rule (inside the working folder when relative)."""
+    return checked_path("output_dir", text, workdir)
+
+
+def results_markdown(folder: Path) -> str:
     """The eval_results.md the CLI wrote, or empty text."""
-    path = Path(output_dir).expanduser() / RESULTS_MD
+    path = folder / RESULTS_MD
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
-def figures(output_dir: str) -> list[str]:
-    """The PNG charts the CLI wrote into the output folder (the table's bars first)."""
-    folder = Path(output_dir).expanduser()
+def figures(folder: Path) -> list[str]:
+    """The PNG charts the CLI wrote into the report folder (the table's bars first)."""
     if not folder.is_dir():
         return []
     return [str(p) for p in sorted(folder.glob("*.png"), key=lambda p: (p.stem != "eval_results", p.name))]
 
 
-def row_tasks(output_dir: str) -> list[str]:
+def row_tasks(folder: Path) -> list[str]:
     """The tasks with per-row comparisons (rows/<task>.jsonl)."""
-    folder = Path(output_dir).expanduser() / "rows"
-    return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+    rows = folder / "rows"
+    return sorted(p.stem for p in rows.glob("*.jsonl")) if rows.is_dir() else []
 
 
-def read_rows(output_dir: str, task: str) -> list[JsonRow]:
+def read_rows(folder: Path, task: str) -> list[JsonRow]:
     """rows/<task>.jsonl as written by eval/report.py (id, label, changed, models)."""
-    path = Path(output_dir).expanduser() / "rows" / f"{task}.jsonl"
+    path = folder / "rows" / f"{task}.jsonl"
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -183,9 +204,9 @@ def outcome_text(result: JsonRow) -> str:
     return numbers[0] if numbers else ""
 
 
-def row_table(output_dir: str, task: str, changed_only: bool) -> tuple[list[str], list[list[str]]]:
+def row_table(folder: Path, task: str, changed_only: bool) -> tuple[list[str], list[list[str]]]:
     """Headers and rows for the row browser: id, reference, then each model's answer and outcome side by side."""
-    rows = read_rows(output_dir, task)
+    rows = read_rows(folder, task)
     models = list(rows[0]["models"]) if rows else []
     headers = ["id", "changed", "label"] + [f"{m} {part}" for m in models for part in ("answer", "outcome")]
     table = []

@@ -1,6 +1,7 @@
 """What the Export tab computes: its form fields from ExportSection (a key added to the schema appears as a field),
 the form's values as `key=value` overrides, the config it writes and checks as `tunelab export` would, the command
-it runs, and where the result is."""
+it runs, and where the result is. export_dir follows the web UI's path rule (safe_paths.checked_path): a relative
+folder is inside the working folder."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from pathlib import Path
 import yaml
 from pydantic.fields import FieldInfo
 
+from tunelab.config.errors import ConfigError, Problem
 from tunelab.config.schema import GGUF_TYPES, ExportSection
 from tunelab.interfaces.webui.cli_capture import Captured, capture, cli_runner
-from tunelab.interfaces.webui.top_config import model_keys, run_folder
+from tunelab.interfaces.webui.safe_paths import checked_path, collect
+from tunelab.interfaces.webui.top_config import blank, model_keys, run_folder
 from tunelab.runtime.processes import tunelab_argv
 
 CONFIG_NAME = "webui_export.yaml"
+LOG_NAME = "webui_export.log"  # the command's output, next to its config
 UNSET = ""  # a dropdown's "leave it to the default" choice
 EXTRA_KEYS = ("overwrite_output_dir",)  # export_dir may be replaced only with this train key set
 
@@ -88,22 +92,37 @@ class ExportForm:
     run_dir: str | None
     values: dict[str, object]
     workdir: Path = field(default_factory=Path.cwd)  # relative folders are read from here, and may not leave it
+    system: str | None = None  # the top bar's system prompt (default_system): an ollama Modelfile's SYSTEM
 
-    def config_keys(self) -> dict[str, object]:
-        """The config file's keys: the model and the run (its adapter or its whole model)."""
-        run = run_folder(self.run_dir, required=True, workdir=self.workdir)
-        return {**model_keys(self.model, self.template, self.finetuning_type), "output_dir": str(run)}
+    def export_folder(self) -> Path | None:
+        """export_dir by the path rule (None when it is not given: `tunelab export` says it is required)."""
+        text = blank(str(self.values.get("export_dir") or ""))
+        return checked_path("export_dir", text, self.workdir) if text else None
+
+    def checked(self) -> tuple[dict[str, object], list[str]]:
+        """The config file's keys (the model, the run: its adapter or its whole model, the system prompt) and the
+        export keys as overrides, export_dir resolved; every problem of the form is reported together."""
+        problems: list[Problem] = []
+        model = collect(problems, lambda: model_keys(self.model, self.template, self.finetuning_type))
+        run = collect(problems, lambda: run_folder(self.run_dir, required=True, workdir=self.workdir))
+        folder = collect(problems, self.export_folder)
+        if problems:
+            raise ConfigError(problems)
+        values = {**self.values, **({"export_dir": str(folder)} if folder else {})}
+        system = {"default_system": self.system} if blank(self.system) else {}
+        return {**(model or {}), "output_dir": str(run), **system}, overrides(values)
 
 
 def write_config(form: ExportForm) -> tuple[Path | None, list[str], Captured]:
     """Write the model/run config into the run folder and check it with the export keys as `tunelab export` would."""
     written: list[Path] = []
-    keys = overrides(form.values)
+    keys: list[str] = []
 
     def handler(_: argparse.Namespace) -> int:
         from tunelab.config.load import load_config
 
-        config = form.config_keys()
+        config, export_keys = form.checked()
+        keys.extend(export_keys)
         path = Path(str(config["output_dir"])) / CONFIG_NAME
         path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
         load_config(path, keys, purpose="export")
@@ -119,9 +138,8 @@ def export_argv(config: Path, keys: list[str]) -> list[str]:
     return tunelab_argv("export", str(config), *keys)
 
 
-def result_files(export_dir: str) -> str:
+def result_files(folder: Path) -> str:
     """What the export folder holds, one file a line with its size."""
-    folder = Path(export_dir).expanduser()
     if not folder.is_dir():
         return ""
     files = sorted(p for p in folder.rglob("*") if p.is_file())

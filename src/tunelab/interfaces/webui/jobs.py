@@ -18,7 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from tunelab.runtime import env, paths
+from tunelab.interfaces.webui.command_run import start_detached
+from tunelab.runtime import paths
 
 JOB_FILE = "webui_job.json"
 LOG_FILE = "webui_train.log"
@@ -164,10 +165,7 @@ class Jobs:
             self.check_idle()
             folder = Path(folder)
             folder.mkdir(parents=True, exist_ok=True)
-            with (folder / LOG_FILE).open("wb") as log:
-                child = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         env={**env.variables(), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+            child = start_detached(argv, folder / LOG_FILE, self.workdir)
             self.children[child.pid] = child
             job = Job(folder=str(folder), command=list(argv), pid=child.pid,
                       started=psutil.Process(child.pid).create_time(), extra=dict(extra or {}))

@@ -6,7 +6,9 @@ walk out of it. An absolute path is taken as the user typed it. Paths that must 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tunelab.config.errors import ConfigError, Problem
 
@@ -14,6 +16,7 @@ from tunelab.config.errors import ConfigError, Problem
 PATH_KEYS: tuple[str, ...] = ("adapter_name_or_path", "cache_dir", "dataset_dir", "tokenized_path", "media_dir",
                               "output_dir", "export_dir")
 MUST_EXIST: tuple[str, ...] = ("adapter_name_or_path", "dataset_dir", "media_dir")
+T = TypeVar("T")
 
 
 def checked_path(where: str, text: str, workdir: Path, must_exist: bool = False) -> Path:
@@ -32,6 +35,15 @@ def checked_path(where: str, text: str, workdir: Path, must_exist: bool = False)
     if must_exist and not path.exists():
         raise ConfigError([Problem(where, f"{text} does not exist; give an existing path")])
     return path
+
+
+def collect(problems: list[Problem], check: Callable[[], T]) -> T | None:
+    """check()'s value, or None with its ConfigError's problems added to `problems` (to report them together)."""
+    try:
+        return check()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
 
 
 def looks_like_path(text: str) -> bool:

@@ -4,7 +4,6 @@ finished, cancelled and cleared rows leave vLLM."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 

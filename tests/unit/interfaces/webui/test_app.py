@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 
 import pytest
 
 from tunelab.config.errors import ConfigError
-from tunelab.interfaces import cli
+from tunelab.interfaces import cli, webui
 from tunelab.interfaces.webui.app import TAB_MODULES, exposure_warning, missing_tabs, settings
 
 
@@ -42,7 +44,8 @@ def test_bad_values_are_config_errors_naming_the_flag() -> None:
 
 def test_cli_parses_the_webui_command() -> None:
     args = cli.build_parser().parse_args(["webui", "--port", "8080", "--auth", "user:pass", "--lang", "zh"])
-    assert args.func is cli.cmd_webui and (args.port, args.auth, args.lang, args.host) == (8080, "user:pass", "zh", None)
+    assert args.func is cli.cmd_webui
+    assert (args.port, args.auth, args.lang, args.host) == (8080, "user:pass", "zh", None)
 
 
 def test_six_tabs_in_order_and_which_are_missing() -> None:
@@ -58,3 +61,12 @@ def test_gradio_variables_are_read_in_runtime_env(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("GRADIO_SHARE", raising=False)
     assert gradio_env() == {"host": "0.0.0.0", "port": "8081"}
     assert settings(None, None, None, False, "en", gradio_env()).port == 8081
+
+
+def test_architecture_md_names_every_webui_module() -> None:
+    line = next(line for line in (Path(__file__).parents[4] / "docs" / "architecture.md").read_text().splitlines()
+                if "`webui/`" in line)
+    named = set(re.findall(r"`([a-z_]+\.py)`", line.split("`webui/`", 1)[1]))
+    folder = Path(webui.__file__).parent
+    modules = {p.name for p in [*folder.glob("*.py"), *(folder / "tabs").glob("*.py")] if p.name != "__init__.py"}
+    assert sorted(modules - named) == []

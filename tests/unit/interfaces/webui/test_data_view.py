@@ -26,7 +26,7 @@ def form(model: Path, data_dir: Path, datasets: list[str], cutoff_len: int = 102
 
 def test_registry_rows_list_the_entries(make_dataset: Any, data_dir: Path) -> None:
     make_dataset(ROWS, name="demo", entry={"columns": {"prompt": "instruction"}})
-    rows, names, message = data_view.registry_rows(str(data_dir))
+    rows, names, message = data_view.registry_rows(str(data_dir), data_dir.parent)
     assert names == ["demo"]
     assert rows[0][:3] == ["demo", "demo.json", "alpaca"] and rows[0][4] == "prompt=instruction"
     assert message == f"1 datasets in {data_dir / 'dataset_info.json'}"
@@ -34,7 +34,7 @@ def test_registry_rows_list_the_entries(make_dataset: Any, data_dir: Path) -> No
 
 def test_a_folder_without_a_registry_says_so_as_the_cli_does(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    rows, names, message = data_view.registry_rows(str(tmp_path))
+    rows, names, message = data_view.registry_rows(str(tmp_path), tmp_path)
     assert rows == [] and names == []
     assert message.startswith(f"tunelab: error: {tmp_path / 'dataset_info.json'}: no dataset_info.json in {tmp_path}")
 
@@ -47,6 +47,16 @@ def test_preview_highlights_the_trained_tokens(tiny_model_dir: Path, make_datase
     assert trained == "I am tunelab.&lt;|im_end|&gt;\n"
     assert "&lt;|im_start|&gt;user\nWho are you?" in html
     assert report.startswith("rows read 2, converted 2, skipped 0, truncated 0")
+
+
+def test_preview_uses_the_top_bars_system_prompt(tiny_model_dir: Path, make_dataset: Any, data_dir: Path) -> None:
+    make_dataset(ROWS)
+    chosen = data_view.DataForm(str(tiny_model_dir), None, "sft", ["demo"], str(data_dir), 1024,
+                                system="Answer briefly.")
+    assert "default_system=Answer briefly." in chosen.overrides()
+    html, _ = data_view.preview(chosen, 1)
+    assert "&lt;|im_start|&gt;system\nAnswer briefly.&lt;|im_end|&gt;" in html
+    assert "Answer briefly." not in data_view.preview(form(tiny_model_dir, data_dir, ["demo"]), 1)[0]
 
 
 def test_preview_counts_truncation(tiny_model_dir: Path, make_dataset: Any, data_dir: Path) -> None:
@@ -118,9 +128,32 @@ def test_convert_refuses_a_path_as_the_output_name(tmp_path: Path, data_dir: Pat
     assert not (tmp_path / "qa.json").exists()
 
 
-def test_the_form_becomes_cli_overrides() -> None:
-    values = data_view.DataForm("m", "", "dpo", ["a", "b"], "data", 512).overrides()
-    assert values == ["model_name_or_path=m", "stage=dpo", "dataset=a,b", "dataset_dir=data", "cutoff_len=512"]
+def test_the_form_becomes_cli_overrides(tmp_path: Path) -> None:
+    values = data_view.DataForm("m", "", "dpo", ["a", "b"], "data", 512, tmp_path).overrides()
+    assert values == ["model_name_or_path=m", "stage=dpo", "dataset=a,b", f"dataset_dir={tmp_path.resolve() / 'data'}",
+                      "cutoff_len=512"]
+
+
+def test_the_dataset_folder_follows_the_path_rule(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    escape = "tunelab: the config has 1 problem\n  dataset_dir: ../outside leads outside the working folder"
+    assert data_view.registry_rows("../outside", work)[2].startswith(escape)
+    assert data_view.registry_rows("data", work)[2].startswith(f"tunelab: error: {work.resolve() / 'data'}")
+    bad = data_view.DataForm("m", None, "sft", ["demo"], "../outside", 64, work)
+    assert data_view.validate(bad).err.startswith(escape)
+    assert data_view.preview(bad, 1) == ("", data_view.validate(bad).err.rstrip())
+    png, text = data_view.stats(bad, tmp_path / "l.png")
+    assert png is None and text.startswith(escape)
+    upload = tmp_path / "upload.csv"
+    upload.write_text("q,a\nx,y\n", encoding="utf-8")
+    convert = data_view.ConvertForm(str(upload), "alpaca", "instruction=q,output=a", "qa.json", "../outside",
+                                    workdir=work)
+    assert data_view.convert(convert).err.startswith(escape)
+    assert not (tmp_path / "outside" / "qa.json").exists()
+    inside = data_view.ConvertForm(str(upload), "alpaca", "instruction=q,output=a", "qa.json", "data", workdir=work)
+    assert data_view.convert(inside).ok and (work / "data" / "qa.json").is_file()
 
 
 def test_the_tab_builds_with_every_string_in_both_languages() -> None:

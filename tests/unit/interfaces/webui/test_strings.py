@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.unit.interfaces.webui.tab_helpers import blocks_with
+from tunelab.config.schema import describe_key
 from tunelab.interfaces.webui import strings
 from tunelab.interfaces.webui.app import TAB_MODULES, build_app
+from tunelab.interfaces.webui.tabs import train as train_tab
+from tunelab.interfaces.webui.ui import CONFIG_KEY, key_texts
 
 SOURCES = Path(strings.__file__).parent
 OWN_PREFIXES = ("app.", "topbar.", "train.", "runs.")
@@ -40,3 +44,13 @@ def test_switching_language_relabels_every_registered_component(tmp_path: Path) 
     assert by_key["config:learning_rate"] == {"__type__": "update", "label": "learning_rate", "info": "峰值学习率"}
     english = dict(zip(keys, ui.relabel("en"), strict=True))
     assert english["config:learning_rate"]["info"] == "Peak learning rate."
+
+
+def test_every_key_the_train_form_shows_has_chinese_help() -> None:
+    _, ui = blocks_with(train_tab.build)
+    shown = [key.removeprefix(CONFIG_KEY) for key, _ in ui.registered if key.startswith(CONFIG_KEY)]
+    assert len(shown) > 100 and "learning_rate" in shown and "grpo_epsilon" in shown
+    english = [key for key in shown if key_texts(key, "zh")[1] == describe_key(key)]
+    assert english == []  # each falls back to the English description otherwise
+    assert all(re.search(r"[\u4e00-\u9fff]", key_texts(key, "zh")[1] or "") for key in shown)
+    assert all(key_texts(key, "zh")[0] == key for key in shown)  # the label is the key's name in both languages

@@ -23,16 +23,17 @@ def stage_choices() -> list[str]:
     return list(get_args(MethodSection.model_fields["stage"].annotation))
 
 
-def browse(dataset_dir: str) -> tuple[list[list[str]], dict[str, object], str]:
+def browse(dataset_dir: str, workdir: Path) -> tuple[list[list[str]], dict[str, object], str]:
     """The registry table, the dataset picker's choices and the message."""
-    rows, names, message = data_view.registry_rows(dataset_dir)
+    rows, names, message = data_view.registry_rows(dataset_dir, workdir)
     return rows, gr.update(choices=names), message
 
 
-def form(model: str, template: str | None, stage: str, datasets: list[str] | None, dataset_dir: str,
-         cutoff_len: float) -> data_view.DataForm:
+def form(ui: UI, model: str, template: str | None, system: str | None, stage: str, datasets: list[str] | None,
+         dataset_dir: str, cutoff_len: float) -> data_view.DataForm:
     """The values every data command reads, from the top bar and the tab."""
-    return data_view.DataForm(model or "", template, stage, list(datasets or []), dataset_dir, int(cutoff_len))
+    return data_view.DataForm(model or "", template, stage, list(datasets or []), dataset_dir, int(cutoff_len),
+                              workdir=ui.workdir, system=system)
 
 
 def build(ui: UI) -> None:
@@ -57,24 +58,25 @@ def build(ui: UI) -> None:
     report = ui.add("data.report", gr.Textbox(interactive=False, lines=4))
     shown = ui.add("data.shown", gr.HTML())
     histogram = ui.add("data.histogram", gr.Image(type="filepath", interactive=False))
-    inputs = [top.model, top.template, stage, datasets, dataset_dir, cutoff]
+    inputs = [top.model, top.template, top.system, stage, datasets, dataset_dir, cutoff]
 
-    browse_button.click(browse, [dataset_dir], [registry, datasets, message])
+    browse_button.click(lambda folder: browse(folder, ui.workdir), [dataset_dir], [registry, datasets, message])
 
-    def on_preview(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                   cutoff_len: float, count: float) -> tuple[str, str]:
-        html, lines = data_view.preview(form(model, template, stage_, names, folder, cutoff_len), int(count))
+    def on_preview(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                   folder: str, cutoff_len: float, count: float) -> tuple[str, str]:
+        chosen = form(ui, model, template, system, stage_, names, folder, cutoff_len)
+        html, lines = data_view.preview(chosen, int(count))
         return lines, html
 
-    def on_stats(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                 cutoff_len: float) -> tuple[str, str | None]:
-        png, text = data_view.stats(form(model, template, stage_, names, folder, cutoff_len),
-                                    PNG_DIR / f"lengths-{uuid.uuid4().hex[:8]}.png")
+    def on_stats(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                 folder: str, cutoff_len: float) -> tuple[str, str | None]:
+        chosen = form(ui, model, template, system, stage_, names, folder, cutoff_len)
+        png, text = data_view.stats(chosen, PNG_DIR / f"lengths-{uuid.uuid4().hex[:8]}.png")
         return text, png
 
-    def on_validate(model: str, template: str | None, stage_: str, names: list[str] | None, folder: str,
-                    cutoff_len: float) -> str:
-        return output_text(data_view.validate(form(model, template, stage_, names, folder, cutoff_len)))
+    def on_validate(model: str, template: str | None, system: str | None, stage_: str, names: list[str] | None,
+                    folder: str, cutoff_len: float) -> str:
+        return output_text(data_view.validate(form(ui, model, template, system, stage_, names, folder, cutoff_len)))
 
     preview_button.click(on_preview, inputs + [rows], [report, shown])
     stats_button.click(on_stats, inputs, [report, histogram])
@@ -105,7 +107,8 @@ def build_convert(ui: UI, dataset_dir: gr.Textbox) -> None:
                    keep: bool) -> str:
         if not file:
             return "tunelab: error: no file uploaded; upload an xlsx, csv, json or jsonl file first"
-        done = data_view.convert(data_view.ConvertForm(file, to_, mapping_, out, folder, sheet_, name, keep))
+        done = data_view.convert(data_view.ConvertForm(file, to_, mapping_, out, folder, sheet_, name, keep,
+                                                       ui.workdir))
         return output_text(done)
 
     convert_button.click(on_convert, [upload, to, mapping, out_name, dataset_dir, sheet, register_as, keep_empty],

@@ -1,9 +1,11 @@
 """The Evaluate & Predict tab: eval tasks from a YAML or the form, `tunelab eval --compare` (base vs the run) as a
-subprocess with its output live, then the CLI's table and charts and a row browser (eval_job.py computes them)."""
+detached subprocess with its output live (it runs on when the tab is closed), then the CLI's table and charts and a
+row browser (eval_job.py computes them)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import gradio as gr
 
@@ -14,7 +16,9 @@ from tunelab.interfaces.webui.cli_capture import output_text
 from tunelab.interfaces.webui.strings import Lang, label
 from tunelab.interfaces.webui.ui import UI
 
-Results = tuple[str, str | None, dict[str, object], dict[str, object]]  # table, bar chart, other figures, row-task picker
+# table, bar chart, other figures, row-task picker
+Results = tuple[str, str | None, dict[str, object], dict[str, object]]
+Report = tuple[str, str, str | None, dict[str, object], dict[str, object]]  # the status line, then Results
 
 
 def add_task(tasks: str, name: str, kind: str, dataset: str | None, metrics: str | None,
@@ -27,19 +31,33 @@ def add_task(tasks: str, name: str, kind: str, dataset: str | None, metrics: str
         return tasks, f"tunelab: {exc.render()}"
 
 
-def results(output_dir: str) -> Results:
-    """What the CLI left in the output folder: the table, the bar chart, the kinds' other figures and the tasks
+def results(folder: Path) -> Results:
+    """What the CLI left in the report folder: the table, the bar chart, the kinds' other figures and the tasks
     with rows."""
-    tasks = eval_job.row_tasks(output_dir)
-    charts = eval_job.figures(output_dir)
-    return (eval_job.results_markdown(output_dir), charts[0] if charts else None,
+    tasks = eval_job.row_tasks(folder)
+    charts = eval_job.figures(folder)
+    return (eval_job.results_markdown(folder), charts[0] if charts else None,
             gr.update(value=charts[1:], visible=len(charts) > 1),
             gr.update(choices=tasks, value=tasks[0] if tasks else None))
 
 
-def browse_rows(output_dir: str, task: str | None, changed_only: bool) -> dict[str, object]:
-    """The row browser's table for a task."""
-    headers, rows = eval_job.row_table(output_dir, task, changed_only) if task else ([], [])
+def show_report(output_dir: str, workdir: Path) -> Report:
+    """The status line (the folder, or why it is refused) and the report already in a report folder."""
+    try:
+        folder = eval_job.report_folder(output_dir, workdir)
+    except ConfigError as exc:
+        return f"tunelab: {exc.render()}", "", None, gr.update(value=[], visible=False), gr.update(choices=[],
+                                                                                                  value=None)
+    return (str(folder), *results(folder))
+
+
+def browse_rows(output_dir: str, workdir: Path, task: str | None, changed_only: bool) -> dict[str, object]:
+    """The row browser's table for a task of the report folder (empty when the folder is refused)."""
+    try:
+        folder: Path | None = eval_job.report_folder(output_dir, workdir)
+    except ConfigError:  # show_report says why
+        folder = None
+    headers, rows = eval_job.row_table(folder, task, changed_only) if task and folder else ([], [])
     widths = column_widths((len(headers) - 3) // 2) if headers else None
     return gr.update(value=rows or None, headers=headers or None, column_widths=widths)
 
@@ -62,11 +80,12 @@ def run_eval(lang: Lang, form: eval_job.EvalForm, compare: bool) -> Iterator[Pro
         yield label("evaluate.failed", lang), output_text(checked), "", None, [], gr.update(choices=[], value=None)
         return
     running = label("evaluate.running", lang)
-    for log in run_streamed(eval_job.eval_argv(config, compare)):
+    log_file = config.parent / eval_job.LOG_NAME
+    for log in run_streamed(eval_job.eval_argv(config, compare), log_file, form.workdir):
         if log.code is None:
             yield running, log.text(), "", None, [], gr.update()
         elif log.code == 0:
-            yield (f"{label('evaluate.done', lang)}: {form.output_dir}", log.text(), *results(form.output_dir))
+            yield (f"{label('evaluate.done', lang)}: {form.output_dir}", log.text(), *results(form.report_dir()))
         else:
             yield label("evaluate.failed", lang), log.text(), "", None, [], gr.update(choices=[], value=None)
 
@@ -97,16 +116,19 @@ def build(ui: UI) -> None:
     connect_task_form(tasks, status)
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
-                 folder: str, out: str, tasks_text: str, new: float, both: bool) -> Iterator[Progress]:
+                 system: str | None, folder: str, out: str, tasks_text: str, new: float,
+                 both: bool) -> Iterator[Progress]:
         form = eval_job.EvalForm(model, template, method, run_dir, folder, out, tasks_text, int(new or 1),
-                                  ui.workdir)
+                                 workdir=ui.workdir, system=system)
         yield from run_eval(lang, form, both)
 
-    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, dataset_dir,
-                           output_dir, tasks, max_new, compare], [status, log, table, chart, charts, row_task])
-    show.click(results, [output_dir], [table, chart, charts, row_task])
-    row_task.change(browse_rows, [output_dir, row_task, changed], [rows])
-    changed.change(browse_rows, [output_dir, row_task, changed], [rows])
+    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, top.system,
+                           dataset_dir, output_dir, tasks, max_new, compare],
+                [status, log, table, chart, charts, row_task])
+    show.click(lambda out: show_report(out, ui.workdir), [output_dir], [status, table, chart, charts, row_task])
+    for trigger in (row_task, changed):
+        trigger.change(lambda out, task, only: browse_rows(out, ui.workdir, task, only),
+                       [output_dir, row_task, changed], [rows])
 
 
 def build_task_form(ui: UI) -> Callable[[gr.Code, gr.Textbox], None]:
@@ -126,7 +148,7 @@ def build_task_form(ui: UI) -> Callable[[gr.Code, gr.Textbox], None]:
         add = ui.add("evaluate.add_task", gr.Button())
 
     def on_load_yaml(path: str) -> tuple[str, str]:
-        text, done = eval_job.tasks_from_file(path)
+        text, done = eval_job.tasks_from_file(path, ui.workdir)
         return text, output_text(done) if not done.ok else f"{path}: eval_tasks loaded"
 
     def connect(tasks: gr.Code, status: gr.Textbox) -> None:

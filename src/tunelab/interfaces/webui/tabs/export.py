@@ -1,5 +1,6 @@
-"""The Export tab: the export keys as a form generated from ExportSection, `tunelab export` as a subprocess with its
-output live, and the result's location and files (export_job.py computes them)."""
+"""The Export tab: the export keys as a form generated from ExportSection, `tunelab export` as a detached subprocess
+with its output live (it runs on when the tab is closed), and the result's location and files (export_job.py
+computes them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import gradio as gr
 from tunelab.interfaces.webui import export_job
 from tunelab.interfaces.webui.command_run import run_streamed
 from tunelab.interfaces.webui.cli_capture import output_text
-from tunelab.interfaces.webui.strings import Lang, label
+from tunelab.interfaces.webui.strings import Lang, label, table
 from tunelab.interfaces.webui.ui import UI
 
 
@@ -26,17 +27,25 @@ def component(spec: export_job.FieldSpec) -> gr.components.Component:
     return gr.Textbox(value=str(spec.default), elem_id=elem_id)
 
 
+def add_field(ui: UI, spec: export_job.FieldSpec) -> gr.components.Component:
+    """The widget of an export key, labelled from strings.yaml's export.KEY, or from the config schema (the key's
+    name and description) for a key added to ExportSection without one."""
+    key = f"export.{spec.key}"
+    return ui.add(key, component(spec)) if key in table() else ui.add_key(spec.key, component(spec))
+
+
 def run_export(lang: Lang, form: export_job.ExportForm) -> Iterator[tuple[str, str, str]]:
     """Check and write the config, run `tunelab export`, stream its output, then say where the result is."""
     config, keys, checked = export_job.write_config(form)
     if config is None:
         yield label("export.failed", lang), output_text(checked), ""
         return
-    folder = str(form.values.get("export_dir") or "")
-    for log in run_streamed(export_job.export_argv(config, keys)):
+    folder = form.export_folder()  # checked by write_config
+    log_file = config.parent / export_job.LOG_NAME
+    for log in run_streamed(export_job.export_argv(config, keys), log_file, form.workdir):
         if log.code is None:
             yield label("export.running", lang), log.text(), ""
-        elif log.code == 0:
+        elif log.code == 0 and folder is not None:
             yield f"{label('export.done', lang)}: {folder}", log.text(), export_job.result_files(folder)
         else:
             yield label("export.failed", lang), log.text(), ""
@@ -50,17 +59,17 @@ def build(ui: UI) -> None:
     specs = export_job.field_specs()
     with gr.Row():
         for spec in specs[:4]:
-            fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+            fields[spec.key] = add_field(ui, spec)
     with gr.Accordion(open=False) as more:
         ui.add("export.more", more)
         with gr.Row():
             for spec in specs[4:]:
                 if spec.widget != "checkbox":
-                    fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+                    fields[spec.key] = add_field(ui, spec)
         with gr.Row():  # the switches on a line of their own, where their labels fit
             for spec in specs[4:]:
                 if spec.widget == "checkbox":
-                    fields[spec.key] = ui.add(f"export.{spec.key}", component(spec))
+                    fields[spec.key] = add_field(ui, spec)
             fields["overwrite_output_dir"] = ui.add("export.overwrite_output_dir", gr.Checkbox(value=False))
     start = ui.add("export.start", gr.Button(variant="primary", elem_id="export-start"))
     status = ui.add("export.status", gr.Textbox(interactive=False, elem_id="export-status"))
@@ -69,9 +78,10 @@ def build(ui: UI) -> None:
     keys = list(fields)
 
     def on_start(lang: Lang, model: str, template: str | None, method: str | None, run_dir: str | None,
-                 *values: object) -> Iterator[tuple[str, str, str]]:
-        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)), ui.workdir)
+                 system: str | None, *values: object) -> Iterator[tuple[str, str, str]]:
+        form = export_job.ExportForm(model, template, method, run_dir, dict(zip(keys, values)), workdir=ui.workdir,
+                                     system=system)
         yield from run_export(lang, form)
 
-    start.click(on_start, [top.lang, top.model, top.template, top.finetuning_type, top.run_dir] + list(fields.values()),
-                [status, log, files])
+    top_inputs = [top.lang, top.model, top.template, top.finetuning_type, top.run_dir, top.system]
+    start.click(on_start, top_inputs + list(fields.values()), [status, log, files])
