@@ -4,7 +4,6 @@ must train exactly like one process with 4 (same global batch, same order, float
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import write_dataset
 
-from .clirun import tunelab
+from .clirun import train_two_and_one
 
 STEPS = 4
 ROWS = [{"instruction": f"Question {i}: what is {i} plus {i}?",
@@ -61,14 +60,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict
     write_dataset(folder / "data", ROWS, name="qa", file_name="qa.json")
     config = str(write_config(folder, tiny_model_dir, folder / "data"))
     two, one = folder / "two", folder / "one"
-    # one thread per training process: three of them share the cores (and the launcher need not probe for GPUs)
-    with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(2) as pool:
-        env.setenv("OMP_NUM_THREADS", "1")
-        two_run = pool.submit(tunelab, "train", config, f"output_dir={two}", "nproc_per_node=2",
-                              "per_device_train_batch_size=2", timeout=300)
-        one_run = pool.submit(tunelab, "train", config, f"output_dir={one}", "per_device_train_batch_size=4",
-                              timeout=300)
-        results = {"two": two_run.result(), "one": one_run.result()}
+    two_run, one_run = train_two_and_one(config, two, one)
+    results = {"two": two_run, "one": one_run}
     return {"two_dir": two, "one_dir": one, **results}
 
 

@@ -5,7 +5,6 @@ The last three run on the tiny in-process Llama, which takes seconds."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from tests.conftest import write_dataset
 
-from .clirun import tunelab
+from .clirun import train_two_and_one, tunelab
 from .test_resume import KILLER, train
 
 PAIRS = [{"instruction": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}." + " Sure." * (i % 3),
@@ -107,13 +106,7 @@ def test_two_processes_match_one(tmp_path: Path, tiny_model_dir: Path) -> None:
                              "save_strategy: \"no\"", "gradient_accumulation_steps: 1", "pref_loss: ipo",
                              "pref_bco_weight: 0.2"))
     two, one = tmp_path / "two", tmp_path / "one"
-    with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(2) as pool:
-        env.setenv("OMP_NUM_THREADS", "1")
-        two_run = pool.submit(tunelab, "train", config, f"output_dir={two}", "nproc_per_node=2",
-                              "per_device_train_batch_size=2", timeout=300)
-        one_run = pool.submit(tunelab, "train", config, f"output_dir={one}", "per_device_train_batch_size=4",
-                              timeout=300)
-        results = [two_run.result(), one_run.result()]
+    results = train_two_and_one(config, two, one)
     assert all(r.returncode == 0 for r in results), results[0].stderr[-3000:] + results[1].stderr[-3000:]
     assert losses(two) == pytest.approx(losses(one), rel=1e-4)
     margins = [[r["rewards/margins"] for r in records(path) if "loss" in r] for path in (two, one)]
