@@ -3,7 +3,7 @@
 
 Starts two servers of `examples/quickstart_lora_sft.yaml` (SmolLM2-135M-Instruct, the base model: output_dir is an
 empty temporary folder) with --max-batch 16 on free loopback ports: NEW runs this tree's code, OLD the code of
---old-src (the tree at commit 9790347, e.g. `git archive 9790347 src | tar -x -C /tmp/oldapi`). Both are warmed up,
+--old-src (the tree at commit 689b112, e.g. `git archive 689b112 src | tar -x -C /tmp/oldapi`). Both are warmed up,
 then every level runs on both, alternating which goes first. A level is CLIENTSxREQUESTS: that many threads, each
 sending REQUESTS streaming chat requests in a row with the official openai client (greedy, include_usage). The
 uniform levels ask 16 short questions with max_tokens --max-tokens; the mixed level (name prefixed 'm') mixes
@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="comma-separated CLIENTSxREQUESTS levels; an 'm' prefix makes a mixed-workload level")
     ap.add_argument("--max-tokens", type=int, default=32, help="max_tokens of the uniform levels' requests")
     ap.add_argument("--max-batch", type=int, default=16, help="the servers' --max-batch")
-    ap.add_argument("--old-src", type=Path, required=True, help="the src/ folder of the old code (commit 9790347)")
+    ap.add_argument("--old-src", type=Path, required=True, help="the src/ folder of the old code (commit 689b112)")
+    ap.add_argument("--old-label", default="the code at commit 689b112 (a batch is fixed once it starts)",
+                    help="what OLD is, for the results page (an A/B of two versions of this engine names its own)")
     ap.add_argument("--config", default="examples/quickstart_lora_sft.yaml", help="the servers' config")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where results are written")
     ap.add_argument("--date", default=datetime.date.today().isoformat(), help="date in the results' file names")
@@ -264,8 +266,8 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"# tunelab api under load: continuous batching against fixed batches ({result['date']})", "",
              f"Workload: `tunelab api {result['config']}` serving {MODEL} (base model, float32) with --max-batch "
-             f"{result['max_batch']}. NEW: this tree (continuous batching); OLD: the code at commit 9790347 (a batch "
-             "is fixed once it starts). Both servers ran side by side, each level on both, alternating which went "
+             f"{result['max_batch']}. NEW: this tree (continuous batching); OLD: {result.get('old_label', 'the engine before it')}. "
+             "Both servers ran side by side, each level on both, alternating which went "
              f"first. Levels CLIENTSxREQUESTS: streaming chat requests in a row per client, greedy, max_tokens "
              f"{result['max_tokens']}; 'm' levels mix short questions and a ~350-token text to summarize, max_tokens "
              "16/32/64/96.", "",
@@ -295,6 +297,7 @@ def write(args: argparse.Namespace, servers: list[Server], figures: list[dict[st
     """Write the results so far (after every level: a run cut short still leaves its page); the page's text."""
     done = [x for x in figures if sum(y["level"] == x["level"] for y in figures) == 2]
     result = {"date": args.date, "config": args.config, "max_batch": args.max_batch, "max_tokens": args.max_tokens,
+              "old_label": args.old_label,
               "levels_asked": args.levels, "startup_s": {s.name: round(s.startup_s, 2) for s in servers},
               "machine": machine(), "levels": figures, "ratios": ratios(done)}
     args.results.mkdir(parents=True, exist_ok=True)
