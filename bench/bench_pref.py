@@ -47,9 +47,16 @@ BATCH = 4
 SYSTEMS = (("tunelab", "tunelab median"), ("llamafactory", "LLaMA-Factory median"))
 
 
-def config_of(stage: str) -> Path:
-    """tunelab's config for a stage."""
-    return REPO / "bench" / f"pref_{stage}.yaml"
+def config_of(stage: str, float32: bool = False, workdir: Path | None = None) -> Path:
+    """tunelab's config for a stage (with float32: a copy in workdir with bf16 off)."""
+    path = REPO / "bench" / f"pref_{stage}.yaml"
+    if not float32:
+        return path
+    assert workdir is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy = workdir / f"pref_{stage}_float32.yaml"
+    copy.write_text(path.read_text().replace("\nbf16: true\n", "\nbf16: false\n"))
+    return copy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--retries", type=int, default=0, help="repeats of a disturbed run (default 0: keep and flag)")
     ap.add_argument("--loss-tol", type=float, default=0.02, help="largest per-step loss difference called agreement")
     ap.add_argument("--note", default="", help="a note printed on the results page")
+    ap.add_argument("--float32", action="store_true",
+                    help="both systems in float32 (bf16 off): per-step losses without bf16 rounding; results as "
+                         "pref_<date>_fp32")
     args = ap.parse_args(argv)
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if args.steps < 2 or args.rounds < 1 or not args.stages or not set(args.stages) <= set(STAGES):
@@ -115,6 +125,8 @@ def lf_settings(stage: str, args: argparse.Namespace, out: Path) -> dict[str, An
     """LLaMA-Factory's config for a stage: bench_train.py's LoRA workload with the stage, its data and keys."""
     settings = bench_train.lf_config("lora", args, out)
     settings.update({"stage": stage, "dataset": DATASETS[stage], "learning_rate": 1e-4, **LF_KEYS[stage]})
+    if args.float32:
+        settings["bf16"] = False
     return settings
 
 
@@ -243,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             order = ("llamafactory", "tunelab") if i % 2 else ("tunelab", "llamafactory")
             for system in order:
                 name = f"{stage}-{'lf' if system == 'llamafactory' else 'tunelab'}-{i}"
-                run = bench_train.one_run(system, stage, name, args, env, tokens[stage], config_of(stage),
+                run = bench_train.one_run(system, stage, name, args, env, tokens[stage],
+                                          config_of(stage, args.float32, args.workdir),
                                           lambda out, stage=stage: lf_settings(stage, args, out))
                 runs.append(on_data_tokens(run, tokens[stage]))
     date = datetime.date.today().isoformat()
@@ -252,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "noisy_share": args.noisy, "loss_tol": args.loss_tol, "stages": args.stages,
         "workload": (f"SmolLM2-135M-Instruct, LoRA r=8 alpha 16 dropout 0 on all linear layers, batch {BATCH}, "
                      f"grad-acc 1, {args.steps} steps in file order, cutoff 1024, lr 1e-4 linear without warmup, "
-                     "seed 42, bf16 autocast on the CPU; pairs of 200-500 tokens a side (make_pref_data.py); dpo: "
+                     f"seed 42, {'float32 (bf16 off)' if args.float32 else 'bf16 autocast'} on the CPU; pairs of 200-500 tokens a side (make_pref_data.py); dpo: "
                      "sigmoid loss, beta 0.1; kto: beta 0.1; each system at its defaults otherwise "
                      f"(LLaMA-Factory: gradient checkpointing on); {args.rounds} alternating runs per system and "
                      "stage"),
@@ -265,11 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                     for stage in args.stages},
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"pref_{date}.json").write_text(json.dumps(result, indent=1))
+    stem = f"pref_{date}{'_fp32' if args.float32 else ''}"
+    (args.results / f"{stem}.json").write_text(json.dumps(result, indent=1))
     text = markdown(result)
-    (args.results / f"pref_{date}.md").write_text(text)
+    (args.results / f"{stem}.md").write_text(text)
     print(text)
-    print(f"bench: wrote {args.results / f'pref_{date}.json'} and .md")
+    print(f"bench: wrote {args.results / stem}.json and .md")
     return 0 if all(r["ok"] for r in runs) else 1
 
 
