@@ -65,22 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=2, help="runs of each system per stage, alternating (default 2)")
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated: dpo, kto, rm, grpo (default all)")
     ap.add_argument("--steps", type=int, default=30, help="training steps per run (default 30)")
-    ap.add_argument("--lf-python", type=Path, default=Path("/tmp/lf-venv/bin/python"),
-                    help="python of the LLaMA-Factory 0.9.5 environment")
-    ap.add_argument("--baselines", type=Path, default=REPO.parent / "shared" / "baselines",
-                    help="folder with make_dataset.py (its text source), convert_gguf.py")
-    ap.add_argument("--data", type=Path, default=Path("/tmp/bench/pref_data"), help="dataset folder; made if missing")
-    ap.add_argument("--model", type=Path, default=Path("/tmp/models/smollm2-135m-instruct"),
-                    help="HF folder of SmolLM2-135M-Instruct for LLaMA-Factory; converted from the GGUF if missing")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench/runs/bench_pref"),
-                    help="where the runs' output folders and logs go (deleted and rewritten per run)")
-    ap.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where results are written")
-    ap.add_argument("--quiet-wait", type=float, default=300,
-                    help="before each run wait up to this many seconds for idle CPUs; then run and record the load")
-    ap.add_argument("--quiet-load", type=float, default=10.0, help="machine CPU %% counted as idle (default 10)")
-    ap.add_argument("--noisy", type=float, default=0.10, help="other processes' CPU share called disturbed")
-    ap.add_argument("--retries", type=int, default=0, help="repeats of a disturbed run (default 0: keep and flag)")
-    ap.add_argument("--loss-tol", type=float, default=0.02, help="largest per-step loss difference called agreement")
+    bench_train.add_run_options(ap, Path("/tmp/bench/pref_data"), Path("/tmp/bench/runs/bench_pref"),
+                                "folder with make_dataset.py (its text source), convert_gguf.py")
     ap.add_argument("--note", default="", help="a note printed on the results page")
     ap.add_argument("--float32", action="store_true",
                     help="both systems in float32 (bf16 off): per-step losses without bf16 rounding; results as "

@@ -79,29 +79,35 @@ run_exp(yaml.safe_load(open(config)), callbacks=[Timer(out)])
 '''
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=2, help="runs of each system per mode, alternating (default 2)")
-    ap.add_argument("--modes", default="lora,full", help="comma-separated: lora, full (default both)")
-    ap.add_argument("--steps", type=int, default=30, help="training steps per run (the workload: 30)")
+def add_run_options(ap: argparse.ArgumentParser, data: Path, workdir: Path, baselines_help: str) -> None:
+    """The options of a run against LLaMA-Factory (environment, data, model, folders, the quiet-machine rules and
+    the loss tolerance), shared with bench_pref.py."""
     ap.add_argument("--lf-python", type=Path, default=Path("/tmp/lf-venv/bin/python"),
                     help="python of the LLaMA-Factory 0.9.5 environment")
-    ap.add_argument("--baselines", type=Path, default=REPO.parent / "shared" / "baselines",
-                    help="folder with make_dataset.py, convert_gguf.py, matmul_bench.py")
-    ap.add_argument("--data", type=Path, default=Path("/tmp/bench/data"), help="dataset folder; made if missing")
+    ap.add_argument("--baselines", type=Path, default=REPO.parent / "shared" / "baselines", help=baselines_help)
+    ap.add_argument("--data", type=Path, default=data, help="dataset folder; made if missing")
     ap.add_argument("--model", type=Path, default=Path("/tmp/models/smollm2-135m-instruct"),
                     help="HF folder of SmolLM2-135M-Instruct for LLaMA-Factory; converted from the GGUF if missing")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench/runs/bench_train"),
+    ap.add_argument("--workdir", type=Path, default=workdir,
                     help="where the runs' output folders and logs go (deleted and rewritten per run)")
     ap.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where results are written")
-    ap.add_argument("--matmul-secs", type=float, default=0.5, help="seconds per shape for matmul_bench.py; 0 skips")
     ap.add_argument("--quiet-wait", type=float, default=300,
                     help="before each run wait up to this many seconds for idle CPUs; then run and record the load")
     ap.add_argument("--quiet-load", type=float, default=10.0, help="machine CPU %% counted as idle (default 10)")
     ap.add_argument("--noisy", type=float, default=0.10, help="other processes' CPU share called disturbed")
     ap.add_argument("--retries", type=int, default=0, help="repeats of a disturbed run (default 0: keep and flag)")
     ap.add_argument("--loss-tol", type=float, default=0.02, help="largest per-step loss difference called agreement")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=2, help="runs of each system per mode, alternating (default 2)")
+    ap.add_argument("--modes", default="lora,full", help="comma-separated: lora, full (default both)")
+    ap.add_argument("--steps", type=int, default=30, help="training steps per run (the workload: 30)")
+    add_run_options(ap, Path("/tmp/bench/data"), Path("/tmp/bench/runs/bench_train"),
+                    "folder with make_dataset.py, convert_gguf.py, matmul_bench.py")
+    ap.add_argument("--matmul-secs", type=float, default=0.5, help="seconds per shape for matmul_bench.py; 0 skips")
     ap.add_argument("--tag", default="", help="added to the results' file names: train_<date><tag>.json/.md")
     ap.add_argument("--note", default="", help="a note printed on the results page (e.g. what changed between rounds)")
     ap.add_argument("--variants", default="",
