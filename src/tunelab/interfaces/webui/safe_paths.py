@@ -60,21 +60,12 @@ def check_config_paths(flat: dict[str, object], workdir: Path) -> None:
             continue
         parts = value.split(",") if key == "adapter_name_or_path" else [value]
         for part in parts:
-            try:
-                checked_path(key, part, workdir, must_exist=key in MUST_EXIST)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
+            collect(problems, lambda: checked_path(key, part, workdir, must_exist=key in MUST_EXIST))
     model = flat.get("model_name_or_path")
     if isinstance(model, str) and looks_like_path(model):
-        try:
-            checked_path("model_name_or_path", model, workdir, must_exist=True)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+        collect(problems, lambda: checked_path("model_name_or_path", model, workdir, must_exist=True))
     resume = flat.get("resume_from_checkpoint")
     if isinstance(resume, str) and resume.strip().lower() not in ("true", "false", ""):
-        try:
-            checked_path("resume_from_checkpoint", resume, workdir, must_exist=True)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+        collect(problems, lambda: checked_path("resume_from_checkpoint", resume, workdir, must_exist=True))
     if problems:
         raise ConfigError(problems)
