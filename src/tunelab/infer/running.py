@@ -165,8 +165,8 @@ class RunningBatch:
     def prefill(self, rows: list[Row]) -> None:
         """One forward over the rows' left-padded prompts."""
         import torch
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
+
+        from tunelab.infer.kv_cache import is_plain_layer, roomy_cache
 
         longest = max(len(row.request.input_ids) for row in rows)
         ids = torch.tensor([[self.pad_id] * (longest - len(r.request.input_ids)) + r.request.input_ids
@@ -176,9 +176,9 @@ class RunningBatch:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         config = (self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model).config
         self.rows, self.mask, self.positions = rows, mask, positions
-        self.cache = DynamicCache(config=config)
+        self.cache = roomy_cache(config)
         # sliding-window or linear-attention layers keep state we cannot pad: such batches admit only when empty
-        self.mergeable = all(type(layer) is DynamicLayer for layer in getattr(self.cache, "layers", [None]))
+        self.mergeable = all(is_plain_layer(layer) for layer in getattr(self.cache, "layers", [None]))
         self.adapter_names = self.names()
         self.logits = self.forward(ids)
         self.positions = positions[:, -1:]
@@ -193,8 +193,7 @@ class RunningBatch:
         width = max(self.mask.shape[1], part.mask.shape[1])
         self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(part.mask, width, 1)])
         for mine, theirs in zip(self.cache.layers, part.cache.layers):
-            mine.keys = torch.cat([left_pad(mine.keys, width, 2), left_pad(theirs.keys, width, 2)])
-            mine.values = torch.cat([left_pad(mine.values, width, 2), left_pad(theirs.values, width, 2)])
+            mine.join(theirs, width)
         self.positions = torch.cat([self.positions, part.positions])
         assert self.logits is not None and part.logits is not None
         vocab = self.logits.shape[-1]
@@ -263,5 +262,4 @@ class RunningBatch:
         self.mask = self.mask[:, width:]
         for layer in self.cache.layers:
             if layer.is_initialized and layer.keys.numel():
-                layer.keys = layer.keys[:, :, width:, :]
-                layer.values = layer.values[:, :, width:, :]
+                layer.drop_leading(width)
