@@ -3,13 +3,16 @@ step writes its new column in place instead of copying the whole cache.
 
 transformers' `DynamicLayer` appends a step with `torch.cat`, which copies every cached key and value of the
 layer at every step: at 32 rows of 250 tokens on SmolLM2-135M that is 27 ms of a 175 ms float32 step on 2 CPU
-cores (bench/results/decode_2026-12-05.md). `RoomyLayer` keeps `keys`/`values` as views `store[:, :, start:end]`
-of a larger store; appending writes into the store, and a copy happens only when the store is full (it then
-grows by a quarter, at least `ROOM` columns), when rows leave (`batch_select_indices` keeps the store's room) or
-when rows join (`assign`, one copy into a new store). Leading columns that became padding for every row are
-dropped by moving `start` (`drop_leading`), without a copy. Code that assigns `keys`/`values` directly, as
-transformers' own helpers do, still works: the next `update` sees the foreign tensors and moves them into a
-new store. The values the attention reads are the same tensors either way, so answers do not change.
+cores (bench/README.md, "KV cache"). `RoomyLayer` keeps `keys`/`values` as views `store[:, :, start:end]` of a
+larger store; appending writes into the store, and a copy happens only
+- when the store is full: it grows by a quarter, at least `ROOM` columns, never more than its rows can still add
+  (`limit_room`);
+- when rows leave: `batch_select_indices` copies their rows and keeps the store's room;
+- when rows join: `join` copies both sides once into a new store.
+Leading columns that became padding for every row are dropped by moving `start` (`drop_leading`), without a copy.
+Code that assigns `keys`/`values` directly, as transformers' own helpers do, still works: the next `update` sees
+the foreign tensors and moves them into a new store. The attention reads the same values either way, so answers
+do not change.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ if TYPE_CHECKING:
 ROOM = 64  # the fewest free columns a new or grown store gets
 
 
-def room_for(columns: int) -> int:
-    """Free columns to add to a store that must hold `columns`: a quarter more, at least ROOM."""
-    return max(ROOM, columns // 4)
+def room_for(columns: int, most: int | None = None) -> int:
+    """Free columns to add to a store that must hold `columns`: a quarter more, at least ROOM, and no more than
+    `most` (the most columns the rows can still add, when known)."""
+    room = max(ROOM, columns // 4)
+    return room if most is None else min(room, most)
 
 
 class RoomyLayer(DynamicLayer):
@@ -38,6 +43,7 @@ class RoomyLayer(DynamicLayer):
         self.key_store: torch.Tensor | None = None
         self.value_store: torch.Tensor | None = None
         self.key_view: torch.Tensor | None = None  # the keys view handed out last
+        self.most_new: int | None = None  # the most columns the rows can still add (None: unknown)
         self.start = 0  # the views' first column in the stores
         self.end = 0  # one past their last column
 
@@ -48,7 +54,7 @@ class RoomyLayer(DynamicLayer):
     def assign(self, keys: torch.Tensor, values: torch.Tensor, room: int | None = None) -> None:
         """Hold these keys and values (copied into new stores with `room` free columns, by default room_for)."""
         columns = keys.shape[-2]
-        free = room_for(columns) if room is None else room
+        free = room_for(columns, self.most_new) if room is None else room
         shape = (*keys.shape[:2], columns + free, keys.shape[-1])
         self.key_store = keys.new_empty(shape)
         self.value_store = values.new_empty((*values.shape[:2], columns + free, values.shape[-1]))
@@ -73,11 +79,11 @@ class RoomyLayer(DynamicLayer):
             if self.keys is None or self.keys.numel() == 0:
                 self.assign(key_states, value_states)
                 return self.keys, self.values
-            self.assign(self.keys, self.values, room_for(self.keys.shape[-2] + adding) + adding)
+            self.assign(self.keys, self.values, room_for(self.keys.shape[-2] + adding, self.most_new) + adding)
         assert self.key_store is not None and self.value_store is not None
         if self.end + adding > self.key_store.shape[-2]:
             used = self.end - self.start
-            self.assign(self.keys, self.values, room_for(used + adding) + adding)
+            self.assign(self.keys, self.values, room_for(used + adding, self.most_new) + adding)
         self.key_store[:, :, self.end:self.end + adding] = key_states
         self.value_store[:, :, self.end:self.end + adding] = value_states
         self.end += adding
@@ -112,7 +118,7 @@ class RoomyLayer(DynamicLayer):
         mine, theirs = self.keys, other.keys
         assert mine is not None and theirs is not None and self.values is not None and other.values is not None
         rows = mine.shape[0] + theirs.shape[0]
-        keys = mine.new_empty((rows, mine.shape[1], width + room_for(width), mine.shape[-1]))
+        keys = mine.new_empty((rows, mine.shape[1], width + room_for(width, self.most_new), mine.shape[-1]))
         values = self.values.new_empty((rows, self.values.shape[1], keys.shape[2], self.values.shape[-1]))
         for store, top, bottom in ((keys, mine, theirs), (values, self.values, other.values)):
             for part, first in ((top, 0), (bottom, top.shape[0])):
@@ -141,6 +147,13 @@ def roomy_cache(config: Any) -> DynamicCache:
     if layers and all(type(layer) is DynamicLayer and not layer.is_initialized for layer in layers):
         cache.layers = [RoomyLayer() for _ in layers]
     return cache
+
+
+def limit_room(cache: DynamicCache, most_new: int | None) -> None:
+    """Tell the cache's RoomyLayers the most columns their rows can still add: no store gets more room."""
+    for layer in getattr(cache, "layers", []):
+        if isinstance(layer, RoomyLayer):
+            layer.most_new = most_new
 
 
 def is_plain_layer(layer: object) -> bool:

@@ -92,6 +92,11 @@ def seen_tokens(rows: list[Row], vocab: int, device: torch.device) -> torch.Tens
     return seen
 
 
+def most_new_tokens(rows: list[Row]) -> int:
+    """The most tokens any of the rows can still add to the cache."""
+    return max((r.request.max_new_tokens - len(r.tokens) for r in rows), default=0)
+
+
 class RunningBatch:
     """The rows being decoded together, with their KV cache, mask, positions and next-token logits."""
 
@@ -166,7 +171,7 @@ class RunningBatch:
         """One forward over the rows' left-padded prompts."""
         import torch
 
-        from tunelab.infer.kv_cache import is_plain_layer, roomy_cache
+        from tunelab.infer.kv_cache import is_plain_layer, limit_room, roomy_cache
 
         longest = max(len(row.request.input_ids) for row in rows)
         ids = torch.tensor([[self.pad_id] * (longest - len(r.request.input_ids)) + r.request.input_ids
@@ -177,6 +182,7 @@ class RunningBatch:
         config = (self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model).config
         self.rows, self.mask, self.positions = rows, mask, positions
         self.cache = roomy_cache(config)
+        limit_room(self.cache, most_new_tokens(rows))
         # sliding-window or linear-attention layers keep state we cannot pad: such batches admit only when empty
         self.mergeable = all(is_plain_layer(layer) for layer in getattr(self.cache, "layers", [None]))
         self.adapter_names = self.names()
@@ -190,7 +196,10 @@ class RunningBatch:
         import torch
 
         assert self.mask is not None and part.mask is not None and self.cache is not None and part.cache is not None
+        from tunelab.infer.kv_cache import limit_room
+
         width = max(self.mask.shape[1], part.mask.shape[1])
+        limit_room(self.cache, most_new_tokens(self.rows + part.rows))
         self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(part.mask, width, 1)])
         for mine, theirs in zip(self.cache.layers, part.cache.layers):
             mine.join(theirs, width)
