@@ -249,16 +249,30 @@ def machine() -> dict[str, Any]:
 
 
 def ratios(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """NEW over OLD per level: generated tokens/s, and OLD over NEW for median TTFT and latency (>1: NEW better)."""
+    """NEW over OLD per level run: generated tokens/s, and OLD over NEW for median TTFT and latency (>1: NEW
+    better). `levels` holds both servers' figures of each level run in turn; a level name run again is numbered."""
     out = []
-    for name in dict.fromkeys(level["level"] for level in levels):
-        new = next(x for x in levels if x["level"] == name and x["server"] == "new")
-        old = next(x for x in levels if x["level"] == name and x["server"] == "old")
+    seen: dict[str, int] = {}
+    for first, second in zip(levels[::2], levels[1::2]):
+        new, old = (first, second) if first["server"] == "new" else (second, first)
+        seen[first["level"]] = seen.get(first["level"], 0) + 1
+        name = first["level"] + (f" #{seen[first['level']]}" if seen[first["level"]] > 1 else "")
         speed = new["generated_tokens_per_s"] / old["generated_tokens_per_s"]
         out.append({"level": name, "tokens_per_s": round(speed, 2),
                     "ttft_p50": round(old["ttft_p50_s"] / new["ttft_p50_s"], 2),
                     "latency_p50": round(old["latency_p50_s"] / new["latency_p50_s"], 2)})
     return out
+
+
+def sharing(result: dict[str, Any]) -> str:
+    """What the page says about other work on the machine while it ran."""
+    m, busiest = result["machine"], max((x["other_load"] for x in result["levels"]), default=0.0)
+    if busiest < 0.05:
+        return (f"A quiet machine: other processes took at most {busiest:.0%} of the CPUs during any level "
+                "('other load' below).")
+    return (f"**The machine was shared** with other work (load average {m['load_average'][0]:.1f} at the end on "
+            f"{m['cpu_count']} CPUs; 'other load' per level below): absolute figures are low and noisy, compare the "
+            "two systems within a level.")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -272,9 +286,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['max_tokens']}; 'm' levels mix short questions and a ~350-token text to summarize, max_tokens "
              "16/32/64/96.", "",
              f"Machine: {m['cpu']}, {m['cpu_count']} logical CPUs (AVX512-BF16, no AMX), torch {m['torch']}, "
-             f"transformers {m['versions']['transformers']}. **The machine was shared** with other work (load "
-             f"average {m['load_average'][0]:.1f} at the end on {m['cpu_count']} CPUs; 'other load' per level "
-             "below): absolute figures are low and noisy, compare the two systems within a level.", "",
+             f"transformers {m['versions']['transformers']}. {sharing(result)}", "",
              "| level | server | requests | tokens/s | TTFT p50 | TTFT p95 | TTFT p99 | latency p50 | latency p95 "
              "| latency p99 | errors | other load |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -295,7 +307,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def write(args: argparse.Namespace, servers: list[Server], figures: list[dict[str, Any]]) -> str:
     """Write the results so far (after every level: a run cut short still leaves its page); the page's text."""
-    done = [x for x in figures if sum(y["level"] == x["level"] for y in figures) == 2]
+    done = figures[:len(figures) - len(figures) % 2]  # both servers' figures of every level run so far
     result = {"date": args.date, "config": args.config, "max_batch": args.max_batch, "max_tokens": args.max_tokens,
               "old_label": args.old_label,
               "levels_asked": args.levels, "startup_s": {s.name: round(s.startup_s, 2) for s in servers},

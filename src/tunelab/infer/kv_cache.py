@@ -105,29 +105,15 @@ class RoomyLayer(DynamicLayer):
     def drop_leading(self, columns: int) -> None:
         """Forget the first `columns` cached positions of every row (padding for all of them): no copy."""
         if not self.views_are_mine():
-            self.keys = self.keys[:, :, columns:, :]
-            self.values = self.values[:, :, columns:, :]
+            self.keys, self.values = self.keys[:, :, columns:, :], self.values[:, :, columns:, :]
             return
         self.start += columns
         self.show()
 
-    def join(self, other: DynamicLayer, width: int) -> None:
-        """Append other's rows below this layer's: both sides right-aligned to `width` columns (zeros in front,
-        which the attention mask hides), copied once into new stores with room to grow."""
-
-        mine, theirs = self.keys, other.keys
-        assert mine is not None and theirs is not None and self.values is not None and other.values is not None
-        rows = mine.shape[0] + theirs.shape[0]
-        keys = mine.new_empty((rows, mine.shape[1], width + room_for(width, self.most_new), mine.shape[-1]))
-        values = self.values.new_empty((rows, self.values.shape[1], keys.shape[2], self.values.shape[-1]))
-        for store, top, bottom in ((keys, mine, theirs), (values, self.values, other.values)):
-            for part, first in ((top, 0), (bottom, top.shape[0])):
-                block = store[first:first + part.shape[0]]
-                pad = width - part.shape[-2]
-                block[:, :, :pad] = 0
-                block[:, :, pad:width] = part
+    def hold(self, keys: torch.Tensor, values: torch.Tensor, columns: int) -> None:
+        """Take these tensors as the stores, their first `columns` columns used (no copy)."""
         self.key_store, self.value_store = keys, values
-        self.start, self.end = 0, width
+        self.start, self.end = 0, columns
         self.show()
 
     def reset(self) -> None:
@@ -154,6 +140,40 @@ def limit_room(cache: DynamicCache, most_new: int | None) -> None:
     for layer in getattr(cache, "layers", []):
         if isinstance(layer, RoomyLayer):
             layer.most_new = most_new
+
+
+def stacked(top: torch.Tensor, bottom: torch.Tensor, width: int, room: int) -> torch.Tensor:
+    """top's rows above bottom's, both right-aligned to `width` columns behind zeros (which the attention mask
+    hides), in one new tensor with `room` free columns at the end."""
+    rows = top.shape[0] + bottom.shape[0]
+    out = top.new_empty((rows, top.shape[1], width + room, top.shape[-1]))
+    for part, first in ((top, 0), (bottom, top.shape[0])):
+        block = out[first:first + part.shape[0]]
+        pad = width - part.shape[-2]
+        block[:, :, :pad] = 0
+        block[:, :, pad:width] = part
+    return out
+
+
+def join(mine: DynamicLayer, theirs: DynamicLayer, width: int) -> None:
+    """Append theirs' rows below mine's, both right-aligned to `width` columns: one copy each of keys and values
+    (into stores with room to grow when mine is a RoomyLayer)."""
+    assert mine.keys is not None and theirs.keys is not None and mine.values is not None and theirs.values is not None
+    room = room_for(width, mine.most_new) if isinstance(mine, RoomyLayer) else 0
+    keys = stacked(mine.keys, theirs.keys, width, room)
+    values = stacked(mine.values, theirs.values, width, room)
+    if isinstance(mine, RoomyLayer):
+        mine.hold(keys, values, width)
+    else:
+        mine.keys, mine.values = keys, values
+
+
+def drop_leading(layer: DynamicLayer, columns: int) -> None:
+    """Forget a layer's first `columns` cached positions (padding for every row)."""
+    if isinstance(layer, RoomyLayer):
+        layer.drop_leading(columns)
+    else:
+        layer.keys, layer.values = layer.keys[:, :, columns:, :], layer.values[:, :, columns:, :]
 
 
 def is_plain_layer(layer: object) -> bool:

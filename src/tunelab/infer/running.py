@@ -5,6 +5,7 @@ rows: the shorter side's cached keys and values and its attention mask are left-
 width, and the rows are concatenated. Position ids stay per row, so a row's tokens see exactly the positions
 and keys they would see alone; greedy rows give the tokens they give alone. A row that finishes leaves at once
 (its cache rows are dropped), and leading columns that became padding for every remaining row are trimmed.
+The cache is `kv_cache.py`'s: a decode step writes its keys and values in place, with no copy of the cache.
 
 Rows may ask for different LoRA adapters (GenRequest.adapter): a PEFT model runs them in one forward with
 PEFT's mixed-batch `adapter_names` ("__base__" for the base alone).
@@ -195,14 +196,14 @@ class RunningBatch:
         """Append part's rows: both sides' caches and masks left-padded to one width, then concatenated."""
         import torch
 
-        assert self.mask is not None and part.mask is not None and self.cache is not None and part.cache is not None
-        from tunelab.infer.kv_cache import limit_room
+        from tunelab.infer.kv_cache import join, limit_room
 
+        assert self.mask is not None and part.mask is not None and self.cache is not None and part.cache is not None
         width = max(self.mask.shape[1], part.mask.shape[1])
         limit_room(self.cache, most_new_tokens(self.rows + part.rows))
         self.mask = torch.cat([left_pad(self.mask, width, 1), left_pad(part.mask, width, 1)])
         for mine, theirs in zip(self.cache.layers, part.cache.layers):
-            mine.join(theirs, width)
+            join(mine, theirs, width)
         self.positions = torch.cat([self.positions, part.positions])
         assert self.logits is not None and part.logits is not None
         vocab = self.logits.shape[-1]
@@ -262,6 +263,8 @@ class RunningBatch:
 
     def trim_padding(self) -> None:
         """Drop leading cache columns that are padding for every remaining row (a long row may have left)."""
+        from tunelab.infer.kv_cache import drop_leading
+
         assert self.mask is not None and self.cache is not None
         if not self.mergeable:
             return
@@ -271,4 +274,4 @@ class RunningBatch:
         self.mask = self.mask[:, width:]
         for layer in self.cache.layers:
             if layer.is_initialized and layer.keys.numel():
-                layer.drop_leading(width)
+                drop_leading(layer, width)

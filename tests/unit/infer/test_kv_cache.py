@@ -8,7 +8,7 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from tunelab.infer.batch_generate import GenRequest
-from tunelab.infer.kv_cache import ROOM, RoomyLayer, room_for, roomy_cache
+from tunelab.infer.kv_cache import ROOM, RoomyLayer, drop_leading, join, room_for, roomy_cache
 from tunelab.infer.rows import new_row
 from tunelab.infer.running import RunningBatch
 
@@ -78,13 +78,27 @@ def test_joined_rows_are_right_aligned_behind_zeros() -> None:
     bottom_keys, bottom_values = states(1, 4, 1)
     top.update(top_keys, top_values)
     bottom.update(bottom_keys, bottom_values)
-    top.join(bottom, 9)
+    join(top, bottom, 9)
     assert top.keys.shape == (3, 2, 9, 4)
     assert torch.equal(top.keys[:2, :, 2:], top_keys) and torch.equal(top.values[2:, :, 5:], bottom_values)
     assert not top.keys[:2, :, :2].any() and not top.values[2:, :, :5].any()
     assert top.key_store is not None and top.key_store.shape[-2] == 9 + room_for(9)
     step_keys, _ = states(3, 1, 2)
     assert torch.equal(top.update(step_keys, step_keys)[0][:, :, -1:], step_keys)
+
+
+def test_transformers_own_layers_join_and_drop_columns_too() -> None:
+    """A cache whose layers transformers made itself (lazily, as DynamicLayer) still merges rows."""
+    top, bottom = DynamicLayer(), DynamicLayer()
+    top_keys, top_values = states(1, 3, 0)
+    bottom_keys, bottom_values = states(2, 5, 1)
+    top.update(top_keys, top_values)
+    bottom.update(bottom_keys, bottom_values)
+    join(top, bottom, 5)
+    assert top.keys.shape == (3, 2, 5, 4) and torch.equal(top.keys[:1, :, 2:], top_keys)
+    assert torch.equal(top.values[1:], bottom_values) and not top.values[:1, :, :2].any()
+    drop_leading(top, 2)
+    assert torch.equal(top.keys[1:], bottom_keys[:, :, 2:])
 
 
 def test_tensors_assigned_from_outside_are_taken_over() -> None:
