@@ -54,8 +54,11 @@ def config_of(stage: str, float32: bool = False, workdir: Path | None = None) ->
         return path
     assert workdir is not None
     workdir.mkdir(parents=True, exist_ok=True)
+    text = path.read_text()
+    if "\nbf16: true\n" not in text:
+        raise SystemExit(f"bench: {path} has no line 'bf16: true' for --float32 to turn off")
     copy = workdir / f"pref_{stage}_float32.yaml"
-    copy.write_text(path.read_text().replace("\nbf16: true\n", "\nbf16: false\n"))
+    copy.write_text(text.replace("\nbf16: true\n", "\nbf16: false\n"))
     return copy
 
 

@@ -55,13 +55,11 @@ class RoomyLayer(DynamicLayer):
         """Hold these keys and values (copied into new stores with `room` free columns, by default room_for)."""
         columns = keys.shape[-2]
         free = room_for(columns, self.most_new) if room is None else room
-        shape = (*keys.shape[:2], columns + free, keys.shape[-1])
-        self.key_store = keys.new_empty(shape)
-        self.value_store = values.new_empty((*values.shape[:2], columns + free, values.shape[-1]))
-        self.key_store[:, :, :columns] = keys
-        self.value_store[:, :, :columns] = values
-        self.start, self.end = 0, columns
-        self.show()
+        key_store = keys.new_empty((*keys.shape[:2], columns + free, keys.shape[-1]))
+        value_store = values.new_empty((*values.shape[:2], columns + free, values.shape[-1]))
+        key_store[:, :, :columns] = keys
+        value_store[:, :, :columns] = values
+        self.hold(key_store, value_store, columns)
 
     def show(self) -> None:
         """Point keys/values at the stores' used columns."""
@@ -75,15 +73,13 @@ class RoomyLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         adding = key_states.shape[-2]
-        if not self.views_are_mine():
-            if self.keys is None or self.keys.numel() == 0:
-                self.assign(key_states, value_states)
-                return self.keys, self.values
+        mine = self.views_are_mine()
+        if not mine and (self.keys is None or self.keys.numel() == 0):
+            self.assign(key_states, value_states)
+            return self.keys, self.values
+        if not mine or self.end + adding > self.key_store.shape[-2]:  # foreign tensors, or full stores
             self.assign(self.keys, self.values, room_for(self.keys.shape[-2] + adding, self.most_new) + adding)
         assert self.key_store is not None and self.value_store is not None
-        if self.end + adding > self.key_store.shape[-2]:
-            used = self.end - self.start
-            self.assign(self.keys, self.values, room_for(used + adding, self.most_new) + adding)
         self.key_store[:, :, self.end:self.end + adding] = key_states
         self.value_store[:, :, self.end:self.end + adding] = value_states
         self.end += adding
@@ -103,10 +99,7 @@ class RoomyLayer(DynamicLayer):
         self.show()
 
     def drop_leading(self, columns: int) -> None:
-        """Forget the first `columns` cached positions of every row (padding for all of them): no copy."""
-        if not self.views_are_mine():
-            self.keys, self.values = self.keys[:, :, columns:, :], self.values[:, :, columns:, :]
-            return
+        """Forget the first `columns` cached positions of every row (views of this layer's stores): no copy."""
         self.start += columns
         self.show()
 
@@ -170,7 +163,7 @@ def join(mine: DynamicLayer, theirs: DynamicLayer, width: int) -> None:
 
 def drop_leading(layer: DynamicLayer, columns: int) -> None:
     """Forget a layer's first `columns` cached positions (padding for every row)."""
-    if isinstance(layer, RoomyLayer):
+    if isinstance(layer, RoomyLayer) and layer.views_are_mine():
         layer.drop_leading(columns)
     else:
         layer.keys, layer.values = layer.keys[:, :, columns:, :], layer.values[:, :, columns:, :]

@@ -20,6 +20,13 @@ def states(rows: int, columns: int, seed: int) -> tuple[torch.Tensor, torch.Tens
             torch.randn(rows, 2, columns, 4, generator=generator))
 
 
+def filled(layer: DynamicLayer, rows: int, columns: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random keys and values states() gives, after the layer took them as one update."""
+    keys, values = states(rows, columns, seed)
+    layer.update(keys, values)
+    return keys, values
+
+
 def test_steps_give_dynamic_layers_values_and_rarely_move() -> None:
     """A prompt then 300 one-column steps: every step returns DynamicLayer's keys and values; the stores move only
     when full (a few times), not at every step."""
@@ -61,10 +68,9 @@ def test_rows_leave_with_their_room() -> None:
 
 def test_leading_columns_drop_without_a_copy() -> None:
     layer = RoomyLayer()
-    keys, values = states(2, 12, 0)
-    layer.update(keys, values)
+    keys, values = filled(layer, 2, 12, 0)
     store = layer.key_store
-    layer.drop_leading(5)
+    drop_leading(layer, 5)
     assert layer.key_store is store and torch.equal(layer.keys, keys[:, :, 5:])
     new_keys, new_values = states(2, 1, 1)
     out_keys, out_values = layer.update(new_keys, new_values)
@@ -74,10 +80,8 @@ def test_leading_columns_drop_without_a_copy() -> None:
 
 def test_joined_rows_are_right_aligned_behind_zeros() -> None:
     top, bottom = RoomyLayer(), RoomyLayer()
-    top_keys, top_values = states(2, 7, 0)
-    bottom_keys, bottom_values = states(1, 4, 1)
-    top.update(top_keys, top_values)
-    bottom.update(bottom_keys, bottom_values)
+    top_keys, top_values = filled(top, 2, 7, 0)
+    _, bottom_values = filled(bottom, 1, 4, 1)
     join(top, bottom, 9)
     assert top.keys.shape == (3, 2, 9, 4)
     assert torch.equal(top.keys[:2, :, 2:], top_keys) and torch.equal(top.values[2:, :, 5:], bottom_values)
@@ -90,10 +94,8 @@ def test_joined_rows_are_right_aligned_behind_zeros() -> None:
 def test_transformers_own_layers_join_and_drop_columns_too() -> None:
     """A cache whose layers transformers made itself (lazily, as DynamicLayer) still merges rows."""
     top, bottom = DynamicLayer(), DynamicLayer()
-    top_keys, top_values = states(1, 3, 0)
-    bottom_keys, bottom_values = states(2, 5, 1)
-    top.update(top_keys, top_values)
-    bottom.update(bottom_keys, bottom_values)
+    top_keys, _ = filled(top, 1, 3, 0)
+    bottom_keys, bottom_values = filled(bottom, 2, 5, 1)
     join(top, bottom, 5)
     assert top.keys.shape == (3, 2, 5, 4) and torch.equal(top.keys[:1, :, 2:], top_keys)
     assert torch.equal(top.values[1:], bottom_values) and not top.values[:1, :, :2].any()
@@ -104,8 +106,7 @@ def test_transformers_own_layers_join_and_drop_columns_too() -> None:
 def test_tensors_assigned_from_outside_are_taken_over() -> None:
     """transformers' own helpers (crop, reorder_cache) assign keys/values: the next step starts from those."""
     layer = RoomyLayer()
-    keys, values = states(2, 8, 0)
-    layer.update(keys, values)
+    keys, values = filled(layer, 2, 8, 0)
     layer.crop(-3)
     new_keys, new_values = states(2, 1, 1)
     out_keys, out_values = layer.update(new_keys, new_values)
