@@ -3,8 +3,11 @@
 The padding-free collator concatenates a batch into one row and passes `cu_seq_lens_q/k` (cumulative
 example lengths, flash-attention's varlen convention) with position ids that restart per example.
 On the CPU each example's attention is a few batched GEMMs with the causal softmax between them
-(`SegmentAttention`, hand-written backward): for examples of up to a couple of thousand tokens the
-[heads, tokens, tokens] probabilities fit in memory and the GEMMs run near the CPU's matmul rate. Measured
+(`SegmentAttention`, hand-written backward): for examples of up to a couple of thousand tokens one block's
+[heads, tokens, tokens] probabilities fit in memory and the GEMMs run near the CPU's matmul rate. The backward
+pass computes the probabilities again instead of keeping every layer's (heads x length^2 per example, the largest
+part of a LoRA step's saved activations): one more GEMM and softmax per block, and on SmolLM2 LoRA no slower
+(bench/README.md, "Training memory"). Measured
 at 500 tokens per example (SmolLM2's 9 query / 3 key-value heads, bf16, forward + backward): 2.5x faster
 than SDPA's CPU flash-attention kernel per example.
 Elsewhere, or for longer examples, each example's slice runs through SDPA with `is_causal=True`, so no
@@ -24,8 +27,9 @@ if TYPE_CHECKING:  # imported where used: the CLI starts without loading transfo
 
 NAME = "tunelab_packed_sdpa"
 NATIVE_VARLEN = ("flash_attention_2", "flash_attention_3")  # read cu_seq_lens_q/k themselves
-GEMM_MAX_TOKENS = 2048  # longest example the GEMM attention takes: its saved probabilities grow with length^2
+GEMM_MAX_TOKENS = 2048  # longest example the GEMM attention takes: a block's probabilities grow with length^2
 BLOCK_SPLIT_TOKENS = 256  # examples this long split their query rows in two: the first half skips the later keys
+BIAS_CACHE_BYTES = 64 << 20  # causal biases kept for reuse, about a batch's blocks (256 of any size before)
 _BIAS: dict[tuple[int, int, int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
@@ -47,11 +51,13 @@ def row_blocks(edges: list[int]) -> list[tuple[int, int, int]]:
 
 def block_bias(offset: int, rows: int, group: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[group * rows, offset + rows]: 0 where row offset + i may see key j (j <= offset + i), -inf elsewhere,
-    stacked group times (the query heads sharing a key/value head). Cached: every layer has the same blocks."""
+    stacked group times (the query heads sharing a key/value head). Cached, because every layer has the same
+    blocks; the cache is emptied when it passes BIAS_CACHE_BYTES, so the blocks of earlier batches' lengths do not
+    pile up over a run."""
     key = (offset, rows, group, dtype, device)
     bias = _BIAS.get(key)
     if bias is None:
-        if len(_BIAS) > 256:
+        if sum(cached.nbytes for cached in _BIAS.values()) > BIAS_CACHE_BYTES:
             _BIAS.clear()
         one = torch.full((rows, offset + rows), float("-inf"), device=device).triu_(offset + 1).to(dtype)
         bias = _BIAS[key] = one.repeat(group, 1)
@@ -61,7 +67,7 @@ def block_bias(offset: int, rows: int, group: int, dtype: torch.dtype, device: t
 class SegmentContext(Protocol):
     """What SegmentAttention keeps on autograd's context between its forward and backward passes."""
 
-    saved_tensors: tuple[torch.Tensor, ...]  # query, key, value, then the probabilities of each block
+    saved_tensors: tuple[torch.Tensor, ...]  # query, key, value
     blocks: list[tuple[int, int, int]]
     scale: float
 
@@ -76,8 +82,9 @@ class SegmentAttention(torch.autograd.Function):
     query [1, heads, tokens, dim], key/value [1, kv_heads, tokens, dim]; returns [1, tokens, heads, dim].
     The query heads sharing a key/value head are stacked into one GEMM ([kv_heads, group * rows, dim]), so keys
     and values are never repeated. Scores come out of one baddbmm with the causal bias (fp32 accumulation, one
-    rounding to the input dtype, as SDPA's math path), the softmax runs in float32 inside ATen's kernel and its
-    probabilities are kept in the input dtype for the backward pass, whose softmax step is ATen's fused one.
+    rounding to the input dtype, as SDPA's math path), the softmax runs in float32 inside ATen's kernel; the backward
+    pass computes the probabilities again by the same operations (block_probabilities) and runs ATen's fused softmax
+    backward on them.
     Long examples are computed in two blocks of rows (row_blocks), skipping a quarter of the causal square.
     """
 
@@ -86,44 +93,54 @@ class SegmentAttention(torch.autograd.Function):
                 scale: float) -> torch.Tensor:
         _, heads, tokens, dim = query.shape
         kv_heads = key.shape[1]
-        group = heads // kv_heads
         out = query.new_empty(1, tokens, heads, dim)
         blocks = row_blocks(edges)
-        probs = []
-        for start, first, end in blocks:
+        for block in blocks:
+            start, first, end = block
             rows = end - first
-            q = scaled_query(query, first, end, kv_heads, scale)
-            bias = block_bias(first - start, rows, group, query.dtype, query.device)
-            p = torch.softmax(torch.baddbmm(bias, q, key[0, :, start:end].transpose(1, 2)), dim=-1)
-            o = torch.bmm(p, value[0, :, start:end])
-            out[0, first:end] = o.view(kv_heads, group, rows, dim).permute(2, 0, 1, 3).reshape(rows, heads, dim)
-            probs.append(p)
-        ctx.save_for_backward(query, key, value, *probs)
+            o = torch.bmm(block_probabilities(query, key, block, scale)[1], value[0, :, start:end])
+            out[0, first:end] = o.view(kv_heads, heads // kv_heads, rows, dim).permute(2, 0, 1, 3).reshape(rows, heads,
+                                                                                                          dim)
+        ctx.save_for_backward(query, key, value)
         ctx.blocks, ctx.scale = blocks, scale
         return out
 
     @staticmethod
     def backward(ctx: SegmentContext,
                  grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
-        query, key, value, *probs = ctx.saved_tensors
+        query, key, value = ctx.saved_tensors
         _, heads, tokens, dim = query.shape
         kv_heads = key.shape[1]
         group = heads // kv_heads
         grad_q = query.new_empty(1, tokens, heads, dim)
         grad_k = key.new_zeros(1, tokens, kv_heads, dim)  # the blocks of one example add to the same keys
         grad_v = value.new_zeros(1, tokens, kv_heads, dim)
-        for (start, first, end), p in zip(ctx.blocks, probs):
+        for block in ctx.blocks:
+            start, first, end = block
             rows = end - first
+            q, p = block_probabilities(query, key, block, ctx.scale)
             d_out = (grad_out[0, first:end].to(query.dtype).reshape(rows, kv_heads, group, dim)
                      .permute(1, 2, 0, 3).reshape(kv_heads, group * rows, dim))
             k, v = key[0, :, start:end], value[0, :, start:end]
             grad_v[0, start:end].add_(torch.bmm(p.transpose(1, 2), d_out).transpose(0, 1))  # add_: `+=` copies back
             d_scores = torch._softmax_backward_data(torch.bmm(d_out, v.transpose(1, 2)), p, -1, p.dtype)
+            del p
             d_q = torch.bmm(d_scores, k).view(kv_heads, group, rows, dim).permute(2, 0, 1, 3)
             torch.mul(d_q, ctx.scale, out=grad_q[0, first:end].view(rows, kv_heads, group, dim))
-            q = scaled_query(query, first, end, kv_heads, ctx.scale)
             grad_k[0, start:end].add_(torch.bmm(d_scores.transpose(1, 2), q).transpose(0, 1))
         return grad_q.transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), None, None
+
+
+def block_probabilities(query: torch.Tensor, key: torch.Tensor, block: tuple[int, int, int],
+                        scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block of query rows times scale, [kv_heads, group * rows, dim], and its softmax(q k^T + causal bias),
+    [kv_heads, group * rows, keys]: the same operations in forward and backward, so the probabilities computed
+    again are bit for bit the ones of forward."""
+    start, first, end = block
+    kv_heads = key.shape[1]
+    q = scaled_query(query, first, end, kv_heads, scale)
+    bias = block_bias(first - start, end - first, query.shape[1] // kv_heads, query.dtype, query.device)
+    return q, torch.softmax(torch.baddbmm(bias, q, key[0, :, start:end].transpose(1, 2)), dim=-1)
 
 
 def scaled_query(query: torch.Tensor, start: int, end: int, kv_heads: int, scale: float) -> torch.Tensor:

@@ -81,6 +81,8 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     import torch
     from transformers import set_seed
 
+    for note in speed.tune_process(precision):
+        info(f"speed: {note}")
     source = resolve(config.model.model_name_or_path, config.model.cache_dir)
     info(f"model {config.model.model_name_or_path} ({source.kind}: {source.path})")
     check_adapters(source.path, [Path(name) for name in split_names(config.model.adapter_name_or_path or "")])
@@ -96,7 +98,7 @@ def load_for_training(config: RunConfig, precision: Precision) -> tuple[ModelBun
     info(what)
     if precision.bf16 or precision.fp16:
         adapters.keep_input_dtype(model)  # autocast decides the matmul dtype; PEFT's cast would only copy
-    for note in speed.tune_process(precision) + speed.apply(model, precision, config.method.stage):
+    for note in speed.apply(model, precision, config.method.stage):
         info(f"speed: {note}")
     return ModelBundle(tokenizer=tokenizer, model=model, source=source), data
 

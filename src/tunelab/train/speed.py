@@ -10,7 +10,7 @@ from typing import Any
 from tunelab.config.schema import RunConfig
 from tunelab.model import fused, kernels
 from tunelab.model.precision import Precision
-from tunelab.runtime import allocator, env
+from tunelab.runtime import allocator, env, onednn
 
 
 # The fused RMSNorm and rotary kernels round differently from transformers' own functions (and the rotary one runs
@@ -40,10 +40,14 @@ def apply(model: Any, precision: Precision, stage: str = "sft") -> list[str]:
 
 
 def tune_process(precision: Precision) -> list[str]:
-    """Process-wide settings for training on the CPU (runtime/allocator.py); one note per change made."""
+    """Process-wide settings for training on the CPU (runtime/allocator.py, runtime/onednn.py), made before the
+    model loads; one note per change made."""
+    notes = []
     if precision.use_cpu and allocator.keep_freed_memory():
-        return ["malloc keeps freed memory for reuse (no page faults on each step's large tensors)"]
-    return []
+        notes.append("malloc keeps freed memory for reuse (no page faults on each step's large tensors)")
+    if precision.use_cpu and onednn.bound_primitive_cache():
+        notes.append(f"oneDNN keeps {onednn.CAPACITY} matmul shapes (not 1,024: the memory would grow over the run)")
+    return notes
 
 
 def master_weights(config: RunConfig, precision: Precision) -> bool:

@@ -106,6 +106,33 @@ def test_gemm_attention_values_and_gradients(monkeypatch: pytest.MonkeyPatch, dt
         assert ((got.float() - want).norm() / want.norm()).item() < tol
 
 
+def test_gemm_attention_keeps_only_its_inputs_for_backward() -> None:
+    """The probabilities (heads x length^2 per example) are computed again in backward, not kept per layer."""
+    from tunelab.model.attention import SegmentAttention
+
+    query, key, value = qkv(40, 4, 2, 8, torch.bfloat16)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = SegmentAttention.apply(query, key, value, [0, 30, 40], 0.3)
+    assert sorted(t.numel() for t in saved) == sorted(t.numel() for t in (query, key, value))
+    out.float().square().sum().backward()
+    assert all(t.grad is not None and t.grad.isfinite().all() for t in (query, key, value))
+
+
+def test_causal_bias_cache_stays_within_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Biases of many example lengths (a run's batches) do not pile up: the cache empties past its byte budget."""
+    from tunelab.model import attention
+
+    monkeypatch.setattr(attention, "_BIAS", {})
+    monkeypatch.setattr(attention, "BIAS_CACHE_BYTES", 100_000)
+    largest = 0
+    for rows in range(20, 120):
+        bias = attention.block_bias(rows, rows, 3, torch.bfloat16, torch.device("cpu"))
+        largest = max(largest, bias.nbytes)
+        assert sum(b.nbytes for b in attention._BIAS.values()) <= attention.BIAS_CACHE_BYTES + 2 * largest
+    assert attention.block_bias(119, 119, 3, torch.bfloat16, torch.device("cpu")) is bias  # a batch's reuse
+
+
 def test_packed_attention_uses_gemm_kernel_only_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     from tunelab.model import attention
 

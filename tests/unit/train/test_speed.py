@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,11 +62,27 @@ def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
 
 
 def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
-    from tunelab.runtime import allocator
+    from tunelab.runtime import allocator, onednn
 
     calls = []
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(onednn, "bound_primitive_cache", lambda: False)
     assert speed.tune_process(GPU_BF16) == [] and calls == []
     assert "malloc" in speed.tune_process(CPU_BF16)[0]
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)  # no glibc: nothing said
     assert speed.tune_process(CPU_BF16) == []
+
+
+def test_onednn_cache_is_bounded_unless_the_user_chose(monkeypatch: Any) -> None:
+    from tunelab.runtime import allocator, onednn
+
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)
+    for name in onednn.VARIABLES:  # setenv first: the test's end restores the variables' absence
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
+    assert speed.tune_process(GPU_BF16) == [] and onednn.VARIABLES[0] not in os.environ
+    notes = speed.tune_process(CPU_BF16)
+    assert os.environ[onednn.VARIABLES[0]] == str(onednn.CAPACITY) and "oneDNN" in notes[0]
+    monkeypatch.delenv(onednn.VARIABLES[0])
+    monkeypatch.setenv(onednn.VARIABLES[1], "512")  # the user's capacity stands, nothing said
+    assert speed.tune_process(CPU_BF16) == [] and onednn.VARIABLES[0] not in os.environ
