@@ -1,4 +1,4 @@
-"""RMSNorm and rotary embeddings as autograd Functions with fewer passes over the activations.
+"""RMSNorm, rotary embeddings and the SwiGLU product as autograd Functions with fewer passes or fewer saved tensors.
 
 transformers' RMSNorm casts the input to float32, squares it, takes the mean, multiplies, casts back and
 multiplies by the weight: six passes forward, about ten backward, and float32 copies of the activations kept for
@@ -7,15 +7,19 @@ normalised values in one multiply with fp32 math and one rounding (the same roun
 weight product; it keeps only the input and one float32 number per token. Its backward is five passes.
 The rotary embedding `q * cos + rotate_half(q) * sin` (a negation, a concatenation, two products, a sum) becomes
 one product and two half-width fused multiply-adds, and keeps only cos and sin for the backward pass.
+The MLP's `silu(gate) * up` keeps gate and up only and computes silu(gate) again in its backward pass (the same
+operations, so bit for bit autograd's values), instead of also keeping the activation's output.
 Which transformers classes and functions these replace, and how they are checked: model/transformers_private.py.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 
 from tunelab.model import transformers_private as private
 
@@ -122,6 +126,39 @@ def fused_rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch
     return RotaryFunction.apply(q, cos, sin), RotaryFunction.apply(k, cos, sin)
 
 
+class SwiGLUFunction(torch.autograd.Function):
+    """silu(gate) * up, keeping only gate and up: the backward computes silu(gate) again (one pass) instead of
+    autograd keeping the activation's output, a [tokens, intermediate] tensor per layer. The same operations as
+    silu then mul, so values and gradients are bit for bit autograd's."""
+
+    @staticmethod
+    def forward(ctx: SavedContext, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx: SavedContext, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gate, up = ctx.saved_tensors
+        grad_up = grad * F.silu(gate)
+        return torch.ops.aten.silu_backward(grad * up, gate), grad_up
+
+
+class MLPHolder(Protocol):
+    """What the fused forward reads from a transformers LLaMA-family MLP module."""
+
+    gate_proj: torch.nn.Module
+    up_proj: torch.nn.Module
+    down_proj: torch.nn.Module
+
+
+def fused_mlp_forward(self: MLPHolder, x: torch.Tensor) -> torch.Tensor:
+    """down(silu(gate(x)) * up(x)) with SwiGLUFunction where a backward pass follows."""
+    gate, up = self.gate_proj(x), self.up_proj(x)
+    if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad) and gate.dtype == up.dtype:
+        return self.down_proj(SwiGLUFunction.apply(gate, up))
+    return self.down_proj(F.silu(gate) * up)
+
+
 def same_values(got: torch.Tensor, want: torch.Tensor) -> bool:
     """Equal within the rounding of the dtype (a replacement that computes something else fails this)."""
     tolerance = 1e-5 if want.dtype == torch.float32 else 2e-2
@@ -147,19 +184,41 @@ def rotary_matches(original: Callable[..., tuple[torch.Tensor, torch.Tensor]], h
     return all(same_values(got.detach(), want.detach()) for got, want in pairs)
 
 
-def fuse_rms_norms(model: torch.nn.Module) -> int:
-    """Give every transformers LLaMA-family RMSNorm of the model the fused forward; returns the modules changed."""
+def mlp_matches(module: torch.nn.Module) -> bool:
+    """The fused MLP forward gives the module's own forward's values (with gradients on) on a random input: checked
+    on a float32 copy, since the module may mix bf16 weights with float32 adapters that only autocast reconciles."""
+    probe = copy.deepcopy(module).float()
+    x = torch.randn(3, probe.gate_proj.weight.shape[-1], generator=torch.Generator().manual_seed(0))
+    with torch.enable_grad():
+        x = x.to(probe.gate_proj.weight.device).requires_grad_()
+        return same_values(fused_mlp_forward(probe, x).detach(), probe.forward(x).detach())
+
+
+def replace_forwards(model: torch.nn.Module, wanted: Callable[[torch.nn.Module], bool],
+                     matches: Callable[[torch.nn.Module], bool], forward: Callable[..., torch.Tensor]) -> int:
+    """Give every module that is `wanted` the forward, where `matches` (checked once per class) finds it computes
+    the class's own values; returns the modules changed (idempotent)."""
     checked: dict[type, bool] = {}
     changed = 0
     for module in model.modules():
-        if not private.is_rms_norm(module) or "forward" in vars(module):
+        if not wanted(module) or "forward" in vars(module):
             continue
         if type(module) not in checked:
-            checked[type(module)] = rms_norm_matches(module)
+            checked[type(module)] = matches(module)
         if checked[type(module)]:
-            module.forward = fused_rms_norm_forward.__get__(module)
+            module.forward = forward.__get__(module)
             changed += 1
     return changed
+
+
+def fuse_rms_norms(model: torch.nn.Module) -> int:
+    """Give every transformers LLaMA-family RMSNorm of the model the fused forward; returns the modules changed."""
+    return replace_forwards(model, private.is_rms_norm, rms_norm_matches, fused_rms_norm_forward)
+
+
+def fuse_mlps(model: torch.nn.Module) -> int:
+    """Give every transformers LLaMA-family SiLU MLP of the model the SwiGLU forward; returns the modules changed."""
+    return replace_forwards(model, private.is_silu_mlp, mlp_matches, fused_mlp_forward)
 
 
 def fuse_rotary(model: torch.nn.Module) -> list[str]:

@@ -1,12 +1,13 @@
 """The internals of transformers' LLaMA-family modelling code that the fused kernels (model/kernels.py) replace.
 
-RMSNorm: the classes listed in RMS_NORM_CLASSES, whose forward is `weight * (x * rsqrt(mean(x^2) + eps)).to(dtype)`
-in float32, read through the instance attributes `weight` and `variance_epsilon`. Rotary embeddings: the
-module-level function `apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim)` of each module of ROTARY_MODULES,
-which the attention layer looks up by its global name at every call (the `kernels` hub package's own hook needs
-a kernel repository laid out as a package; with `kernels` installed the function is its wrapper module). Names
-are checked here against the installed transformers (tests/unit/model/test_transformers_private.py), and
-model/kernels.py also compares each replacement's values with the original on first use, so a release that
+MLP: the classes listed in MLP_CLASSES, whose forward is `down_proj(act_fn(gate_proj(x)) * up_proj(x))`, with a
+SiLU `act_fn`. RMSNorm: the classes listed in RMS_NORM_CLASSES, whose forward is `weight * (x * rsqrt(mean(x^2) +
+eps)).to(dtype)` in float32, read through the instance attributes `weight` and `variance_epsilon`. Rotary
+embeddings: the module-level function `apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim)` of each module of
+ROTARY_MODULES, which the attention layer looks up by its global name at every call (the `kernels` hub package's
+own hook needs a kernel repository laid out as a package; with `kernels` installed the function is its wrapper
+module). Names are checked here against the installed transformers (tests/unit/model/test_transformers_private.py),
+and model/kernels.py also compares each replacement's values with the original on first use, so a release that
 changes the arithmetic keeps its own code instead of ours.
 """
 
@@ -24,6 +25,9 @@ TRANSFORMERS = Library("transformers", tested="5.25.0", guard="tunelab/model/tra
 
 RMS_NORM_CLASSES = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "MistralRMSNorm")
 RMS_NORM_ATTRIBUTES = ("weight", "variance_epsilon")  # set in each class's __init__
+MLP_CLASSES = ("LlamaMLP", "Qwen2MLP", "Qwen3MLP", "MistralMLP")  # forward: down(act_fn(gate(x)) * up(x))
+MLP_ATTRIBUTES = ("gate_proj", "up_proj", "down_proj", "act_fn")
+SILU_CLASSES = ("SiLUActivation", "SiLU")  # transformers' ACT2FN["silu"], torch's own
 ROTARY_MODULES = ("transformers.models.llama.modeling_llama", "transformers.models.qwen2.modeling_qwen2",
                   "transformers.models.qwen3.modeling_qwen3", "transformers.models.mistral.modeling_mistral")
 ROTARY_FUNCTION = "apply_rotary_pos_emb"
@@ -38,6 +42,16 @@ def is_rms_norm(module: torch.nn.Module) -> bool:
         return False
     check_attributes(TRANSFORMERS, cls.__name__, module, RMS_NORM_ATTRIBUTES)
     return True
+
+
+def is_silu_mlp(module: torch.nn.Module) -> bool:
+    """The module is one of MLP_CLASSES from transformers (checked to have the attributes read) with a SiLU
+    activation."""
+    cls = type(module)
+    if cls.__name__ not in MLP_CLASSES or not cls.__module__.startswith("transformers.models."):
+        return False
+    check_attributes(TRANSFORMERS, cls.__name__, module, MLP_ATTRIBUTES)
+    return type(module.act_fn).__name__ in SILU_CLASSES
 
 
 def rotary_module(name: str) -> ModuleType:

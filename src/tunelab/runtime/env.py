@@ -31,6 +31,11 @@ def variable_set(name: str, value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
+def set_for_process(name: str, value: str) -> None:
+    """Set an environment variable for the rest of the process (for a library that reads it on first use)."""
+    os.environ[name] = value
+
+
 def cache_dir() -> Path:
     """Where tunelab keeps converted models: $TUNELAB_CACHE, else $XDG_CACHE_HOME/tunelab, else ~/.cache/tunelab."""
     if os.environ.get("TUNELAB_CACHE"):

@@ -1,9 +1,10 @@
 """How much of each decoder layer the backward pass recomputes: nothing, only the cheap work, or everything.
 
 Without recomputation a training step keeps, per token and layer, every intermediate its backward needs: the
-norms' float32 copies, the rotary embeddings' products, the activation and its product, dtype copies, and the
-attention probabilities of every example (heads x length^2). On SmolLM2-135M (bench/README.md, "Training memory")
-those are most of the step's memory, while the matrix products (the projections) are most of its time.
+LoRA layers' inputs, the MLP's products, the norms' inputs, dtype copies (the attention probabilities and the SiLU
+output are computed again in backward by model/attention.py and model/kernels.py). On SmolLM2-135M
+(bench/README.md, "Training memory") those are most of the step's memory, while the matrix products (the
+projections) are most of its time.
 
 "cheap" (gradient_checkpointing: cheap) keeps the outputs of the large matrix products and the fused attention
 kernels and recomputes the rest in the backward pass (torch's selective activation checkpointing, one region per

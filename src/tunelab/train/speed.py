@@ -27,6 +27,9 @@ def apply(model: Any, precision: Precision, stage: str = "sft") -> list[str]:
         layers = fused.fuse_lora_linears(model)
         if layers:
             notes.append(f"LoRA updates added inside one GEMM (addmm) in {layers} layers")
+        mlps = kernels.fuse_mlps(model)
+        if mlps:
+            notes.append(f"SwiGLU products keep only their inputs (silu computed again in backward) in {mlps} MLPs")
         if stage not in KERNEL_STAGES:
             kernels.unfuse_rotary(model)
             return notes
@@ -45,8 +48,10 @@ def tune_process(precision: Precision) -> list[str]:
     notes = []
     if precision.use_cpu and allocator.keep_freed_memory():
         notes.append("malloc keeps freed memory for reuse (no page faults on each step's large tensors)")
-    if precision.use_cpu and onednn.bound_primitive_cache():
-        notes.append(f"oneDNN keeps {onednn.CAPACITY} matmul shapes (not 1,024: the memory would grow over the run)")
+    chosen = onednn.bound_caches() if precision.use_cpu else []
+    if chosen:
+        notes.append(f"oneDNN's caches keep {onednn.CAPACITY} matmul shapes, not 1,024 ({', '.join(chosen)}): "
+                     "the memory would grow over the run")
     return notes
 
 

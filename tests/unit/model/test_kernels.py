@@ -114,10 +114,42 @@ def test_a_model_with_the_kernels_trains_as_before(make_tiny_llama: Any) -> None
     norms = sum(type(m).__name__ == "LlamaRMSNorm" for m in model.modules())
     assert kernels.fuse_rms_norms(model) == norms > 0 and kernels.fuse_rms_norms(model) == 0
     assert kernels.fuse_rotary(model) == ["modeling_llama"] and kernels.fuse_rotary(model) == []
+    mlps = sum(type(m).__name__ == "LlamaMLP" for m in model.modules())
+    assert kernels.fuse_mlps(model) == mlps > 0 and kernels.fuse_mlps(model) == 0
     got = loss_and_grads(model, ids)
     assert len(got) == len(want)
     for ours, theirs in zip(got, want):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_swiglu_equals_autograd_bit_for_bit_and_keeps_only_its_inputs(dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(4)
+    gate, up, grad = (torch.randn(6, 40, generator=generator).to(dtype) for _ in range(3))
+    results = []
+    for fused in (False, True):
+        g, u = gate.clone().requires_grad_(), up.clone().requires_grad_()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            out = kernels.SwiGLUFunction.apply(g, u) if fused else torch.nn.functional.silu(g) * u
+        out.backward(grad)
+        results.append(([out.detach(), g.grad, u.grad], len(saved)))
+    (theirs, saved_theirs), (ours, saved_ours) = results
+    for got, want in zip(ours, theirs):
+        assert torch.equal(got, want)
+    assert saved_ours == 2 and saved_theirs == 3  # gate and up; autograd also keeps silu(gate)
+
+
+def test_lora_mlps_with_bf16_weights_and_float32_adapters_are_fused(make_tiny_llama: Any) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=2, target_modules=["gate_proj", "up_proj"])
+    model = get_peft_model(make_tiny_llama().to(torch.bfloat16), config)
+    assert kernels.fuse_mlps(model) == sum(type(m).__name__ == "LlamaMLP" for m in model.modules()) > 0
+    ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
 
 
 def test_a_norm_that_computes_something_else_keeps_its_forward() -> None:

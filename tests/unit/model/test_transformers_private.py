@@ -35,6 +35,21 @@ def test_the_installed_transformers_has_every_rms_norm_class(name: str) -> None:
     assert private.is_rms_norm(norm) and kernels.rms_norm_matches(norm)
 
 
+@pytest.mark.parametrize("name", private.MLP_CLASSES)
+def test_the_installed_transformers_has_every_mlp_class(name: str) -> None:
+    import importlib
+
+    from transformers import LlamaConfig
+
+    family = name.removesuffix("MLP").lower()
+    config = LlamaConfig(hidden_size=16, intermediate_size=24, num_attention_heads=2, hidden_act="silu")
+    mlp = getattr(importlib.import_module(f"transformers.models.{family}.modeling_{family}"), name)(config)
+    assert private.is_silu_mlp(mlp) and kernels.mlp_matches(mlp)
+    config.hidden_act = "gelu"  # another activation: the MLP keeps its own forward
+    other = getattr(importlib.import_module(f"transformers.models.{family}.modeling_{family}"), name)(config)
+    assert not private.is_silu_mlp(other)
+
+
 def test_a_norm_without_the_epsilon_is_refused() -> None:
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
 

@@ -35,14 +35,15 @@ def lora(model: Any) -> Any:
 def test_cpu_lora_gets_fused_linears_norms_and_rotary(make_tiny_llama: Any) -> None:
     model = lora(make_tiny_llama())
     notes = speed.apply(model, CPU_BF16)
-    assert len(notes) == 3 and "4 layers" in notes[0]
-    assert "RMSNorm" in notes[1] and "5 modules" in notes[1]  # 2 layers x 2 + the final norm
-    assert notes[2] == "fused rotary embeddings (modeling_llama)"
+    assert len(notes) == 4 and "4 layers" in notes[0]
+    assert "SwiGLU" in notes[1] and "2 MLPs" in notes[1]
+    assert "RMSNorm" in notes[2] and "5 modules" in notes[2]  # 2 layers x 2 + the final norm
+    assert notes[3] == "fused rotary embeddings (modeling_llama)"
     assert speed.apply(model, CPU_BF16) == []  # already applied
 
 
 def test_full_fine_tuning_gets_the_kernels_and_the_gpu_nothing(make_tiny_llama: Any) -> None:
-    assert len(speed.apply(make_tiny_llama(), CPU_BF16)) == 2  # no LoRA layers to fuse
+    assert len(speed.apply(make_tiny_llama(), CPU_BF16)) == 3  # no LoRA layers to fuse
     private.restore_rotary(private.rotary_module(private.ROTARY_MODULES[0]))
     assert speed.apply(lora(make_tiny_llama()), GPU_BF16) == []
 
@@ -51,11 +52,12 @@ def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
     from tunelab.model import kernels
 
     module = private.rotary_module(private.ROTARY_MODULES[0])
-    assert len(speed.apply(make_tiny_llama(), CPU_BF16, "sft")) == 2
+    assert len(speed.apply(make_tiny_llama(), CPU_BF16, "sft")) == 3
     assert private.original_rotary(module) is not getattr(module, "apply_rotary_pos_emb")  # fused, process-wide
     model = lora(make_tiny_llama())
     notes = speed.apply(model, CPU_BF16, "dpo")
-    assert len(notes) == 1 and "LoRA" in notes[0]  # the LoRA GEMM only: no fused norms, rotary put back
+    assert len(notes) == 2 and "LoRA" in notes[0]  # the LoRA GEMM and SwiGLU (bit-identical): no fused norms,
+    assert "SwiGLU" in notes[1]  # rotary put back
     assert private.original_rotary(module) is getattr(module, "apply_rotary_pos_emb")
     assert not any("forward" in vars(m) for m in model.modules() if private.is_rms_norm(m))
     kernels.unfuse_rotary(model)
@@ -66,23 +68,29 @@ def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
 
     calls = []
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
-    monkeypatch.setattr(onednn, "bound_primitive_cache", lambda: False)
+    monkeypatch.setattr(onednn, "bound_caches", lambda: [])
     assert speed.tune_process(GPU_BF16) == [] and calls == []
     assert "malloc" in speed.tune_process(CPU_BF16)[0]
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)  # no glibc: nothing said
     assert speed.tune_process(CPU_BF16) == []
 
 
-def test_onednn_cache_is_bounded_unless_the_user_chose(monkeypatch: Any) -> None:
+def test_onednn_caches_are_bounded_unless_the_user_chose(monkeypatch: Any) -> None:
     from tunelab.runtime import allocator, onednn
 
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)
-    for name in onednn.VARIABLES:  # setenv first: the test's end restores the variables' absence
+    names = [name for cache in onednn.CACHES for name in cache]
+    for name in names:  # setenv first: the test's end restores the variables' absence
         monkeypatch.setenv(name, "0")
         monkeypatch.delenv(name)
-    assert speed.tune_process(GPU_BF16) == [] and onednn.VARIABLES[0] not in os.environ
+    assert speed.tune_process(GPU_BF16) == [] and not set(names) & set(os.environ)
     notes = speed.tune_process(CPU_BF16)
-    assert os.environ[onednn.VARIABLES[0]] == str(onednn.CAPACITY) and "oneDNN" in notes[0]
-    monkeypatch.delenv(onednn.VARIABLES[0])
-    monkeypatch.setenv(onednn.VARIABLES[1], "512")  # the user's capacity stands, nothing said
-    assert speed.tune_process(CPU_BF16) == [] and onednn.VARIABLES[0] not in os.environ
+    assert len(notes) == 1 and "ONEDNN_PRIMITIVE_CACHE_CAPACITY, LRU_CACHE_CAPACITY" in notes[0]
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == os.environ["LRU_CACHE_CAPACITY"] == str(onednn.CAPACITY)
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "512")  # the user's capacity stands; the other is set
+    notes = speed.tune_process(CPU_BF16)
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ and os.environ["LRU_CACHE_CAPACITY"] == "256"
+    assert "ONEDNN" not in notes[0]
+    assert speed.tune_process(CPU_BF16) == []  # both set now: nothing more said
