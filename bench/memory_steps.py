@@ -22,7 +22,6 @@ import argparse
 import ctypes
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -94,8 +93,13 @@ def one_run(variant: str, env: dict[str, str], args: argparse.Namespace) -> dict
 
 def page(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The results page: per run the totals, then every fifth step."""
+    from bench_sft import machine  # the benchmarks' one description of the machine
+
+    m = machine()
     lines = [f"# Training memory step by step ({args.mode}, {args.steps} steps)", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+             f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs, avx512_bf16={m['avx512_bf16']}, "
+             f"amx={m['amx_bf16']}; torch {m['torch']}; tunelab at {m['tunelab_git']} (a variant's PYTHONPATH "
+             "names other code). "
              f"`bench/memory_steps.py --mode {args.mode} --steps {args.steps} --rounds {args.rounds}`.", "",
              "| run | variant | env | seconds | peak RSS MiB |", "| ---: | --- | --- | ---: | ---: |"]
     for number, run in enumerate(runs, 1):
