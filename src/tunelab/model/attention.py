@@ -7,9 +7,8 @@ On the CPU each example's attention is a few batched GEMMs with the causal softm
 [heads, tokens, tokens] probabilities fit in memory and the GEMMs run near the CPU's matmul rate. The backward
 pass computes the probabilities again instead of keeping every layer's (heads x length^2 per example, the largest
 part of a LoRA step's saved activations): one more GEMM and softmax per block, and on SmolLM2 LoRA no slower
-(bench/README.md, "Training memory"). Measured
-at 500 tokens per example (SmolLM2's 9 query / 3 key-value heads, bf16, forward + backward): 2.5x faster
-than SDPA's CPU flash-attention kernel per example.
+(bench/README.md, "Training memory"). Measured at 500 tokens per example (SmolLM2's 9 query / 3 key-value heads,
+bf16, forward + backward): 2.5x faster than SDPA's CPU flash-attention kernel per example.
 Elsewhere, or for longer examples, each example's slice runs through SDPA with `is_causal=True`, so no
 padding is computed and no mask is materialised. On a GPU with flash-attention installed, transformers'
 own `flash_attention_2` reads the same arguments.
@@ -93,14 +92,14 @@ class SegmentAttention(torch.autograd.Function):
                 scale: float) -> torch.Tensor:
         _, heads, tokens, dim = query.shape
         kv_heads = key.shape[1]
+        group = heads // kv_heads
         out = query.new_empty(1, tokens, heads, dim)
         blocks = row_blocks(edges)
         for block in blocks:
             start, first, end = block
             rows = end - first
             o = torch.bmm(block_probabilities(query, key, block, scale)[1], value[0, :, start:end])
-            out[0, first:end] = o.view(kv_heads, heads // kv_heads, rows, dim).permute(2, 0, 1, 3).reshape(rows, heads,
-                                                                                                          dim)
+            out[0, first:end] = o.view(kv_heads, group, rows, dim).permute(2, 0, 1, 3).reshape(rows, heads, dim)
         ctx.save_for_backward(query, key, value)
         ctx.blocks, ctx.scale = blocks, scale
         return out

@@ -185,12 +185,19 @@ def rotary_matches(original: Callable[..., tuple[torch.Tensor, torch.Tensor]], h
 
 
 def mlp_matches(module: torch.nn.Module) -> bool:
-    """The fused MLP forward gives the module's own forward's values (with gradients on) on a random input: checked
-    on a float32 copy, since the module may mix bf16 weights with float32 adapters that only autocast reconciles."""
-    probe = copy.deepcopy(module).float()
-    x = torch.randn(3, probe.gate_proj.weight.shape[-1], generator=torch.Generator().manual_seed(0))
+    """The fused MLP forward gives the class's own forward's values (with gradients on) on a random input: checked
+    on a small float32 instance of the module's class built from a copy of its config (the module itself may be
+    large, and may mix bf16 weights with float32 adapters that only autocast reconciles)."""
+    config = getattr(module, "config", None)
+    if config is None:
+        return False
+    config = copy.copy(config)
+    config.hidden_size, config.intermediate_size = 8, 16
+    with torch.random.fork_rng(devices=[]):  # the probe's initialisation leaves the run's random state alone
+        probe = type(module)(config).float()
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
     with torch.enable_grad():
-        x = x.to(probe.gate_proj.weight.device).requires_grad_()
+        x.requires_grad_()
         return same_values(fused_mlp_forward(probe, x).detach(), probe.forward(x).detach())
 
 
