@@ -43,13 +43,13 @@ def test_the_installed_transformers_has_every_mlp_class(name: str) -> None:
 
     family = name.removesuffix("MLP").lower()
     config = LlamaConfig(hidden_size=16, intermediate_size=24, num_attention_heads=2, hidden_act="silu")
-    mlp = getattr(importlib.import_module(f"transformers.models.{family}.modeling_{family}"), name)(config)
+    mlp_class = getattr(importlib.import_module(f"transformers.models.{family}.modeling_{family}"), name)
+    mlp = mlp_class(config)
     state = torch.random.get_rng_state()
     assert private.is_silu_mlp(mlp) and kernels.mlp_matches(mlp)
     assert torch.equal(torch.random.get_rng_state(), state)  # the check leaves the run's random state alone
     config.hidden_act = "gelu"  # another activation: the MLP keeps its own forward
-    other = getattr(importlib.import_module(f"transformers.models.{family}.modeling_{family}"), name)(config)
-    assert not private.is_silu_mlp(other)
+    assert not private.is_silu_mlp(mlp_class(config))
 
 
 def test_a_norm_without_the_epsilon_is_refused() -> None:
