@@ -12,6 +12,7 @@ from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
 from tunelab.interfaces.sweep_cli import add_sweep_parsers, route_runs
+from tunelab.runtime.processes import allow_interrupt
 from tunelab.runtime.version import __version__
 
 if TYPE_CHECKING:
@@ -340,6 +341,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tunelab` console script."""
+    allow_interrupt()
     parser = build_parser()
     args, extra = parser.parse_known_args(route_runs(route(sys.argv[1:] if argv is None else list(argv))))
     # key=value overrides may also follow the flags (`eval cfg.yaml --compare lr=1`); anything else is an error

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab.runtime import env
-from tunelab.runtime.processes import PYTHON_FLAGS
+from tunelab.runtime.processes import PYTHON_FLAGS, interruptible_env
 
 TAIL_LINES = 200
 POLL_S = 0.2  # how often the log file is read while the command runs
@@ -52,12 +52,13 @@ class CommandLog:
 
 def start_detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     """Start argv in its own session, in cwd, its output (stdout and stderr, unbuffered, no colours) to the log
-    file; it runs on whatever happens to the UI."""
+    file; it runs on whatever happens to the UI, and a `tunelab` command stops on SIGINT even where the UI was
+    started with SIGINT ignored (runtime.processes.allow_interrupt)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True,
-                                env={**env.variables(), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+                                env={**env.variables(), **interruptible_env(), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
 
 
 def run_streamed(argv: list[str], log: Path, cwd: Path) -> Iterator[CommandLog]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.interfaces.webui.jobs import Job, JobError, Jobs, alive, error_text, log_tail, read_job, state
+from tunelab.interfaces.webui.jobs import ABORT_GRACE_S, Job, JobError, Jobs, alive, error_text, log_tail, read_job, state
 
 SLEEPER = [sys.executable, "-c", "import time\nprint('step 1', flush=True)\ntime.sleep(60)"]
 
@@ -40,6 +40,32 @@ def test_start_attach_from_a_fresh_ui_and_abort(tmp_path: Path) -> None:
         if alive(job):
             import os
             import signal
+            os.killpg(job.pid, signal.SIGKILL)
+
+
+# a tunelab command as the UI starts it: its CLI entry calls allow_interrupt first
+INTERRUPTIBLE_SLEEPER = [sys.executable, "-c", "import sys, time\nfrom tunelab.runtime.processes import allow_interrupt\n"
+                         "allow_interrupt()\nprint('step 1', flush=True)\ntry:\n    time.sleep(60)\n"
+                         "except KeyboardInterrupt:\n    print('stopped cleanly', flush=True)\n    sys.exit(130)"]
+
+
+def test_abort_stops_a_run_cleanly_when_the_ui_was_started_with_sigint_ignored(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `tunelab webui &` in a script, or nohup
+    try:
+        jobs = Jobs(tmp_path)
+        job = jobs.start(tmp_path / "a", INTERRUPTIBLE_SLEEPER)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        wait_for(lambda: "step 1" in log_tail(job))
+        jobs.abort(job)
+        wait_for(lambda: not alive(jobs.reap(job)), seconds=ABORT_GRACE_S / 2)  # the SIGINT, not the kill
+        assert "stopped cleanly" in log_tail(job) and jobs.find(tmp_path / "a").returncode == 130
+    finally:
+        if alive(job):
             os.killpg(job.pid, signal.SIGKILL)
 
 
