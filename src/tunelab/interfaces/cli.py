@@ -12,6 +12,7 @@ from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_data_parsers
 from tunelab.interfaces.eval_cli import add_eval_parsers, route
 from tunelab.interfaces.sweep_cli import add_sweep_parsers, route_runs
+from tunelab.runtime import malloc_preload
 from tunelab.runtime.processes import allow_interrupt
 from tunelab.runtime.version import __version__
 
@@ -340,8 +341,10 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `tunelab` console script."""
+    """Entry point of the `tunelab` console script (argv None: this process's own arguments)."""
     allow_interrupt()
+    if argv is None:  # a process of its own: `tunelab train` may start again with tcmalloc (never in-process calls)
+        malloc_preload.restart_with_tcmalloc(sys.argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(route_runs(route(sys.argv[1:] if argv is None else list(argv))))
     # key=value overrides may also follow the flags (`eval cfg.yaml --compare lr=1`); anything else is an error

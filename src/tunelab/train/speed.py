@@ -10,7 +10,7 @@ from typing import Any
 from tunelab.config.schema import RunConfig
 from tunelab.model import fused, kernels
 from tunelab.model.precision import Precision
-from tunelab.runtime import allocator, env, onednn
+from tunelab.runtime import allocator, env, malloc_preload, onednn
 
 
 # The fused RMSNorm and rotary kernels round differently from transformers' own functions (and the rotary one runs
@@ -46,7 +46,9 @@ def tune_process(precision: Precision) -> list[str]:
     """Process-wide settings for training on the CPU (runtime/allocator.py, runtime/onednn.py), made before the
     model loads; one note per change made."""
     notes = []
-    if precision.use_cpu and allocator.keep_freed_memory():
+    if precision.use_cpu and malloc_preload.active():
+        notes.append("malloc: tcmalloc (less memory than glibc's over a run; TUNELAB_MALLOC=system keeps glibc's)")
+    elif precision.use_cpu and allocator.keep_freed_memory():
         notes.append("malloc keeps freed memory for reuse (no page faults on each step's large tensors)")
     chosen = onednn.bound_caches() if precision.use_cpu else []
     if chosen:
