@@ -38,10 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = (("tunelab", "tunelab median"), ("llamafactory", "LLaMA-Factory median"))
 CONFIGS = {"lora": REPO / "bench" / "train_lora.yaml", "full": REPO / "bench" / "train_full.yaml"}
 LEARNING_RATE = {"lora": 1e-4, "full": 1e-5}
-N_PARAMS = 134.5e6  # SmolLM2-135M without the tied output head counted twice
-ATTENTION_FLOP = 48.7e6  # per real token, forward + backward, at this data's mean example length (471 tokens)
-FLOP_PER_TOKEN = {"lora": 601e6,  # the shared baselines README's figure: 4N + LoRA + attention
-                  "full": 6 * N_PARAMS + ATTENTION_FLOP}  # forward 2N, backward 4N (inputs and weights)
+MEAN_LENGTH = 471  # tokens per example of the benchmark data (the attention's FLOPs depend on it)
+LORA_RANK = 8
 
 LF_WRAPPER = '''
 """LLaMA-Factory's run_exp (what `llamafactory-cli train CONFIG` calls in one process) with a step timer."""
@@ -114,6 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="extra tunelab runs with overrides, alternating with the others: comma-separated "
                          "NAME:KEY=VALUE[;KEY=VALUE], e.g. nockpt:gradient_checkpointing=false (each gets its own "
                          "median and ratio to LLaMA-Factory)")
+    ap.add_argument("--shape-model", type=Path, default=None,
+                    help="a model folder of another shape with SmolLM2's tokenizer (bench/make_shape_model.py) that "
+                         "both systems train instead of SmolLM2 (tunelab by path); the data stays the same")
     ap.add_argument("--append", action="store_true",
                     help="keep the runs of today's results file and add this session's as the next rounds")
     args = ap.parse_args(argv)
@@ -125,7 +126,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--variants: NAME:KEY=VALUE[;KEY=VALUE], comma-separated")
     if args.steps < 2 or args.rounds < 1 or not set(args.modes) <= set(CONFIGS) or not args.modes:
         ap.error("--steps 2 or more, --rounds 1 or more, --modes among lora,full")
+    if args.shape_model is not None:
+        if not (args.shape_model / "config.json").is_file():
+            ap.error(f"--shape-model {args.shape_model}: no config.json there; make it with bench/make_shape_model.py")
+        args.shape_model = args.model = args.shape_model.resolve()
     return args
+
+
+def flop_per_token(model: Path) -> dict[str, float]:
+    """Model FLOPs per real token of a training step, forward + backward, from the model folder's config: N = the
+    linear layers' weights (the tied output head once); full 6N + attention, LoRA 4N (no weight gradients) + the
+    adapters' 6 x r x (in + out) + attention; attention (scores and values) 6 x length x hidden x layers at the
+    data's mean example length. SmolLM2-135M: N = 134.5M, LoRA 601 MFLOP (the shared baselines' figure)."""
+    c = json.loads((model / "config.json").read_text())
+    hidden, inter, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    kv_width = hidden // c["num_attention_heads"] * c.get("num_key_value_heads", c["num_attention_heads"])
+    shapes = [(hidden, hidden), (hidden, kv_width), (hidden, kv_width), (hidden, hidden),
+              (hidden, inter), (hidden, inter), (inter, hidden)]
+    n_params = layers * sum(i * o for i, o in shapes) + c["vocab_size"] * hidden
+    lora = layers * sum(LORA_RANK * (i + o) for i, o in shapes)
+    attention = 6 * MEAN_LENGTH * hidden * layers
+    return {"lora": 4 * n_params + 6 * lora + attention, "full": 6 * n_params + attention}
 
 
 def lf_config(mode: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -178,7 +199,8 @@ def one_run(system: str, mode: str, name: str, args: argparse.Namespace, env: di
         quiet = wait_for_quiet(args.quiet_wait, args.quiet_load)
         revision = git_revision()
         settings = lf_settings or (lambda folder: lf_config(mode, args, folder))
-        run = (bench_sft.run_tunelab(out, args, env, None, tunelab_config or CONFIGS[mode]) if system == "tunelab"
+        config = tunelab_config or mode_config(mode, args)
+        run = (bench_sft.run_tunelab(out, args, env, None, config) if system == "tunelab"
                else run_lf_config(settings(out), out, args, env, tokens))
         run.update({"name": name, "mode": mode, "before": quiet, "tunelab_git": revision, "attempt": attempt})
         figures(run)
@@ -195,17 +217,25 @@ def one_run(system: str, mode: str, name: str, args: argparse.Namespace, env: di
 
 # ---------------------------------------------------------------------------------------------- figures
 
-def variant_config(mode: str, name: str, settings: dict[str, str], workdir: Path) -> Path:
-    """The mode's tunelab config with a variant's overrides (values parsed as YAML), written to workdir."""
+def mode_config(mode: str, args: argparse.Namespace, name: str = "", settings: dict[str, str] | None = None) -> Path:
+    """The mode's tunelab config: as it is, or with --shape-model's folder as the model and a variant's overrides
+    (values parsed as YAML), written to the workdir."""
+    shape_model = getattr(args, "shape_model", None)  # bench_pref.py has none
+    if shape_model is None and not settings:
+        return CONFIGS[mode]
     config = yaml.safe_load(CONFIGS[mode].read_text())
-    config.update({key: yaml.safe_load(value) for key, value in settings.items()})
-    path = workdir / f"train_{mode}_{name}.yaml"
+    if shape_model is not None:
+        config["model_name_or_path"] = str(shape_model)
+    config.update({key: yaml.safe_load(value) for key, value in (settings or {}).items()})
+    path = args.workdir / f"train_{mode}{'_' + name if name else ''}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None, tol: float) -> dict[str, Any]:
-    """Medians per system, the tunelab/LLaMA-Factory ratio, MFU and per-step loss agreement for one mode."""
+def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None, tol: float,
+              flops: float | None = None) -> dict[str, Any]:
+    """Medians per system, the tunelab/LLaMA-Factory ratio, MFU (given the FLOPs per real token) and per-step loss
+    agreement for one mode."""
     out: dict[str, Any] = {}
     systems = ["tunelab", "llamafactory"] + sorted({r["system"] for r in runs if r["system"].startswith("tunelab:")})
     by = {s: [r for r in runs if r["mode"] == mode and r["system"] == s and r["ok"]] for s in systems}
@@ -215,8 +245,8 @@ def summarise(runs: list[dict[str, Any]], mode: str, gemm: dict[str, Any] | None
         med = {k: statistics.median(r[k] for r in ok) for k in
                ("tokens_per_s", "tokens_per_s_after_step1", "mean_step_s", "startup_s", "peak_rss_mib_wait4",
                 "final_loss", "other_processes_cpu_share")}
-        if gemm:
-            med["mfu_vs_bf16_gemm"] = med["tokens_per_s"] * FLOP_PER_TOKEN[mode] / (
+        if gemm and flops:
+            med["mfu_vs_bf16_gemm"] = med["tokens_per_s"] * flops / (
                 gemm["model_gemm_gflops_bf16"]["mean"] * 1e9)
         out[system] = med
     for variant in systems[2:]:
@@ -268,7 +298,8 @@ def markdown(result: dict[str, Any]) -> str:
         mfu = "; ".join(f"{k} {100 * s[k]['mfu_vs_bf16_gemm']:.1f}%" for k in ("tunelab", "llamafactory")
                         if k in s and "mfu_vs_bf16_gemm" in s[k])
         if mfu:
-            lines += [f"Model FLOPs utilisation ({FLOP_PER_TOKEN[mode] / 1e6:.0f} MFLOP per real token against "
+            lines += [f"Model FLOPs utilisation ({result['flop_per_real_token'][mode] / 1e6:.0f} MFLOP per real "
+                      "token against "
                       f"the mean bf16 GEMM rate): {mfu}.", ""]
     noisy = [r["name"] for r in result["runs"] if r.get("other_processes_cpu_share", 0) >= result["noisy_share"]]
     if noisy:
@@ -280,8 +311,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["How to read: real tokens/s = the non-padding tokens of the batches (computed from the data, the "
               "same for both) / the sum of the step times (LLaMA-Factory: Trainer step begin to step end, "
               "from a callback; tunelab: run.jsonl elapsed_s deltas). Peak RSS: wait4 of the process. MFU: "
-              "LoRA 601 MFLOP per real token (the shared baselines' figure), full 6N + attention = "
-              f"{FLOP_PER_TOKEN['full'] / 1e6:.0f} MFLOP; tunelab skips the output head for unlabelled tokens, "
+              f"LoRA 4N + adapters + attention = {result['flop_per_real_token']['lora'] / 1e6:.0f} MFLOP per real "
+              f"token, full 6N + attention = {result['flop_per_real_token']['full'] / 1e6:.0f} MFLOP "
+              "(`flop_per_token`); tunelab skips the output head for unlabelled tokens, "
               "so its real FLOPs are a little lower.", ""]
     return "\n".join(lines)
 
@@ -310,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     (args.workdir / "lf_train_timed.py").write_text(LF_WRAPPER)
     info = machine()
+    flops = flop_per_token(args.model)
+    model_name = (f"{args.shape_model.name} (random weights, SmolLM2's tokenizer; tunelab loads it by path)"
+                  if args.shape_model else "SmolLM2-135M-Instruct")
     wait_for_quiet(args.quiet_wait, args.quiet_load)
     gemm = matmul_rate(args.baselines, args.matmul_secs, info["torch_threads"], args.workdir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "DISABLE_VERSION_CHECK": "1"}
@@ -320,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             for system in order if i % 2 else order[::-1]:
                 if system.startswith("tunelab:"):
                     variant = system.split(":", 1)[1]
-                    config = variant_config(mode, variant, args.variants[variant], args.workdir)
+                    config = mode_config(mode, args, variant, args.variants[variant])
                     run = one_run("tunelab", mode, f"{mode}-tunelab_{variant}-{i}", args, env, tokens, config)
                     run.update({"system": system, "overrides": args.variants[variant]})
                     runs.append(run)
@@ -330,15 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     rounds = len({r["name"].rsplit("-", 1)[1] for r in runs})
     result = {
         "date": date, "machine": info, "lf_versions": lf_versions(args.lf_python), "matmul": gemm,
-        "flop_per_real_token": FLOP_PER_TOKEN, "noisy_share": args.noisy, "loss_tol": args.loss_tol,
+        "flop_per_real_token": flops, "noisy_share": args.noisy, "loss_tol": args.loss_tol,
         "modes": args.modes,
-        "workload": (f"SmolLM2-135M-Instruct, batch 4, grad-acc 1, {args.steps} steps in file order, cutoff 1024, "
+        "workload": (f"{model_name}, batch 4, grad-acc 1, {args.steps} steps in file order, cutoff 1024, "
                      f"seed 42, lr linear without warmup (LoRA r=8 alpha 16 dropout 0 on all linear layers: 1e-4; "
                      f"full: 1e-5), bf16 autocast on the CPU, {sum(tokens):,} real tokens; each system at its "
                      f"defaults otherwise (LLaMA-Factory: gradient checkpointing on); {rounds} alternating "
                      "runs per system and mode"),
         "batch_real_tokens": tokens, "runs": runs, "note": args.note,
-        "summary": {mode: summarise(runs, mode, gemm, args.loss_tol) for mode in args.modes},
+        "summary": {mode: summarise(runs, mode, gemm, args.loss_tol, flops[mode]) for mode in args.modes},
     }
     args.results.mkdir(parents=True, exist_ok=True)
     results_file.write_text(json.dumps(result, indent=1))

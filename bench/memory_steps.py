@@ -42,17 +42,42 @@ class MallInfo(ctypes.Structure):
 
 
 def malloc_view() -> dict[str, int]:
-    """Heap size, bytes in use and free bytes in MiB (zeros where the C library has no mallinfo2)."""
+    """Heap size, bytes in use and free bytes in it, and bytes in blocks of their own mmap, in MiB (zeros where the C
+    library has no mallinfo2)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = MallInfo
         info = libc.mallinfo2()
     except (OSError, AttributeError):
-        return {"heap_mib": 0, "used_mib": 0, "free_mib": 0}
-    return {"heap_mib": info.arena >> 20, "used_mib": info.uordblks >> 20, "free_mib": info.fordblks >> 20}
+        return {"heap_mib": 0, "used_mib": 0, "free_mib": 0, "mmap_mib": 0}
+    return {"heap_mib": info.arena >> 20, "used_mib": info.uordblks >> 20, "free_mib": info.fordblks >> 20,
+            "mmap_mib": info.hblkhd >> 20}
 
 
-def child(mode: str, steps: int, data: Path) -> None:
+class LivePeak:
+    """The largest number of bytes malloc had handed out (heap and mmap), sampled every 5 ms by a thread: the step's
+    live peak, which peak RSS exceeds by what fragmentation keeps resident."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.top = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while True:
+            view = malloc_view()
+            self.top = max(self.top, view["used_mib"] + view["mmap_mib"])
+            time.sleep(0.005)
+
+    def take(self) -> int:
+        """The peak since the last take, in MiB."""
+        top, self.top = self.top, 0
+        return top
+
+
+def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
     """One training run in this process; one JSON line per step on stdout."""
     from transformers import TrainerCallback
 
@@ -67,28 +92,34 @@ def child(mode: str, steps: int, data: Path) -> None:
 
         def on_step_end(self, args: object, state: Any, control: object, **kwargs: object) -> None:
             record = {"step": state.global_step, "seconds": round(time.perf_counter() - self.start, 3),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10, **malloc_view()}
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10,
+                      "live_peak_mib": live.take() if live else 0, **malloc_view()}
             print("STEP " + json.dumps(record), flush=True)
 
+    live = LivePeak() if live_peak else None
     original = run.callbacks
     run.callbacks = lambda config, step_log: original(config, step_log) + [StepMemory()]
     with tempfile.TemporaryDirectory() as out:
         config = load_config(REPO / "bench" / f"train_{mode}.yaml",
                              [f"dataset_dir={data}", f"output_dir={out}", f"max_steps={steps}"], purpose="train")
         run.train(config)
+    # the run's whole peak: after the last step come the final save and the report
+    print("END " + json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10}), flush=True)
 
 
 def one_run(variant: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     """Run the child with the variant's environment; its per-step records."""
     command = [sys.executable, __file__, "--child", "--mode", args.mode, "--steps", str(args.steps),
-               "--data", str(args.data)]
+               "--data", str(args.data), *(["--live-peak"] if args.live_peak else [])]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     steps = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
     if done.returncode != 0 or len(steps) != args.steps:
         sys.exit(f"memory_steps: variant {variant!r} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    end = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("END ")]
     return {"variant": variant, "env": env, "steps": steps,
             "seconds": round(sum(s["seconds"] for s in steps), 2),
-            "peak_rss_mib": max(s["peak_rss_mib"] for s in steps)}
+            "peak_rss_mib": max(s["peak_rss_mib"] for s in steps),
+            "run_peak_rss_mib": end[0]["peak_rss_mib"] if end else None}
 
 
 def page(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -101,17 +132,20 @@ def page(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"amx={m['amx_bf16']}; torch {m['torch']}; tunelab at {m['tunelab_git']} (a variant's PYTHONPATH "
              "names other code). "
              f"`bench/memory_steps.py --mode {args.mode} --steps {args.steps} --rounds {args.rounds}`.", "",
-             "| run | variant | env | seconds | peak RSS MiB |", "| ---: | --- | --- | ---: | ---: |"]
+             "| run | variant | env | seconds | peak RSS MiB over the steps | over the run (with the final save) |",
+             "| ---: | --- | --- | ---: | ---: | ---: |"]
     for number, run in enumerate(runs, 1):
         env = "; ".join(f"{k}={v}" for k, v in run["env"].items()) or "(none)"
-        lines.append(f"| {number} | {run['variant']} | {env} | {run['seconds']} | {run['peak_rss_mib']:,} |")
-    lines += ["", "| run | step | seconds | peak RSS MiB | heap MiB | malloc in use MiB | malloc free MiB |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(f"| {number} | {run['variant']} | {env} | {run['seconds']} | {run['peak_rss_mib']:,} | "
+                     f"{run.get('run_peak_rss_mib') or 0:,} |")
+    lines += ["", "| run | step | seconds | peak RSS MiB | live peak MiB | heap MiB | malloc in use MiB | "
+              "malloc free MiB | mmap MiB |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for number, run in enumerate(runs, 1):
         for s in run["steps"]:
             if s["step"] == 1 or s["step"] % 5 == 0:
-                lines.append(f"| {number} | {s['step']} | {s['seconds']} | {s['peak_rss_mib']:,} | {s['heap_mib']:,} "
-                             f"| {s['used_mib']:,} | {s['free_mib']:,} |")
+                lines.append(f"| {number} | {s['step']} | {s['seconds']} | {s['peak_rss_mib']:,} | "
+                             f"{s.get('live_peak_mib', 0):,} | {s['heap_mib']:,} | {s['used_mib']:,} | "
+                             f"{s['free_mib']:,} | {s.get('mmap_mib', 0):,} |")
     return "\n".join(lines) + "\n"
 
 
@@ -133,10 +167,13 @@ def main() -> int:
     ap.add_argument("--variants", default="base:")
     ap.add_argument("--data", type=Path, default=Path("/tmp/bench/data"))
     ap.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
+    ap.add_argument("--live-peak", action="store_true",
+                    help="also sample malloc's bytes in use every 5 ms (the live peak; slows glibc's runs: its "
+                         "mallinfo2 walks the heap, so compare seconds only without it)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.mode, args.steps, args.data)
+        child(args.mode, args.steps, args.data, args.live_peak)
         return 0
     try:
         variants = parse_variants(args.variants)

@@ -40,6 +40,10 @@ SHAPES: dict[str, tuple[str, int, int, int, int, int, int, int, int]] = {
     "smollm2-135m": ("llama", 576, 1536, 30, 9, 3, 49152, 4, 480),  # the benchmark model's shape and batch
     "smollm2-layers": ("llama", 576, 1536, 2, 9, 3, 512, 4, 480),  # its layers with a tiny vocabulary: layer cost
     "qwen2-0.5b": ("qwen2", 896, 4864, 24, 14, 2, 151936, 2, 480),
+    # Qwen2's widths as Llama models with SmolLM2's vocabulary (no q/k/v biases): make_shape_model.py's folders for
+    # bench_train.py --shape-model (transformers 5.25 and 5.6 disagree on a Qwen2 model's forward; on these they agree)
+    "llama-0.5b": ("llama", 896, 4864, 24, 14, 2, 49152, 2, 480),
+    "llama-1.5b": ("llama", 1536, 8960, 28, 12, 2, 49152, 1, 480),
     "qwen2-1.5b": ("qwen2", 1536, 8960, 28, 12, 2, 151936, 1, 480),
 }
 
