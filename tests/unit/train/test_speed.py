@@ -65,12 +65,18 @@ def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
 
 def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
     from tunelab.runtime import allocator, onednn
+    from tunelab.runtime.malloc_preload import MARK
 
     calls = []
+    monkeypatch.delenv(MARK, raising=False)
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
     monkeypatch.setattr(onednn, "bound_caches", lambda: [])
     assert speed.tune_process(GPU_BF16) == [] and calls == []
-    assert "malloc" in speed.tune_process(CPU_BF16)[0]
+    assert "malloc keeps freed memory" in speed.tune_process(CPU_BF16)[0] and calls == [1]
+    monkeypatch.setenv(MARK, "tcmalloc")  # started again with tcmalloc: glibc's settings are not applied
+    notes = speed.tune_process(CPU_BF16)
+    assert len(notes) == 1 and "malloc: tcmalloc" in notes[0] and calls == [1]
+    monkeypatch.delenv(MARK)
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)  # no glibc: nothing said
     assert speed.tune_process(CPU_BF16) == []
 
