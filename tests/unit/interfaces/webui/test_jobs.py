@@ -11,7 +11,10 @@ import pytest
 
 from tunelab.interfaces.webui.jobs import ABORT_GRACE_S, Job, JobError, Jobs, alive, error_text, log_tail, read_job, state
 
-SLEEPER = [sys.executable, "-c", "import time\nprint('step 1', flush=True)\ntime.sleep(60)"]
+# like a tunelab command (its CLI entry calls allow_interrupt first), so that abort's SIGINT reaches it even where
+# pytest itself runs with SIGINT ignored (started in the background by a script)
+SLEEPER = [sys.executable, "-c", "import time\nfrom tunelab.runtime.processes import allow_interrupt\nallow_interrupt()\n"
+           "print('step 1', flush=True)\ntime.sleep(60)"]
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
