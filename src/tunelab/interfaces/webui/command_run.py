@@ -58,7 +58,8 @@ def start_detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[by
     with log.open("wb") as out:
         return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True,
-                                env={**env.variables(), **interruptible_env(), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+                                env={**env.variables(), **interruptible_env(), "PYTHONUNBUFFERED": "1",
+                                     "NO_COLOR": "1"})
 
 
 def run_streamed(argv: list[str], log: Path, cwd: Path) -> Iterator[CommandLog]:
