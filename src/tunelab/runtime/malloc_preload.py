@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tunelab.runtime import env
 
@@ -38,12 +38,16 @@ def find_tcmalloc() -> str | None:
 
 
 def restart_env(words: Sequence[str], environ: Mapping[str, str], platform: str,
-                library: str | None) -> dict[str, str] | None:
-    """The environment to start `tunelab WORDS` again with, tcmalloc preloaded; None to go on as is."""
-    if not words or words[0] not in COMMANDS or not platform.startswith("linux") or library is None:
-        return None
+                find: Callable[[], str | None]) -> dict[str, str] | None:
+    """The environment to start `tunelab WORDS` again with, tcmalloc (found by `find`) preloaded; None to go on as
+    is. `find` runs only for a command that would restart: looking for a missing library takes about 60 ms, which
+    every other command's start-up is spared."""
     preload = environ.get("LD_PRELOAD", "")
-    if environ.get(MARK) or "malloc" in preload:
+    if (not words or words[0] not in COMMANDS or not platform.startswith("linux") or environ.get(MARK)
+            or "malloc" in preload):
+        return None
+    library = find()
+    if library is None:
         return None
     return {**QUIET, **environ, "LD_PRELOAD": f"{preload} {library}".strip(), MARK: "tcmalloc"}
 
@@ -51,7 +55,7 @@ def restart_env(words: Sequence[str], environ: Mapping[str, str], platform: str,
 def restart_with_tcmalloc(words: Sequence[str]) -> None:
     """Start this command again with tcmalloc preloaded where restart_env says so (does not return then); a
     failed exec leaves the command running as it is."""
-    new = restart_env(words, env.variables(), sys.platform, find_tcmalloc())
+    new = restart_env(words, env.variables(), sys.platform, find_tcmalloc)
     if new is None:
         return
     sys.stdout.flush()

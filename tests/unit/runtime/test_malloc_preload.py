@@ -15,10 +15,10 @@ LIB = "libtcmalloc_minimal.so.4"
 
 
 def test_train_on_linux_with_tcmalloc_restarts_with_it_preloaded() -> None:
-    new = restart_env(["train", "cfg.yaml"], {"PATH": "/bin"}, "linux", LIB)
+    new = restart_env(["train", "cfg.yaml"], {"PATH": "/bin"}, "linux", lambda: LIB)
     assert new == {"PATH": "/bin", "LD_PRELOAD": LIB, MARK: "tcmalloc", **QUIET}
     other = restart_env(["train"], {"LD_PRELOAD": "libfoo.so", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": "5"}, "linux",
-                        LIB)
+                        lambda: LIB)
     assert other["LD_PRELOAD"] == f"libfoo.so {LIB}" and other["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] == "5"
 
 
@@ -32,7 +32,9 @@ def test_train_on_linux_with_tcmalloc_restarts_with_it_preloaded() -> None:
     (["train"], {"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, "linux", LIB),  # the user's own malloc
 ])
 def test_everything_else_runs_as_it_is(words, environ, platform, library) -> None:
-    assert restart_env(words, environ, platform, library) is None
+    searched = []
+    assert restart_env(words, environ, platform, lambda: searched.append(1) or library) is None
+    assert searched == ([1] if library is None else [])  # the library is looked for only where it is the last question
 
 
 def test_the_restart_execs_this_command_line_and_in_process_calls_never_restart(monkeypatch) -> None:
