@@ -54,27 +54,18 @@ def malloc_view() -> dict[str, int]:
             "mmap_mib": info.hblkhd >> 20}
 
 
-class LivePeak:
-    """The largest number of bytes malloc had handed out (heap and mmap), sampled every 5 ms by a thread: the step's
-    live peak, which peak RSS exceeds by what fragmentation keeps resident."""
+def live_mib() -> float:
+    """The bytes malloc has handed out (heap and mmap), in MiB: sampled over a step (profile_shapes.PeakSampler),
+    its live peak, which peak RSS exceeds by what fragmentation keeps resident."""
+    view = malloc_view()
+    return view["used_mib"] + view["mmap_mib"]
 
-    def __init__(self) -> None:
-        import threading
 
-        self.top = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        while True:
-            view = malloc_view()
-            self.top = max(self.top, view["used_mib"] + view["mmap_mib"])
-            time.sleep(0.005)
-
-    def take(self) -> int:
-        """The peak since the last take, in MiB."""
-        top, self.top = self.top, 0
-        return top
+def take_peak(sampler: Any) -> int:
+    """The sampler's peak since the last take, in MiB."""
+    top = sampler.peak()
+    sampler.reset()
+    return int(top)
 
 
 def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
@@ -93,10 +84,12 @@ def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
         def on_step_end(self, args: object, state: Any, control: object, **kwargs: object) -> None:
             record = {"step": state.global_step, "seconds": round(time.perf_counter() - self.start, 3),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10,
-                      "live_peak_mib": live.take() if live else 0, **malloc_view()}
+                      "live_peak_mib": take_peak(live) if live else 0, **malloc_view()}
             print("STEP " + json.dumps(record), flush=True)
 
-    live = LivePeak() if live_peak else None
+    from profile_shapes import PeakSampler
+
+    live = PeakSampler(live_mib) if live_peak else None
     original = run.callbacks
     run.callbacks = lambda config, step_log: original(config, step_log) + [StepMemory()]
     with tempfile.TemporaryDirectory() as out:

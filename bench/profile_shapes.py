@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,23 +56,25 @@ def rss_mib() -> float:
 
 
 class PeakSampler:
-    """Samples this process's RSS every few milliseconds; peak() is the largest since the last reset()."""
+    """Samples a figure of this process (its RSS unless `probe` says another, in MiB) every 5 ms; peak() is the
+    largest since the last reset()."""
 
-    def __init__(self) -> None:
-        self.top = rss_mib()
+    def __init__(self, probe: Callable[[], float] = rss_mib) -> None:
+        self.probe = probe
+        self.top = probe()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self) -> None:
         while not self.stop.wait(0.005):
-            self.top = max(self.top, rss_mib())
+            self.top = max(self.top, self.probe())
 
     def reset(self) -> None:
-        self.top = rss_mib()
+        self.top = self.probe()
 
     def peak(self) -> float:
-        return max(self.top, rss_mib())
+        return max(self.top, self.probe())
 
 
 KEEP_GLIBC_DEFAULTS = False  # --glibc-defaults: leave malloc as it is (no runtime/allocator.py settings)
