@@ -5,6 +5,7 @@ The padding-free CPU attention (model/attention.py) is chosen with the attention
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tunelab.config.schema import RunConfig
@@ -48,8 +49,12 @@ def tune_process(precision: Precision) -> list[str]:
     notes = []
     if precision.use_cpu and malloc_preload.active():
         notes.append("malloc: tcmalloc (less memory than glibc's over a run; TUNELAB_MALLOC=system keeps glibc's)")
-    elif precision.use_cpu and allocator.keep_freed_memory():
-        notes.append("malloc keeps freed memory for reuse (no page faults on each step's large tensors)")
+    elif precision.use_cpu:
+        hint = malloc_preload.missing_hint(env.variables(), sys.platform, malloc_preload.find_tcmalloc)
+        if hint:
+            notes.append(hint)
+        if allocator.keep_freed_memory():
+            notes.append("malloc keeps freed memory for reuse (no page faults on each step's large tensors)")
     chosen = onednn.bound_caches() if precision.use_cpu else []
     if chosen:
         notes.append(f"oneDNN's caches keep {onednn.CAPACITY} matmul shapes, not 1,024 ({', '.join(chosen)}): "

@@ -37,6 +37,17 @@ def test_everything_else_runs_as_it_is(words, environ, platform, library) -> Non
     assert searched == ([1] if library is None else [])  # the library is looked for only where it is the last question
 
 
+def test_glibc_for_want_of_tcmalloc_names_the_package_and_the_opt_out() -> None:
+    hint = malloc_preload.missing_hint({}, "linux", lambda: None)
+    assert "apt-get install libtcmalloc-minimal4" in hint and f"{MARK}=system" in hint
+    searched = []
+    for environ, platform in (({MARK: "system"}, "linux"), ({MARK: "tcmalloc"}, "linux"),
+                              ({"LD_PRELOAD": "libjemalloc.so.2"}, "linux"), ({}, "darwin")):
+        assert malloc_preload.missing_hint(environ, platform, lambda: searched.append(1)) is None
+    assert searched == []  # decided before the library is looked for
+    assert malloc_preload.missing_hint({}, "linux", lambda: LIB) is None  # installed (an in-process run): no hint
+
+
 def test_the_restart_execs_this_command_line_and_in_process_calls_never_restart(monkeypatch) -> None:
     from tunelab.interfaces import cli
 

@@ -64,11 +64,12 @@ def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
 
 
 def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
-    from tunelab.runtime import allocator, onednn
+    from tunelab.runtime import allocator, malloc_preload, onednn
     from tunelab.runtime.malloc_preload import MARK
 
     calls = []
     monkeypatch.delenv(MARK, raising=False)
+    monkeypatch.setattr(malloc_preload, "missing_hint", lambda *args: None)  # tcmalloc installed or not: below
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
     monkeypatch.setattr(onednn, "bound_caches", lambda: [])
     assert speed.tune_process(GPU_BF16) == [] and calls == []
@@ -81,10 +82,22 @@ def test_the_allocator_is_tuned_for_cpu_training_only(monkeypatch: Any) -> None:
     assert speed.tune_process(CPU_BF16) == []
 
 
+def test_a_cpu_run_on_glibc_for_want_of_tcmalloc_says_what_to_install(monkeypatch: Any) -> None:
+    from tunelab.runtime import allocator, malloc_preload, onednn
+
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: True)
+    monkeypatch.setattr(onednn, "bound_caches", lambda: [])
+    monkeypatch.setattr(malloc_preload, "missing_hint", lambda *args: "install tcmalloc")
+    assert speed.tune_process(CPU_BF16) == ["install tcmalloc", "malloc keeps freed memory for reuse (no page "
+                                            "faults on each step's large tensors)"]
+    assert speed.tune_process(GPU_BF16) == []
+
+
 def test_onednn_caches_are_bounded_unless_the_user_chose(monkeypatch: Any) -> None:
-    from tunelab.runtime import allocator, onednn
+    from tunelab.runtime import allocator, malloc_preload, onednn
 
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)
+    monkeypatch.setattr(malloc_preload, "missing_hint", lambda *args: None)
     names = [name for cache in onednn.CACHES for name in cache]
     for name in names:  # setenv first: the test's end restores the variables' absence
         monkeypatch.setenv(name, "0")
