@@ -68,7 +68,7 @@ def take_peak(sampler: Any) -> int:
     return int(top)
 
 
-def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
+def child(mode: str, steps: int, data: Path, live_peak: bool, model: Path | None) -> None:
     """One training run in this process; one JSON line per step on stdout."""
     from transformers import TrainerCallback
 
@@ -94,7 +94,8 @@ def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
     run.callbacks = lambda config, step_log: original(config, step_log) + [StepMemory()]
     with tempfile.TemporaryDirectory() as out:
         config = load_config(REPO / "bench" / f"train_{mode}.yaml",
-                             [f"dataset_dir={data}", f"output_dir={out}", f"max_steps={steps}"], purpose="train")
+                             [f"dataset_dir={data}", f"output_dir={out}", f"max_steps={steps}",
+                              *([f"model_name_or_path={model}"] if model else [])], purpose="train")
         run.train(config)
     # the run's whole peak: after the last step come the final save and the report
     print("END " + json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10}), flush=True)
@@ -103,7 +104,8 @@ def child(mode: str, steps: int, data: Path, live_peak: bool) -> None:
 def one_run(variant: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     """Run the child with the variant's environment; its per-step records."""
     command = [sys.executable, __file__, "--child", "--mode", args.mode, "--steps", str(args.steps),
-               "--data", str(args.data), *(["--live-peak"] if args.live_peak else [])]
+               "--data", str(args.data), *(["--live-peak"] if args.live_peak else []),
+               *(["--model", str(args.model)] if args.model else [])]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
     steps = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
     if done.returncode != 0 or len(steps) != args.steps:
@@ -124,7 +126,8 @@ def page(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs, avx512_bf16={m['avx512_bf16']}, "
              f"amx={m['amx_bf16']}; torch {m['torch']}; tunelab at {m['tunelab_git']} (a variant's PYTHONPATH "
              "names other code). "
-             f"`bench/memory_steps.py --mode {args.mode} --steps {args.steps} --rounds {args.rounds}`.", "",
+             f"`bench/memory_steps.py --mode {args.mode} --steps {args.steps} --rounds {args.rounds}"
+             f"{f' --model {args.model}' if args.model else ''}`.", "",
              "| run | variant | env | seconds | peak RSS MiB over the steps | over the run (with the final save) |",
              "| ---: | --- | --- | ---: | ---: | ---: |"]
     for number, run in enumerate(runs, 1):
@@ -159,6 +162,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--variants", default="base:")
     ap.add_argument("--data", type=Path, default=Path("/tmp/bench/data"))
+    ap.add_argument("--model", type=Path, help="another model folder (bench/make_shape_model.py's larger shapes)")
     ap.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     ap.add_argument("--live-peak", action="store_true",
                     help="also sample malloc's bytes in use every 5 ms (the live peak; slows glibc's runs: its "
@@ -166,7 +170,7 @@ def main() -> int:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.mode, args.steps, args.data, args.live_peak)
+        child(args.mode, args.steps, args.data, args.live_peak, args.model)
         return 0
     try:
         variants = parse_variants(args.variants)

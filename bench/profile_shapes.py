@@ -139,6 +139,7 @@ def prepare(shape: str, mode: str, memory: str) -> tuple[Any, Any, Any]:
     if not KEEP_GLIBC_DEFAULTS:
         speed.tune_process(precision)
     speed.apply(model, precision)
+    speed.keep_less(model, memory)
     use_packed_attention(adapters.base_model(model))
     if memory == "cheap":
         recompute.enable_cheap(model)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from tunelab.model import transformers_private as private
+
+RECOMPUTE_PRODUCT = "tunelab_recompute_product"  # an MLP's attribute: keep its SwiGLU product as a recipe
 
 
 class SavedContext(Protocol):
@@ -151,11 +153,49 @@ class MLPHolder(Protocol):
     down_proj: torch.nn.Module
 
 
+class SavedView(NamedTuple):
+    """Where a saved tensor sat in the SwiGLU product's storage: enough to take the same view of it again."""
+
+    size: torch.Size
+    stride: tuple[int, ...]
+    offset: int
+
+
+def product_saved_as_recipe(product: torch.Tensor, gate: torch.Tensor,
+                            up: torch.Tensor) -> torch.autograd.graph.saved_tensors_hooks:
+    """Saved-tensor hooks under which whatever autograd keeps of `product` (the down projection's input, or views
+    of it) is kept as its place in the product instead, and the product is computed again from gate and up (which
+    SwiGLUFunction keeps anyway) when the backward pass first asks: one [tokens, intermediate] tensor less per
+    layer between forward and backward. The same operations as the forward, so the same values bit for bit. The
+    hooks hold the product's address, not the product, so it is freed when the forward pass drops it."""
+    device, storage = product.device, product.untyped_storage().data_ptr()
+    computed: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor | SavedView:
+        if tensor.device != device or tensor.untyped_storage().data_ptr() != storage:
+            return tensor
+        return SavedView(tensor.shape, tensor.stride(), tensor.storage_offset())
+
+    def unpack(saved: torch.Tensor | SavedView) -> torch.Tensor:
+        if not isinstance(saved, SavedView):
+            return saved
+        if not computed:
+            computed.append(F.silu(gate) * up)
+        return computed[0].as_strided(saved.size, saved.stride, saved.offset)
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+
 def fused_mlp_forward(self: MLPHolder, x: torch.Tensor) -> torch.Tensor:
-    """down(silu(gate(x)) * up(x)) with SwiGLUFunction where a backward pass follows."""
+    """down(silu(gate(x)) * up(x)) with SwiGLUFunction where a backward pass follows, and where the module is told
+    to (recompute_products: only where nothing else recomputes the layer), the product kept as a recipe."""
     gate, up = self.gate_proj(x), self.up_proj(x)
     if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad) and gate.dtype == up.dtype:
-        return self.down_proj(SwiGLUFunction.apply(gate, up))
+        product = SwiGLUFunction.apply(gate, up)
+        if not getattr(self, RECOMPUTE_PRODUCT, False):
+            return self.down_proj(product)
+        with product_saved_as_recipe(product, gate, up):
+            return self.down_proj(product)
     return self.down_proj(F.silu(gate) * up)
 
 
@@ -226,6 +266,18 @@ def fuse_rms_norms(model: torch.nn.Module) -> int:
 def fuse_mlps(model: torch.nn.Module) -> int:
     """Give every transformers LLaMA-family SiLU MLP of the model the SwiGLU forward; returns the modules changed."""
     return replace_forwards(model, private.is_silu_mlp, mlp_matches, fused_mlp_forward)
+
+
+def recompute_products(model: torch.nn.Module) -> int:
+    """Have every fused MLP of the model keep its SwiGLU product as a recipe (product_saved_as_recipe); only for a
+    model whose layers no checkpointing recomputes (its saved-tensor hooks would be shadowed by these); returns the
+    MLPs changed."""
+    changed = 0
+    for module in model.modules():
+        if vars(module).get("forward") is not None and getattr(module.forward, "__func__", None) is fused_mlp_forward:
+            setattr(module, RECOMPUTE_PRODUCT, True)
+            changed += 1
+    return changed
 
 
 def fuse_rotary(model: torch.nn.Module) -> list[str]:

@@ -162,6 +162,8 @@ def train(config: RunConfig) -> dict[str, object]:
         model_bundle.model.save_pretrained(str(output_dir / "pissa_init"))
     mode = recompute_mode(config, adapters.count_parameters(model_bundle.model)[1])
     checkpointing = mode == "full"
+    for note in speed.keep_less(model_bundle.model, mode):
+        info(f"memory: {note}")
     if mode == "cheap" and recompute.enable_cheap(model_bundle.model):
         info("memory: the backward pass recomputes each layer's elementwise work and attention scores (the "
              "projections' outputs are kept)")

@@ -43,6 +43,15 @@ def apply(model: Any, precision: Precision, stage: str = "sft") -> list[str]:
     return notes
 
 
+def keep_less(model: Any, recompute: str) -> list[str]:
+    """Memory savings that only fit where no checkpointing recomputes the layers (recompute "none"): the fused
+    MLPs keep their SwiGLU product as a recipe (model/kernels.py); one note per change made."""
+    if recompute != "none":
+        return []
+    mlps = kernels.recompute_products(model)
+    return [f"SwiGLU products computed again in backward instead of kept (bit-identical) in {mlps} MLPs"] if mlps else []
+
+
 def tune_process(precision: Precision) -> list[str]:
     """Process-wide settings for training on the CPU (runtime/allocator.py, runtime/onednn.py), made before the
     model loads; one note per change made."""

@@ -3,6 +3,8 @@ bf16 rounding), in isolation and inside a model, and are not used where a module
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,6 +140,39 @@ def test_swiglu_equals_autograd_bit_for_bit_and_keeps_only_its_inputs(dtype: tor
     for got, want in zip(ours, theirs):
         assert torch.equal(got, want)
     assert saved_ours == 2 and saved_theirs == 3  # gate and up; autograd also keeps silu(gate)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_product_kept_as_a_recipe_is_freed_after_forward_and_gives_the_same_gradients(dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(5)
+    gate, up = (torch.randn(2, 6, 40, generator=generator).to(dtype) for _ in range(2))
+    weight, grad = torch.randn(8, 40, generator=generator).to(dtype), torch.randn(2, 6, 8).to(dtype)
+    results = []
+    for recipe in (False, True):
+        g, u, w = (t.clone().requires_grad_() for t in (gate, up, weight))
+        product = kernels.SwiGLUFunction.apply(g, u)
+        alive = weakref.ref(product)
+        with kernels.product_saved_as_recipe(product, g, u) if recipe else contextlib.nullcontext():
+            out = torch.nn.functional.linear(product, w)  # saves a [12, 40] view of the product for w's gradient
+        del product
+        assert (alive() is None) == recipe  # kept only as gate and up, which SwiGLU keeps anyway
+        out.backward(grad)
+        results.append([out.detach(), g.grad, u.grad, w.grad])
+    for got, want in zip(*results):
+        assert torch.equal(got, want)
+
+
+def test_a_model_whose_products_are_recipes_trains_bit_for_bit_as_before(make_tiny_llama: Any) -> None:
+    model = make_tiny_llama()
+    kernels.fuse_mlps(model)
+    ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(0))
+    want = loss_and_grads(model, ids)
+    mlps = sum(type(m).__name__ == "LlamaMLP" for m in model.modules())
+    assert kernels.recompute_products(model) == mlps > 0
+    got = loss_and_grads(model, ids)
+    for ours, theirs in zip(got, want):
+        assert torch.equal(ours, theirs)
+    assert kernels.recompute_products(make_tiny_llama()) == 0  # only fused MLPs
 
 
 def test_lora_mlps_with_bf16_weights_and_float32_adapters_are_fused(make_tiny_llama: Any) -> None:
