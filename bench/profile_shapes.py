@@ -146,10 +146,9 @@ def prepare(shape: str, mode: str, memory: str) -> tuple[Any, Any, Any]:
     elif memory == "full":
         adapters.base_model(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     master = MasterWeights(model) if speed.master_weights(config, precision) else None
-    params = master.masters if master is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
     if master is not None:
-        optimizer.register_step_post_hook(lambda *_: master.after_step())
+        master.attach(optimizer)
     model.train()
     return model, optimizer, master
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ def loss_of(model: Any, ids: torch.Tensor) -> torch.Tensor:
         return model(input_ids=ids, labels=ids).loss
 
 
+def kept(master: MasterWeights) -> list[torch.Tensor]:
+    return [grad for _, grad in master.gradients()]
+
+
 def test_weights_become_bf16_and_gradients_sum_into_float32_masters(make_tiny_llama: Any) -> None:
     model = make_tiny_llama()
     before = [p.detach().clone() for p in model.parameters()]
@@ -32,17 +37,19 @@ def test_weights_become_bf16_and_gradients_sum_into_float32_masters(make_tiny_ll
     assert all(m.dtype == torch.float32 and torch.equal(m, b) for m, b in zip(master.masters, before))
     ids = torch.randint(0, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
     loss_of(model, ids[:1]).backward()
-    assert all(p.grad is None for p in model.parameters())  # moved into the masters
-    assert all(m.grad.dtype == torch.float32 and m.grad.abs().sum() > 0 for m in master.masters)
+    assert all(p.grad is None for p in model.parameters())  # taken off the weights
+    first = kept(master)
+    assert len(first) == len(master.masters) and all(g.dtype == torch.bfloat16 and g.abs().sum() > 0 for g in first)
     loss_of(model, ids[1:]).backward()  # a second micro-batch adds to the first, in float32
+    assert all(g.dtype == torch.float32 for g in kept(master))
     alone = []
     for row in (ids[:1], ids[1:]):
         other = make_tiny_llama()
         other_master = MasterWeights(other)
         loss_of(other, row).backward()
-        alone.append([m.grad for m in other_master.masters])
-    for summed, one, two in zip(master.masters, *alone):
-        assert torch.equal(summed.grad, one + two)
+        alone.append(kept(other_master))
+    for summed, one, two in zip(kept(master), *alone):
+        assert torch.equal(summed, one.float() + two.float())
 
 
 def test_the_optimizer_steps_the_masters_and_refreshes_the_weights(make_tiny_llama: Any) -> None:
@@ -50,15 +57,61 @@ def test_the_optimizer_steps_the_masters_and_refreshes_the_weights(make_tiny_lla
     master = MasterWeights(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     master.attach(optimizer)
+    assert isinstance(optimizer, torch.optim.AdamW)
     start = [m.clone() for m in master.masters]
     ids = torch.arange(12).unsqueeze(0)
     loss_of(model, ids).backward()
     optimizer.step()
     assert all(not torch.equal(m, s) for m, s in zip(master.masters, start))
-    assert all(m.grad is None for m in master.masters)  # consumed by the step
+    assert all(m.grad is None for m in master.masters) and kept(master) == []  # consumed by the step
     for param, m in zip(master.params, master.masters):
         assert param.dtype == torch.bfloat16 and torch.equal(param.data, m.to(torch.bfloat16))
     assert all(len(optimizer.state[m]) > 0 for m in master.masters)  # the optimizer's state is the masters'
+    assert [p for g in optimizer.param_groups for p in g["params"]] == master.masters  # whole groups again
+
+
+def test_chunked_steps_on_kept_gradients_equal_float32_gradients_clipped_in_place(
+        make_tiny_llama: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunelab.train import master as master_module
+
+    monkeypatch.setattr(master_module, "CHUNK_ELEMENTS", 3000)  # several chunks, some weights alone
+    ours, theirs = make_tiny_llama(), make_tiny_llama()
+    master = MasterWeights(ours)
+    optimizer = torch.optim.AdamW(ours.parameters(), lr=1e-2, weight_decay=0.1, fused=True)
+    master.attach(optimizer)
+    assert len(list(master_module.chunks(master.masters))) > 3
+    masters = [p.detach().clone() for p in theirs.parameters()]
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.data = p.data.to(torch.bfloat16)
+    reference = torch.optim.AdamW(masters, lr=1e-2, weight_decay=0.1, fused=True)
+    ids = torch.randint(0, ours.config.vocab_size, (3, 12), generator=torch.Generator().manual_seed(1))
+    # per step: the micro-batches, then the clip norms (1e-3 clips, inf only measures; two clips in one step)
+    plan = [([ids[:1]], [1e-3]), ([ids[1:2], ids[2:]], [math.inf]), ([ids[2:]], [0.5, 1e-3]), ([ids[:2]], [])]
+    for rows, max_norms in plan:
+        for row in rows:
+            loss_of(ours, row).backward()
+        got = [master.clip_grad_norm(max_norm) for max_norm in max_norms]
+        optimizer.step()
+        grads = [None] * len(masters)
+        for row in rows:
+            loss_of(theirs, row).backward()
+            grads = [p.grad.float() if g is None else g + p.grad.float() for g, p in zip(grads, theirs.parameters())]
+            theirs.zero_grad(set_to_none=True)
+        want = []
+        for m, g in zip(masters, grads):
+            m.grad = g
+        for max_norm in max_norms:
+            want.append(torch.nn.utils.clip_grad_norm_(masters, max_norm))
+        reference.step()
+        reference.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for p, m in zip(theirs.parameters(), masters):
+                p.data.copy_(m)
+        assert [float(n) for n in got] == [float(n) for n in want]
+        for a, b in zip(master.masters, masters):
+            assert torch.equal(a, b)
+    assert optimizer.state_dict()["state"].keys() == reference.state_dict()["state"].keys()
 
 
 def test_saving_and_loading_go_through_the_masters(make_tiny_llama: Any) -> None:
