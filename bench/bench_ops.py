@@ -191,7 +191,8 @@ def main() -> None:
                                    "cpu_speedup_vs_first": cpu_first / cpu, "max_grad_rel_err_vs_first": max(errors),
                                    "saved_for_backward_mib": saved[name], "first_step_s": first_step[name]}
         print(f"{name:>10}: median step CPU {cpu:.3f} s (wall {wall:.3f})  x{cpu_first / cpu:.2f} vs {first} "
-              f"(CPU time)  first step {first_step[name]:.1f} s  saved for backward {saved[name]:.0f} MiB  max grad rel err {max(errors):.2e}  "
+              f"(CPU time)  first step {first_step[name]:.1f} s  saved for backward {saved[name]:.0f} MiB  "
+              f"max grad rel err {max(errors):.2e}  "
               f"rounds {[round(t[1], 3) for t in times[name]]}", flush=True)
     if args.profile:
         for name, fn in runs.items():

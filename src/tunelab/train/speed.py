@@ -49,7 +49,9 @@ def keep_less(model: Any, recompute: str) -> list[str]:
     if recompute != "none":
         return []
     mlps = kernels.recompute_products(model)
-    return [f"SwiGLU products computed again in backward instead of kept (bit-identical) in {mlps} MLPs"] if mlps else []
+    if not mlps:
+        return []
+    return [f"SwiGLU products computed again in backward instead of kept (bit-identical) in {mlps} MLPs"]
 
 
 def tune_process(precision: Precision) -> list[str]:
