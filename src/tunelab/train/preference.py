@@ -10,19 +10,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from tunelab.config.schema import PrefSection
+from tunelab.model.attention import uses_packed_attention
 from tunelab.train.hf_private import forward_through_wrapper
 from tunelab.train.logps import labelled_logps
 from tunelab.train.pref_loss import RunningMean
 from tunelab.train.reference import Reference
-from tunelab.train.trainer import Batch, TunelabTrainer
+from tunelab.train.trainer import Batch, TrainerOptions, TunelabTrainer
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+    from tunelab.data.bundle import DataBundle
+    from tunelab.model.load import ModelBundle
 
 Figures = dict[str, float]
+Stage = TypeVar("Stage", bound="PreferenceTrainer")
 
 
 class BcoBaseline(TrainerCallback, ExportableState, RunningMean):
@@ -68,6 +77,22 @@ class PreferenceTrainer(TunelabTrainer):
         self.loss_is_scaled_for_ga = False
         self.window: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self.add_callback(BcoBaseline())
+
+    @classmethod
+    def over(cls: type[Stage], model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
+             callbacks: list[TrainerCallback], options: TrainerOptions | None,
+             collators: tuple[Callable[[], Any], Callable[[int], Any]]) -> Stage:
+        """A trainer of this stage over already-loaded objects (the reference comes in options, loaded by
+        train/reference.py), with the first collator (packed rows) where the attention takes them (padding_free
+        and a selective-loss model), the second (padded, given the pad token id) elsewhere."""
+        options = options or TrainerOptions()
+        packed, padded = collators
+        collator = (packed() if uses_packed_attention(model_bundle.model)
+                    else padded(model_bundle.tokenizer.pad_token_id))
+        return cls(model=model_bundle.model, args=args, train_dataset=data_bundle.train,
+                   eval_dataset=data_bundle.eval, data_collator=collator, processing_class=model_bundle.tokenizer,
+                   callbacks=callbacks, options=options, reference=options.reference,
+                   pref=options.pref or PrefSection())
 
     # the stage's loss: subclasses fill in batch_loss
     def batch_loss(self, model: torch.nn.Module, inputs: Batch) -> tuple[torch.Tensor, Figures, int]:

@@ -15,7 +15,6 @@ from tunelab.config.schema import PrefSection
 from tunelab.data.bundle import DataBundle
 from tunelab.data.collate import PackedPairCollator, PairCollator
 from tunelab.data.encode.cutoff import IGNORE_INDEX
-from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
 from tunelab.train.logps import length_weights, per_row_sums, token_rows
 from tunelab.train.pref_loss import LENGTH_NORMALISED, PairLogps, dpo_losses
@@ -79,12 +78,7 @@ class DpoTrainer(PreferenceTrainer):
 
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
                   callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> DpoTrainer:
-    """A dpo trainer over already-loaded objects (the reference comes in options, loaded by train/reference.py)."""
-    options = options or TrainerOptions()
-    # padding-free where the attention takes packed rows (padding_free: true and a selective-loss model)
-    collator = (PackedPairCollator() if uses_packed_attention(model_bundle.model)
-                else PairCollator(model_bundle.tokenizer.pad_token_id))
-    return DpoTrainer(model=model_bundle.model, args=args, train_dataset=data_bundle.train,
-                      eval_dataset=data_bundle.eval, data_collator=collator,
-                      processing_class=model_bundle.tokenizer, callbacks=callbacks, options=options,
-                      reference=options.reference, pref=options.pref or PrefSection())
+    """A dpo trainer over already-loaded objects (PreferenceTrainer.over: packed pairs where the attention
+    takes them)."""
+    return DpoTrainer.over(model_bundle, data_bundle, args, callbacks, options,
+                           (PackedPairCollator, PairCollator))

@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tunelab.config.schema import PrefSection
 from tunelab.data.bundle import DataBundle
 from tunelab.data.collate import FeedbackCollator, PackedFeedbackCollator
 from tunelab.data.encode.cutoff import IGNORE_INDEX
-from tunelab.model.attention import uses_packed_attention
 from tunelab.model.load import ModelBundle
 from tunelab.train.logps import per_row_sums, sequence_logps, token_rows
 from tunelab.train.pref_loss import FeedbackLogps, kto_kl, kto_losses
@@ -91,11 +89,7 @@ class KtoTrainer(PreferenceTrainer):
 
 def build_trainer(model_bundle: ModelBundle, data_bundle: DataBundle, args: TrainingArguments,
                   callbacks: list[TrainerCallback], options: TrainerOptions | None = None) -> KtoTrainer:
-    """A kto trainer over already-loaded objects (the reference comes in options, loaded by train/reference.py)."""
-    options = options or TrainerOptions()
-    collator = (PackedFeedbackCollator() if uses_packed_attention(model_bundle.model)
-                else FeedbackCollator(model_bundle.tokenizer.pad_token_id))
-    return KtoTrainer(model=model_bundle.model, args=args, train_dataset=data_bundle.train,
-                      eval_dataset=data_bundle.eval, data_collator=collator,
-                      processing_class=model_bundle.tokenizer, callbacks=callbacks, options=options,
-                      reference=options.reference, pref=options.pref or PrefSection())
+    """A kto trainer over already-loaded objects (PreferenceTrainer.over: packed rows where the attention
+    takes them)."""
+    return KtoTrainer.over(model_bundle, data_bundle, args, callbacks, options,
+                           (PackedFeedbackCollator, FeedbackCollator))
