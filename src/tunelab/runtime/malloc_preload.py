@@ -37,18 +37,23 @@ def find_tcmalloc() -> str | None:
     return None
 
 
+def glibc_by_default(environ: Mapping[str, str], platform: str) -> bool:
+    """Whether this process would run on glibc's malloc unless tcmalloc is preloaded: Linux, not started again
+    already, not opted out (TUNELAB_MALLOC set either way), and no malloc of the user's in LD_PRELOAD."""
+    return platform.startswith("linux") and not environ.get(MARK) and "malloc" not in environ.get("LD_PRELOAD", "")
+
+
 def restart_env(words: Sequence[str], environ: Mapping[str, str], platform: str,
                 find: Callable[[], str | None]) -> dict[str, str] | None:
     """The environment to start `tunelab WORDS` again with, tcmalloc (found by `find`) preloaded; None to go on as
     is. `find` runs only for a command that would restart: looking for a missing library takes about 60 ms, which
     every other command's start-up is spared."""
-    preload = environ.get("LD_PRELOAD", "")
-    if (not words or words[0] not in COMMANDS or not platform.startswith("linux") or environ.get(MARK)
-            or "malloc" in preload):
+    if not words or words[0] not in COMMANDS or not glibc_by_default(environ, platform):
         return None
     library = find()
     if library is None:
         return None
+    preload = environ.get("LD_PRELOAD", "")
     return {**QUIET, **environ, "LD_PRELOAD": f"{preload} {library}".strip(), MARK: "tcmalloc"}
 
 
@@ -69,8 +74,7 @@ def restart_with_tcmalloc(words: Sequence[str]) -> None:
 def missing_hint(environ: Mapping[str, str], platform: str, find: Callable[[], str | None]) -> str | None:
     """What to install for less memory, where a training process runs on glibc's malloc only because tcmalloc is
     missing (not where the user opted out or preloaded another malloc); None otherwise."""
-    if (not platform.startswith("linux") or environ.get(MARK) or "malloc" in environ.get("LD_PRELOAD", "")
-            or find() is not None):
+    if not glibc_by_default(environ, platform) or find() is not None:
         return None
     return ("tcmalloc is not installed: full fine-tuning's peak memory is about 15% lower with it "
             "(Debian/Ubuntu: apt-get install libtcmalloc-minimal4; TUNELAB_MALLOC=system hides this note)")

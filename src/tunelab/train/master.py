@@ -55,43 +55,39 @@ class MasterWeights:
         else:
             self.first[id(master)] = grad
 
-    def gradients(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(master, its gradient as kept: bf16 or float32, not yet clipped) for every master with one."""
+    def gradients(self) -> Iterator[torch.Tensor]:
+        """The masters' gradients as kept (bf16 or float32, not yet clipped), in the masters' order."""
         for master in self.masters:
             grad = master.grad if master.grad is not None else self.first.get(id(master))
             if grad is not None:
-                yield master, grad
+                yield grad
 
     def float_grad(self, master: torch.Tensor) -> torch.Tensor | None:
-        """The master's float32 gradient with the clipping applied, as clipping it in place would have left it."""
+        """The master's float32 gradient with the clipping applied, as clipping it in place would have left it
+        (the kept gradient is taken: a float32 one is scaled in place)."""
         grad = master.grad if master.grad is not None else self.first.pop(id(master), None)
-        if grad is None:
-            return None
-        grad = grad.float() if grad.dtype != torch.float32 else grad
+        return None if grad is None else self.clipped(grad, copy=False)
+
+    def clipped(self, grad: torch.Tensor, copy: bool) -> torch.Tensor:
+        """grad in float32 with the clip factors so far applied; a float32 grad is scaled in place unless copy."""
+        out = grad.float() if grad.dtype != torch.float32 else grad.clone() if copy else grad
         for factor in self.clip_factors:
-            grad.mul_(factor)
-        return grad
+            out.mul_(factor)
+        return out
 
     def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
         """The norm of the float32 gradients (as clipped so far), and a factor that clips them to max_norm (inf:
         measured only), computed as torch.nn.utils.clip_grad_norm_ does."""
         norms = []
-        for master, grad in self.gradients():
+        for grad in self.gradients():
             if self.clip_factors:  # a second clip in one step measures the first one's result
-                grad = self.float_grad_copy(master, grad)
+                grad = self.clipped(grad, copy=True)
             norms.append(torch.linalg.vector_norm(grad, 2.0, dtype=torch.float32))
         if not norms:
             return torch.tensor(0.0)
         total = torch.linalg.vector_norm(torch.stack(norms), 2.0)
         self.clip_factors.append(torch.clamp(max_norm / (total + 1e-6), max=1.0))
         return total
-
-    def float_grad_copy(self, master: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """A float32 copy of grad with the clipping so far applied (the kept gradient is left as it is)."""
-        copy = grad.float() if grad.dtype != torch.float32 else grad.clone()
-        for factor in self.clip_factors:
-            copy.mul_(factor)
-        return copy
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Make the optimizer (before its first step) update the masters, a chunk at a time

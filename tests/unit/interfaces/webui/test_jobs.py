@@ -14,8 +14,9 @@ from tunelab.interfaces.webui.jobs import (ABORT_GRACE_S, Job, JobError, Jobs, a
 
 # like a tunelab command (its CLI entry calls allow_interrupt first), so that abort's SIGINT reaches it even where
 # pytest itself runs with SIGINT ignored (started in the background by a script)
-SLEEPER = [sys.executable, "-c", "import time\nfrom tunelab.runtime.processes import allow_interrupt\n"
-           "allow_interrupt()\nprint('step 1', flush=True)\ntime.sleep(60)"]
+STARTED = ("import sys, time\nfrom tunelab.runtime.processes import allow_interrupt\nallow_interrupt()\n"
+           "print('step 1', flush=True)\n")
+SLEEPER = [sys.executable, "-c", STARTED + "time.sleep(60)"]
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
@@ -48,9 +49,7 @@ def test_start_attach_from_a_fresh_ui_and_abort(tmp_path: Path) -> None:
 
 
 # a tunelab command as the UI starts it: its CLI entry calls allow_interrupt first
-INTERRUPTIBLE_SLEEPER = [sys.executable, "-c", "import sys, time\n"
-                         "from tunelab.runtime.processes import allow_interrupt\n"
-                         "allow_interrupt()\nprint('step 1', flush=True)\ntry:\n    time.sleep(60)\n"
+INTERRUPTIBLE_SLEEPER = [sys.executable, "-c", STARTED + "try:\n    time.sleep(60)\n"
                          "except KeyboardInterrupt:\n    print('stopped cleanly', flush=True)\n    sys.exit(130)"]
 
 
