@@ -45,9 +45,11 @@ def test_value_and_gradients_equal_cross_entropy(small_chunks: None, tokens: int
 
 @pytest.mark.parametrize("staged", [1, 3, 4, 7, 1024])  # rows per weight-gradient GEMM: flushes of every size
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("vocabulary_slice", [7, 8192])  # the vocabulary's rows per GEMM: several, or all at once
 def test_weight_gradient_staged_in_blocks(small_chunks: None, monkeypatch: pytest.MonkeyPatch, staged: int,
-                                          dtype: torch.dtype) -> None:
+                                          dtype: torch.dtype, vocabulary_slice: int) -> None:
     monkeypatch.setattr(loss_module, "WEIGHT_GRAD_TOKENS", staged)
+    monkeypatch.setattr(loss_module, "WEIGHT_GRAD_SLICE", vocabulary_slice)
     h, w, y = tensors(11)
     w1, w2 = w.clone().requires_grad_(), w.clone().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
@@ -57,6 +59,15 @@ def test_weight_gradient_staged_in_blocks(small_chunks: None, monkeypatch: pytes
     assert w1.grad.dtype == torch.float32
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     assert ((w1.grad - w2.grad).norm() / w2.grad.norm()).item() < tol
+
+
+@pytest.mark.parametrize("rows", [7, 8192])
+def test_the_head_gradient_is_scaled_into_its_dtype_with_one_rounding(monkeypatch: pytest.MonkeyPatch,
+                                                                      rows: int) -> None:
+    monkeypatch.setattr(loss_module, "WEIGHT_GRAD_SLICE", rows)
+    grad, scale = torch.randn(50, 16, generator=torch.Generator().manual_seed(3)) * 40, torch.tensor(1 / 1371)
+    got = loss_module.scaled(grad, scale, torch.bfloat16)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, (grad * scale).to(torch.bfloat16))
 
 
 def test_gradient_for_hidden_only(small_chunks: None) -> None:
