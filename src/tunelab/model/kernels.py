@@ -9,13 +9,16 @@ The rotary embedding `q * cos + rotate_half(q) * sin` (a negation, a concatenati
 one product and two half-width fused multiply-adds, and keeps only cos and sin for the backward pass.
 The MLP's `silu(gate) * up` keeps gate and up only and computes silu(gate) again in its backward pass (the same
 operations, so bit for bit autograd's values), instead of also keeping the activation's output.
+Where no checkpointing recomputes the layers, a decoder layer can also keep its SwiGLU product and its norms'
+outputs as recipes (`keep_recipes`): the backward pass computes them again from the tensors kept anyway.
 Which transformers classes and functions these replace, and how they are checked: model/transformers_private.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 import torch
@@ -23,7 +26,8 @@ import torch.nn.functional as F
 
 from tunelab.model import transformers_private as private
 
-RECOMPUTE_PRODUCT = "tunelab_recompute_product"  # an MLP's attribute: keep its SwiGLU product as a recipe
+KEEPS_RECIPES = "tunelab_keeps_recipes"  # a decoder layer's attribute: keep_recipes installed its hooks
+RECIPE_CONTEXTS = "tunelab_recipe_contexts"  # a decoder layer's running Recipes.active() contexts
 
 
 class SavedContext(Protocol):
@@ -85,8 +89,12 @@ class RMSNormHolder(Protocol):
 
 
 def fused_rms_norm_forward(self: RMSNormHolder, hidden_states: torch.Tensor) -> torch.Tensor:
-    """The forward given to transformers' RMSNorm modules."""
-    return rms_norm(hidden_states, self.weight, self.variance_epsilon)
+    """The forward given to transformers' RMSNorm modules; inside a layer that keeps recipes (keep_recipes), the
+    output is computed again from the input, which RMSNormFunction keeps anyway."""
+    weight, eps = self.weight, self.variance_epsilon
+    out = rms_norm(hidden_states, weight, eps)
+    keep_as_recipe(out, lambda: weight * normalised(hidden_states, inverse_rms(hidden_states, eps)))
+    return out
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
@@ -154,48 +162,98 @@ class MLPHolder(Protocol):
 
 
 class SavedView(NamedTuple):
-    """Where a saved tensor sat in the SwiGLU product's storage: enough to take the same view of it again."""
+    """Where a saved tensor sat in a recipe's storage: enough to take the same view of it again."""
 
     size: torch.Size
     stride: tuple[int, ...]
     offset: int
 
 
-def product_saved_as_recipe(product: torch.Tensor, gate: torch.Tensor,
-                            up: torch.Tensor) -> torch.autograd.graph.saved_tensors_hooks:
-    """Saved-tensor hooks under which whatever autograd keeps of `product` (the down projection's input, or views
-    of it) is kept as its place in the product instead, and the product is computed again from gate and up (which
-    SwiGLUFunction keeps anyway) when the backward pass first asks: one [tokens, intermediate] tensor less per
-    layer between forward and backward. The same operations as the forward, so the same values bit for bit. The
-    hooks hold the product's address, not the product, so it is freed when the forward pass drops it."""
-    device, storage = product.device, product.untyped_storage().data_ptr()
-    computed: list[torch.Tensor] = []
+class Recipe:
+    """How to compute a tensor again in the backward pass: `make` runs once, at the first unpack, and the value
+    lives as long as the saved tensors that refer to it (until their backward nodes are freed)."""
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor | SavedView:
-        if tensor.device != device or tensor.untyped_storage().data_ptr() != storage:
+    def __init__(self, make: Callable[[], torch.Tensor]) -> None:
+        self.make: Callable[[], torch.Tensor] | None = make
+        self.value: torch.Tensor | None = None
+
+    def get(self) -> torch.Tensor:
+        """The tensor, computed now if not yet."""
+        if self.make is not None:
+            with torch.no_grad():
+                self.value = self.make()
+            self.make = None  # let go of the inputs
+        assert self.value is not None
+        return self.value
+
+
+class Kept(NamedTuple):
+    """A saved tensor kept as its place in a recipe's output."""
+
+    view: SavedView
+    recipe: Recipe
+
+
+_ACTIVE: list[Recipes] = []  # the recipes of the decoder layers whose forward is running, innermost last
+
+
+class Recipes:
+    """Tensors of one decoder layer's forward that the backward pass computes again instead of keeping.
+
+    While `active()`, whatever autograd saves of a registered tensor (or of a view of it) is kept as a `Kept`, and
+    the tensor is computed from its recipe's inputs, which other saved tensors keep anyway, when the backward pass
+    first asks. The recipes repeat the forward's operations, so the values are the same bit for bit. The registry
+    holds the registered tensors until the layer's forward ends, so no other tensor can take their storage (and be
+    mistaken for them) while it matches; then it lets go, and the tensors are freed with the forward's locals.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[torch.device, int], tuple[torch.Tensor, Recipe]] = {}
+
+    def add(self, tensor: torch.Tensor, make: Callable[[], torch.Tensor]) -> None:
+        """Keep what autograd saves of `tensor` as `make`, called again in backward."""
+        self.held[(tensor.device, tensor.untyped_storage().data_ptr())] = (tensor, Recipe(make))
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor | Kept:
+        """autograd's pack hook: a registered tensor (or a view of it) becomes its place in the recipe."""
+        entry = self.held.get((tensor.device, tensor.untyped_storage().data_ptr()))
+        if entry is None:
             return tensor
-        return SavedView(tensor.shape, tensor.stride(), tensor.storage_offset())
+        return Kept(SavedView(tensor.shape, tensor.stride(), tensor.storage_offset()), entry[1])
 
-    def unpack(saved: torch.Tensor | SavedView) -> torch.Tensor:
-        if not isinstance(saved, SavedView):
-            return saved
-        if not computed:
-            computed.append(F.silu(gate) * up)
-        return computed[0].as_strided(saved.size, saved.stride, saved.offset)
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Recipes]:
+        """Register into this and keep recipes while the block runs (one decoder layer's forward)."""
+        _ACTIVE.append(self)
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(self.pack, unpack):
+                yield self
+        finally:
+            _ACTIVE.pop()
+            self.held.clear()
 
-    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+def unpack(saved: torch.Tensor | Kept) -> torch.Tensor:
+    """autograd's unpack hook: a kept view is taken again of its recipe's tensor, computed on first use."""
+    if not isinstance(saved, Kept):
+        return saved
+    return saved.recipe.get().as_strided(saved.view.size, saved.view.stride, saved.view.offset)
+
+
+def keep_as_recipe(tensor: torch.Tensor, make: Callable[[], torch.Tensor]) -> None:
+    """Register a tensor with the running layer's recipes where a backward pass may save it (keep_recipes)."""
+    if _ACTIVE and torch.is_grad_enabled():
+        _ACTIVE[-1].add(tensor, make)
 
 
 def fused_mlp_forward(self: MLPHolder, x: torch.Tensor) -> torch.Tensor:
-    """down(silu(gate(x)) * up(x)) with SwiGLUFunction where a backward pass follows, and where the module is told
-    to (recompute_products: only where nothing else recomputes the layer), the product kept as a recipe."""
+    """down(silu(gate(x)) * up(x)) with SwiGLUFunction where a backward pass follows; inside a layer that keeps
+    recipes (keep_recipes), the product is computed again from gate and up, which SwiGLUFunction keeps anyway."""
     gate, up = self.gate_proj(x), self.up_proj(x)
     if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad) and gate.dtype == up.dtype:
         product = SwiGLUFunction.apply(gate, up)
-        if not getattr(self, RECOMPUTE_PRODUCT, False):
-            return self.down_proj(product)
-        with product_saved_as_recipe(product, gate, up):
-            return self.down_proj(product)
+        keep_as_recipe(product, lambda: F.silu(gate) * up)
+        return self.down_proj(product)
     return self.down_proj(F.silu(gate) * up)
 
 
@@ -268,16 +326,34 @@ def fuse_mlps(model: torch.nn.Module) -> int:
     return replace_forwards(model, private.is_silu_mlp, mlp_matches, fused_mlp_forward)
 
 
-def recompute_products(model: torch.nn.Module) -> int:
-    """Have every fused MLP of the model keep its SwiGLU product as a recipe (product_saved_as_recipe); only for a
-    model whose layers no checkpointing recomputes (its saved-tensor hooks would be shadowed by these); returns the
-    MLPs changed."""
+def keep_recipes(model: torch.nn.Module) -> int:
+    """Have every decoder layer with a fused MLP keep its SwiGLU product and its fused RMSNorms' outputs as recipes
+    (Recipes): two [tokens, hidden] and one [tokens, intermediate] tensor less per layer between forward and
+    backward. Only for a model whose layers no checkpointing recomputes (its saved-tensor hooks would be shadowed
+    by these); returns the layers changed (idempotent)."""
     changed = 0
-    for module in model.modules():
-        if vars(module).get("forward") is not None and getattr(module.forward, "__func__", None) is fused_mlp_forward:
-            setattr(module, RECOMPUTE_PRODUCT, True)
-            changed += 1
+    for name, module in model.named_modules():
+        if getattr(vars(module).get("forward"), "__func__", None) is not fused_mlp_forward or "." not in name:
+            continue
+        layer = model.get_submodule(name.rsplit(".", 1)[0])
+        if not getattr(layer, KEEPS_RECIPES, False):
+            layer.register_forward_pre_hook(enter_recipes)
+            layer.register_forward_hook(leave_recipes, always_call=True)
+            setattr(layer, KEEPS_RECIPES, True)
+        changed += 1
     return changed
+
+
+def enter_recipes(layer: torch.nn.Module, _: object) -> None:
+    """Forward pre-hook of a layer that keeps recipes: a fresh registry for this forward."""
+    context = Recipes().active()
+    context.__enter__()
+    vars(layer).setdefault(RECIPE_CONTEXTS, []).append(context)
+
+
+def leave_recipes(layer: torch.nn.Module, *_: object) -> None:
+    """Forward hook (also on an error) of a layer that keeps recipes: stop registering and let go of the tensors."""
+    vars(layer)[RECIPE_CONTEXTS].pop().__exit__(None, None, None)
 
 
 def fuse_rotary(model: torch.nn.Module) -> list[str]:

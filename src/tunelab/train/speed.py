@@ -44,14 +44,16 @@ def apply(model: Any, precision: Precision, stage: str = "sft") -> list[str]:
 
 
 def keep_less(model: Any, recompute: str) -> list[str]:
-    """Memory savings that only fit where no checkpointing recomputes the layers (recompute "none"): the fused
-    MLPs keep their SwiGLU product as a recipe (model/kernels.py); one note per change made."""
+    """Memory savings that only fit where no checkpointing recomputes the layers (recompute "none"): the decoder
+    layers with fused MLPs keep their SwiGLU products and RMSNorm outputs as recipes (model/kernels.py); one note
+    per change made."""
     if recompute != "none":
         return []
-    mlps = kernels.recompute_products(model)
-    if not mlps:
+    layers = kernels.keep_recipes(model)
+    if not layers:
         return []
-    return [f"SwiGLU products computed again in backward instead of kept (bit-identical) in {mlps} MLPs"]
+    return [f"SwiGLU products and RMSNorm outputs computed again in backward instead of kept (bit-identical) in "
+            f"{layers} layers"]
 
 
 def tune_process(precision: Precision) -> list[str]:

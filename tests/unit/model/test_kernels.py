@@ -150,11 +150,13 @@ def test_the_product_kept_as_a_recipe_is_freed_after_forward_and_gives_the_same_
     results = []
     for recipe in (False, True):
         g, u, w = (t.clone().requires_grad_() for t in (gate, up, weight))
-        product = kernels.SwiGLUFunction.apply(g, u)
-        alive = weakref.ref(product)
-        with kernels.product_saved_as_recipe(product, g, u) if recipe else contextlib.nullcontext():
+        with kernels.Recipes().active() if recipe else contextlib.nullcontext():
+            product = kernels.SwiGLUFunction.apply(g, u)
+            kernels.keep_as_recipe(product, lambda g=g, u=u: torch.nn.functional.silu(g) * u)
+            alive = weakref.ref(product)
             out = torch.nn.functional.linear(product, w)  # saves a [12, 40] view of the product for w's gradient
-        del product
+            del product
+            assert alive() is not None  # held while the layer runs: no other tensor can take its storage
         assert (alive() is None) == recipe  # kept only as gate and up, which SwiGLU keeps anyway
         out.backward(grad)
         results.append([out.detach(), g.grad, u.grad, w.grad])
@@ -162,17 +164,53 @@ def test_the_product_kept_as_a_recipe_is_freed_after_forward_and_gives_the_same_
         assert torch.equal(got, want)
 
 
-def test_a_model_whose_products_are_recipes_trains_bit_for_bit_as_before(make_tiny_llama: Any) -> None:
+def test_a_tensor_is_kept_as_a_recipe_only_while_its_layer_runs() -> None:
+    x = torch.randn(4, 6, requires_grad=True)
+    kernels.keep_as_recipe(x * 2, lambda: x * 2)  # no layer running: nothing registered, nothing held
+    recipes = kernels.Recipes()
+    with recipes.active():
+        y = x * 3
+        kernels.keep_as_recipe(y, lambda: torch.full_like(y, 7.0))  # a wrong recipe shows where it is used
+        assert recipes.held
+        out = (y * x).sum()  # mul keeps y for x's gradient: as the recipe
+    assert not recipes.held
+    out.backward()
+    assert torch.equal(x.grad, torch.full_like(x, 7.0) + 3 * x.detach())  # d/dx of y * x = y' + x * dy/dx
+    z = x * 3  # after the layer: kept as it is
+    x.grad = None
+    (z * x).sum().backward()
+    assert torch.equal(x.grad, 6 * x.detach())
+
+
+def test_a_model_whose_layers_keep_recipes_trains_bit_for_bit_as_before(make_tiny_llama: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_tiny_llama()
     kernels.fuse_mlps(model)
+    kernels.fuse_rms_norms(model)
     ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(0))
     want = loss_and_grads(model, ids)
-    mlps = sum(type(m).__name__ == "LlamaMLP" for m in model.modules())
-    assert kernels.recompute_products(model) == mlps > 0
+    layers = sum(type(m).__name__ == "LlamaDecoderLayer" for m in model.modules())
+    assert kernels.keep_recipes(model) == layers > 0
+    assert kernels.keep_recipes(model) == layers  # idempotent: hooks installed once
+    made = []
+    original = kernels.Recipe.get
+    monkeypatch.setattr(kernels.Recipe, "get", lambda self: made.append(self.make is not None) or original(self))
     got = loss_and_grads(model, ids)
     for ours, theirs in zip(got, want):
         assert torch.equal(ours, theirs)
-    assert kernels.recompute_products(make_tiny_llama()) == 0  # only fused MLPs
+    assert made.count(True) == 3 * layers  # each layer's product and its two norms' outputs, computed once
+    assert kernels.keep_recipes(make_tiny_llama()) == 0  # only layers with fused MLPs
+
+
+def test_recipes_are_not_kept_for_a_layer_that_raised(make_tiny_llama: Any) -> None:
+    model = make_tiny_llama()
+    kernels.fuse_mlps(model)
+    kernels.keep_recipes(model)
+    mlp = next(m for m in model.modules() if type(m).__name__ == "LlamaMLP")
+    mlp.register_forward_hook(lambda *_: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        model(input_ids=torch.tensor([[3, 4, 5]]))
+    assert not kernels._ACTIVE  # the layer's registry was taken off though its forward raised
 
 
 def test_lora_mlps_with_bf16_weights_and_float32_adapters_are_fused(make_tiny_llama: Any) -> None:

@@ -63,18 +63,18 @@ def test_stages_with_a_reference_get_no_kernels(make_tiny_llama: Any) -> None:
     kernels.unfuse_rotary(model)
 
 
-def test_products_are_recomputed_only_where_no_checkpointing_recomputes_the_layers(make_tiny_llama: Any) -> None:
+def test_recipes_are_kept_only_where_no_checkpointing_recomputes_the_layers(make_tiny_llama: Any) -> None:
     from tunelab.model import kernels
 
     model = make_tiny_llama()
     speed.apply(model, CPU_BF16)
-    mlps = [m for m in model.modules() if type(m).__name__ == "LlamaMLP"]
-    for mode in ("cheap", "full"):  # their saved-tensor hooks would be shadowed by the product's
+    layers = [m for m in model.modules() if type(m).__name__ == "LlamaDecoderLayer"]
+    for mode in ("cheap", "full"):  # their saved-tensor hooks would be shadowed by the recipes'
         assert speed.keep_less(model, mode) == []
-    assert not any(getattr(m, kernels.RECOMPUTE_PRODUCT, False) for m in mlps)
+    assert not any(getattr(m, kernels.KEEPS_RECIPES, False) for m in layers)
     notes = speed.keep_less(model, "none")
-    assert len(notes) == 1 and "2 MLPs" in notes[0]
-    assert all(getattr(m, kernels.RECOMPUTE_PRODUCT) for m in mlps)
+    assert len(notes) == 1 and "2 layers" in notes[0]
+    assert all(getattr(m, kernels.KEEPS_RECIPES) for m in layers)
     assert speed.keep_less(make_tiny_llama(), "none") == []  # no fused MLPs (GPU, or speed.apply not run)
     kernels.unfuse_rotary(model)
 
