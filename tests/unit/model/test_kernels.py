@@ -102,9 +102,12 @@ def test_rotary_equals_transformers(dtype: torch.dtype) -> None:
             assert rel(ours, want) <= 1.5 * rel(theirs, want) + 1e-3
 
 
-def loss_and_grads(model: Any, ids: torch.Tensor) -> list[torch.Tensor]:
+def loss_and_grads(model: Any, ids: torch.Tensor, autocast: bool = False) -> list[torch.Tensor]:
+    """The loss and the gradients; with autocast, the forward pass under bf16 autocast and the backward pass outside
+    it, as training runs them."""
     model.zero_grad()
-    loss = model(input_ids=ids, labels=ids).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
     return [loss.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
@@ -182,20 +185,22 @@ def test_a_tensor_is_kept_as_a_recipe_only_while_its_layer_runs() -> None:
     assert torch.equal(x.grad, 6 * x.detach())
 
 
+@pytest.mark.parametrize("bf16", [False, True])  # float32, or bf16 weights under autocast as training runs
 def test_a_model_whose_layers_keep_recipes_trains_bit_for_bit_as_before(make_tiny_llama: Any,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    model = make_tiny_llama()
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         bf16: bool) -> None:
+    model = make_tiny_llama().to(torch.bfloat16 if bf16 else torch.float32)
     kernels.fuse_mlps(model)
     kernels.fuse_rms_norms(model)
     ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(0))
-    want = loss_and_grads(model, ids)
+    want = loss_and_grads(model, ids, autocast=bf16)
     layers = sum(type(m).__name__ == "LlamaDecoderLayer" for m in model.modules())
     assert kernels.keep_recipes(model) == layers > 0
     assert kernels.keep_recipes(model) == layers  # idempotent: hooks installed once
     made = []
     original = kernels.Recipe.get
     monkeypatch.setattr(kernels.Recipe, "get", lambda self: made.append(self.make is not None) or original(self))
-    got = loss_and_grads(model, ids)
+    got = loss_and_grads(model, ids, autocast=bf16)
     for ours, theirs in zip(got, want):
         assert torch.equal(ours, theirs)
     assert made.count(True) == 3 * layers  # each layer's product and its two norms' outputs, computed once
