@@ -46,7 +46,7 @@ class WeightGradient:
     accumulation per WEIGHT_GRAD_TOKENS tokens instead of one per chunk (with a 49k vocabulary that pass costs more
     than the GEMM of a 128-token chunk), and no [vocabulary, hidden] product in the compute dtype beside the sum.
     Measured at 0.5B's shape (bench/README.md): 0.8x the time of one product per flush, and the loss's peak
-    above the decoder's activations down from 554 to about 290 MiB.
+    above the decoder's activations down from 554 to about 300 MiB.
     """
 
     def __init__(self, hidden: torch.Tensor, weight: torch.Tensor, compute_dtype: torch.dtype) -> None:
