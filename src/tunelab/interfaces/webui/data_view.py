@@ -19,7 +19,7 @@ from tunelab.config.errors import ConfigError
 from tunelab.interfaces.data_cli import add_convert_args, cmd_convert, cmd_stats, cmd_validate
 from tunelab.interfaces.webui.cli_capture import Captured, Handler, capture, run_cli
 from tunelab.interfaces.webui.safe_paths import checked_path
-from tunelab.interfaces.webui.top_config import blank
+from tunelab.interfaces.webui.top_config import blank, existing_folder
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -187,11 +187,9 @@ def convert(form: ConvertForm) -> Captured:
         return Captured(2, "", "tunelab: error: output file name: give a file name ending .json or .jsonl, "
                                "without a folder (it is written into the dataset folder)")
     try:
-        folder = checked_path("dataset_dir", form.dataset_dir, form.workdir)
+        folder = existing_folder("dataset_dir", form.dataset_dir, form.workdir, "give the dataset folder")
     except ConfigError as exc:
         return Captured(2, "", f"tunelab: {exc.render()}")
-    if not folder.is_dir():
-        return Captured(2, "", f"tunelab: error: {form.dataset_dir}: no such folder; give the dataset folder")
     return run_cli(add_convert_args, cmd_convert, form.argv(folder), "tunelab data convert")
 
 

@@ -152,6 +152,11 @@ def test_the_dataset_folder_follows_the_path_rule(tmp_path: Path) -> None:
                                     workdir=work)
     assert data_view.convert(convert).err.startswith(escape)
     assert not (tmp_path / "outside" / "qa.json").exists()
+    missing = data_view.ConvertForm(str(upload), "alpaca", "instruction=q,output=a", "qa.json", "nope", workdir=work)
+    done = data_view.convert(missing)
+    assert done.code == 2 and done.err.startswith("tunelab: the config has 1 problem\n  dataset_dir: nope: no such "
+                                                  "folder; give the dataset folder")
+    assert not (work / "nope").exists()
     inside = data_view.ConvertForm(str(upload), "alpaca", "instruction=q,output=a", "qa.json", "data", workdir=work)
     assert data_view.convert(inside).ok and (work / "data" / "qa.json").is_file()
 
